@@ -8,7 +8,7 @@ model of those dimensions. The text it produces is meaningless; the compute is r
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -117,4 +117,4 @@ def write_synthetic_model(header_file: Path, destination: Path, dims: Dimensions
     return destination
 
 
-__all__ = ["BASE", "MINI", "TINY", "Dimensions", "write_synthetic_model", "replace"]
+__all__ = ["BASE", "MINI", "TINY", "Dimensions", "write_synthetic_model"]

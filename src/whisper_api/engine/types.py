@@ -1,0 +1,104 @@
+"""What the engine takes and gives back: plain values, no HTTP and no whisper.cpp handles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Task = Literal["transcribe", "translate"]
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeOptions:
+    """whisper.cpp decoding knobs, with OpenAI's / openai-whisper's names and defaults."""
+
+    task: Task = "transcribe"
+    #: ISO-639-1 code; None detects the language on a multilingual model.
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float = 0.0
+    #: Added to the temperature when a window fails the thresholds below; 0 disables fallback.
+    temperature_increment_on_fallback: float = 0.2
+    #: None → greedy decoding; otherwise beam search of this width.
+    beam_size: int | None = None
+    best_of: int = 5
+    patience: float | None = None
+    #: whisper.cpp's entropy threshold plays the part of openai-whisper's compression-ratio threshold.
+    compression_ratio_threshold: float = 2.4
+    logprob_threshold: float = -1.0
+    no_speech_threshold: float = 0.6
+    condition_on_previous_text: bool = True
+    suppress_blank: bool = True
+    suppress_non_speech_tokens: bool = False
+    word_timestamps: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    id: int
+    #: Raw bytes: one UTF-8 character may be split across two tokens.
+    bytes: bytes
+    logprob: float
+    #: Seconds from the start of the audio (whisper.cpp token timestamps; coarse without them).
+    start: float
+    end: float
+    #: Timestamp, start-of-transcript and other control tokens carry no text.
+    special: bool
+
+    @property
+    def text(self) -> str:
+        return self.bytes.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    index: int
+    start: float
+    end: float
+    text: str
+    tokens: tuple[Token, ...]
+    no_speech_prob: float
+
+    @property
+    def text_tokens(self) -> tuple[Token, ...]:
+        return tuple(token for token in self.tokens if not token.special)
+
+    @property
+    def avg_logprob(self) -> float:
+        text_tokens = self.text_tokens
+        if not text_tokens:
+            return 0.0
+        return sum(token.logprob for token in text_tokens) / len(text_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageGuess:
+    #: ISO-639-1 code ("en") and whisper's English name ("english").
+    code: str
+    name: str
+    probability: float
+    #: The most probable candidates, best first: (code, probability).
+    candidates: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    task: Task
+    #: Language the text is in before translation: given by the caller or detected.
+    language: LanguageGuess
+    duration: float
+    segments: tuple[Segment, ...]
+    temperature: float
+    words: tuple[Word, ...] = field(default=())
+
+    @property
+    def text(self) -> str:
+        return "".join(segment.text for segment in self.segments).strip()

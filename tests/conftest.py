@@ -1,0 +1,47 @@
+"""Shared fixtures: the read-only test data in ../shared/fixtures and synthetic models made from it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.support.synthetic_model import MINI, TINY, write_synthetic_model
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(os.environ.get("WHISPER_API_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures"))
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    if not FIXTURES.is_dir():
+        pytest.skip(f"test fixtures not found at {FIXTURES} (set WHISPER_API_FIXTURES)")
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def jfk_wav(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "audio" / "jfk.wav"
+
+
+@pytest.fixture(scope="session")
+def jfk_mp3(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "audio" / "jfk.mp3"
+
+
+@pytest.fixture(scope="session")
+def models_dir(fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models directory of synthetic models: small ones named like the real multilingual and English files."""
+    directory = tmp_path_factory.mktemp("models")
+    headers = fixtures_dir / "models"
+    write_synthetic_model(headers / "for-tests-ggml-tiny.bin", directory / "ggml-mini.bin", MINI)
+    write_synthetic_model(headers / "for-tests-ggml-tiny.en.bin", directory / "ggml-mini.en.bin", MINI)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_en_model(fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model with tiny.en's dimensions: real tiny.en compute, random text."""
+    path = tmp_path_factory.mktemp("tiny") / "ggml-tiny.en.bin"
+    return write_synthetic_model(fixtures_dir / "models" / "for-tests-ggml-tiny.en.bin", path, TINY)
