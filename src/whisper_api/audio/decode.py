@@ -1,0 +1,194 @@
+"""Turn an uploaded audio or video file into the samples whisper.cpp consumes: 16 kHz mono float32."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import math
+import os
+from collections.abc import Iterator
+from typing import BinaryIO, ClassVar
+
+import av
+import av.logging
+import numpy as np
+from av.audio.frame import AudioFrame
+from av.audio.stream import AudioStream
+from av.container import InputContainer
+
+SAMPLE_RATE = 16_000
+
+_SUPPORTED_FORMATS = "flac, mp3, mp4, mpeg, mpga, m4a, ogg, wav, webm, or a video file with an audio track"
+
+# FFmpeg logs every damaged frame of an upload, and this module already handles those. The no-op callback is
+# also PyAV's own default; setting it here keeps it so, whatever PyAV version is installed. It changes only
+# FFmpeg's process-wide log callback, not Python's logging, and PyAV warns that forwarding FFmpeg's log to
+# Python can deadlock in multi-threaded programs like this service.
+av.logging.set_level(None)
+
+
+class AudioError(Exception):
+    """An upload that cannot become audio for transcription; `message` is meant for the API user."""
+
+    code: ClassVar[str]
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class EmptyAudio(AudioError):
+    code = "empty_file"
+
+    def __init__(self) -> None:
+        super().__init__("The uploaded file is empty: it contains no audio.")
+
+
+class NoAudioStream(AudioError):
+    code = "no_audio_stream"
+
+    def __init__(self) -> None:
+        super().__init__("The uploaded file has no audio track.")
+
+
+class UndecodableAudio(AudioError):
+    code = "invalid_audio"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"The uploaded file could not be decoded as audio ({reason}). "
+            f"Supported formats: {_SUPPORTED_FORMATS}."
+        )
+
+
+class AudioTooLong(AudioError):
+    code = "audio_too_long"
+
+    def __init__(self, max_seconds: float) -> None:
+        super().__init__(f"The audio is longer than the {max_seconds:g}-second limit.")
+
+
+def decode_audio(
+    source: bytes | str | os.PathLike[str] | BinaryIO, *, max_seconds: float | None = None
+) -> np.ndarray:
+    """Decode the first audio stream of `source` into 16 kHz mono float32 samples in [-1, 1].
+
+    Blocking and CPU-bound: call it from a worker thread. Decoding stops as soon as the output passes
+    `max_seconds`, so memory stays bounded by the limit rather than by the upload.
+    """
+    with _binary_file(source) as file, _open_container(file) as container:
+        stream = _first_audio_stream(container)
+        samples = _decode_stream(container, stream, math.inf if max_seconds is None else max_seconds)
+    # Lossy decoders overshoot full scale slightly; whisper.cpp expects [-1, 1].
+    return np.clip(samples, -1.0, 1.0, out=samples)
+
+
+@contextlib.contextmanager
+def _binary_file(source: bytes | str | os.PathLike[str] | BinaryIO) -> Iterator[BinaryIO]:
+    # Opening paths here rather than in FFmpeg keeps a missing file an ordinary FileNotFoundError (a caller
+    # bug) instead of looking like a bad upload, and lets one emptiness check serve every kind of source.
+    if isinstance(source, bytes):
+        yield io.BytesIO(source)
+    elif isinstance(source, str | os.PathLike):
+        with open(source, "rb") as file:
+            yield file
+    else:
+        yield source
+
+
+@contextlib.contextmanager
+def _open_container(file: BinaryIO) -> Iterator[InputContainer]:
+    if _is_exhausted(file):
+        raise EmptyAudio
+    try:
+        container = av.open(file, mode="r")
+    except av.FFmpegError as error:
+        raise UndecodableAudio(_reason(error)) from error
+    with container:
+        yield container
+
+
+def _is_exhausted(file: BinaryIO) -> bool:
+    """Whether nothing is left to read; a stream that cannot seek gets the benefit of the doubt."""
+    if not file.seekable():
+        return False
+    position = file.tell()
+    end = file.seek(0, io.SEEK_END)
+    file.seek(position)
+    return end <= position
+
+
+def _first_audio_stream(container: InputContainer) -> AudioStream:
+    if not container.streams.audio:
+        raise NoAudioStream
+    stream = container.streams.audio[0]
+    if stream.codec_context is None:
+        raise UndecodableAudio("unsupported audio codec")
+    return stream
+
+
+def _decode_stream(container: InputContainer, stream: AudioStream, max_seconds: float) -> np.ndarray:
+    chunks: list[np.ndarray] = []
+    total = 0
+    for chunk in _resampled(_decoded_frames(container, stream)):
+        chunks.append(chunk)
+        total += chunk.size
+        if total > max_seconds * SAMPLE_RATE:
+            raise AudioTooLong(max_seconds)
+    if total == 0:
+        raise EmptyAudio
+    return np.concatenate(chunks)
+
+
+def _decoded_frames(container: InputContainer, stream: AudioStream) -> Iterator[AudioFrame]:
+    """Frames of `stream`, skipping packets the decoder rejects; raise if none at all decode."""
+    decoded_any = False
+    failure: av.FFmpegError | None = None
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.FFmpegError as error:
+            # A damaged or truncated container ends the stream: keep the audio before the damage.
+            failure = error
+            break
+        try:
+            frames = packet.decode()
+        except av.FFmpegError as error:
+            # One damaged packet need not lose the rest of the recording. Decoders disagree on how they say
+            # "damaged" (most: invalid data; AAC: EPERM), so any decoder error counts.
+            failure = error
+            continue
+        for frame in frames:
+            decoded_any = True
+            yield frame
+    if failure is not None and not decoded_any:
+        raise UndecodableAudio(_reason(failure)) from failure
+
+
+def _resampled(frames: Iterator[AudioFrame]) -> Iterator[np.ndarray]:
+    # A stream may change rate or layout midway (joined recordings, radio captures) and PyAV's resampler
+    # is fixed to its first frame's parameters, so each run of alike frames gets its own.
+    for _, alike in itertools.groupby(frames, key=_parameters):
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        for frame in alike:
+            yield from _mono_samples(resampler.resample(frame))
+        yield from _mono_samples(resampler.resample(None))
+
+
+def _parameters(frame: AudioFrame) -> tuple[str, str, int]:
+    return frame.format.name, frame.layout.name, frame.sample_rate
+
+
+def _mono_samples(frames: list[AudioFrame]) -> Iterator[np.ndarray]:
+    for frame in frames:
+        yield frame.to_ndarray()[0]
+
+
+def _reason(error: av.FFmpegError) -> str:
+    # FFmpeg's own wording is often misleading out of context ("operation not permitted" for a damaged AAC
+    # frame), so say only what the user can act on.
+    return "the file is truncated" if isinstance(error, EOFError) else "unrecognised or corrupt data"

@@ -1,0 +1,113 @@
+"""Media built at test time with PyAV's encoders, and signal checks against a reference."""
+
+from __future__ import annotations
+
+import io
+import wave
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """How to encode a test file: container, codec and the stream's parameters."""
+
+    container: str
+    codec: str
+    rate: int = 44_100
+    layout: str = "mono"
+    sample_format: str | None = None  # the codec's default when None
+    options: dict[str, str] = field(default_factory=dict)
+
+
+def encode_audio(samples: np.ndarray, rate: int, spec: AudioFormat) -> bytes:
+    """Encode float samples shaped (channels, n) at `rate`; the encoder converts rate and layout itself."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=spec.container) as output:
+        stream = output.add_stream(spec.codec, rate=spec.rate, layout=spec.layout, options=spec.options)
+        if spec.sample_format is not None:
+            stream.codec_context.format = spec.sample_format
+        _write_audio(output, stream, samples, rate)
+    return buffer.getvalue()
+
+
+def encode_video(
+    container: str,
+    video_codec: str,
+    *,
+    seconds: float,
+    audio: tuple[np.ndarray, int] | None = None,
+    audio_codec: str = "aac",
+) -> bytes:
+    """A small moving-gradient video, with `audio` (samples, rate) muxed in as a second stream if given."""
+    fps = 10
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container) as output:
+        video = output.add_stream(video_codec, rate=fps)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio_stream = None
+        if audio is not None:
+            audio_stream = output.add_stream(audio_codec, rate=48_000, layout="mono")
+        for index in range(round(seconds * fps)):
+            pixels = np.full((48, 64, 3), index * 7 % 256, dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            output.mux(video.encode(frame))
+        output.mux(video.encode(None))
+        if audio_stream is not None and audio is not None:
+            _write_audio(output, audio_stream, *audio)
+    return buffer.getvalue()
+
+
+def _write_audio(
+    output: av.container.OutputContainer, stream: av.AudioStream, samples: np.ndarray, rate: int
+) -> None:
+    layout = "mono" if samples.shape[0] == 1 else "stereo"
+    # Whole-second chunks keep frames a realistic size without one giant frame.
+    for start in range(0, samples.shape[1], rate):
+        chunk = np.ascontiguousarray(samples[:, start : start + rate], dtype=np.float32)
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+        frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+        output.mux(stream.encode(frame))
+    output.mux(stream.encode(None))
+
+
+def read_pcm_wav(path: Path) -> tuple[np.ndarray, int]:
+    """A 16-bit PCM WAV as float samples shaped (channels, n), read without FFmpeg to serve as a reference."""
+    with wave.open(str(path), "rb") as reader:
+        assert reader.getsampwidth() == 2
+        pcm = np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2")
+        channels, rate = reader.getnchannels(), reader.getframerate()
+    return (pcm.reshape(-1, channels).T / 32768).astype(np.float32), rate
+
+
+def pcm_wav(samples: np.ndarray, rate: int) -> bytes:
+    """16-bit PCM WAV written by the standard library, so it does not depend on the decoder under test."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(samples.shape[0])
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        pcm = np.clip(np.round(samples.T * 32767), -32768, 32767).astype("<i2")
+        writer.writeframes(pcm.tobytes())
+    return buffer.getvalue()
+
+
+def best_alignment(decoded: np.ndarray, reference: np.ndarray, max_lag: int) -> tuple[int, float]:
+    """The lag (decoded is late by `lag` samples) within ±max_lag that best matches, and Pearson r there."""
+    size = len(decoded) + len(reference)
+    spectrum = np.fft.rfft(decoded, size) * np.conj(np.fft.rfft(reference, size))
+    correlation = np.fft.irfft(spectrum, size)
+    lags = np.r_[0 : max_lag + 1, -max_lag:0]
+    lag = int(lags[np.argmax(correlation[lags])])
+    return lag, pearson_at_lag(decoded, reference, lag)
+
+
+def pearson_at_lag(decoded: np.ndarray, reference: np.ndarray, lag: int) -> float:
+    late, early = (decoded[lag:], reference) if lag >= 0 else (decoded, reference[-lag:])
+    overlap = min(len(late), len(early))
+    return float(np.corrcoef(late[:overlap], early[:overlap])[0, 1])
