@@ -1,0 +1,76 @@
+"""The two whisper.cpp C functions pywhispercpp does not bind, called on the library it already loaded.
+
+pywhispercpp 1.5.1 exposes no `whisper_full_get_segment_no_speech_prob` and no
+`whisper_lang_str_full`. Both live in the same libwhisper the binding links against, so ctypes
+reaches them without a second copy of whisper.cpp. The context pointer is read from the pybind11
+instance (value pointer right after the object header, then the wrapper's first field) and checked
+against a bound getter before it is trusted; if the check fails the callers get `None`, never a
+wrong number.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import glob
+import os
+from collections.abc import Callable
+
+import _pywhispercpp as binding
+
+_PYOBJECT_HEADER_SIZE = 16  # ob_refcnt + ob_type on 64-bit CPython
+
+
+@functools.cache
+def _library() -> ctypes.CDLL | None:
+    here = os.path.dirname(binding.__file__)
+    patterns = ("pywhispercpp.libs/libwhisper*.so*", "libwhisper*.so*", "libwhisper*.dylib")
+    for pattern in patterns:
+        for candidate in sorted(glob.glob(os.path.join(here, pattern))):
+            try:
+                library = ctypes.CDLL(candidate)
+            except OSError:
+                continue
+            _declare(library)
+            return library
+    return None
+
+
+def _declare(library: ctypes.CDLL) -> None:
+    library.whisper_model_n_vocab.argtypes = [ctypes.c_void_p]
+    library.whisper_model_n_vocab.restype = ctypes.c_int
+    library.whisper_full_get_segment_no_speech_prob.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    library.whisper_full_get_segment_no_speech_prob.restype = ctypes.c_float
+    library.whisper_lang_str_full.argtypes = [ctypes.c_int]
+    library.whisper_lang_str_full.restype = ctypes.c_char_p
+
+
+def context_pointer(context: binding.whisper_context) -> int | None:
+    """The `whisper_context *` inside the binding's wrapper; None when whisper.cpp returned NULL."""
+    holder = ctypes.c_void_p.from_address(id(context) + _PYOBJECT_HEADER_SIZE).value
+    if not holder:
+        return None
+    return ctypes.c_void_p.from_address(holder).value
+
+
+def no_speech_reader(context: binding.whisper_context) -> Callable[[int], float] | None:
+    """A function giving segment i's no-speech probability for this context, or None if unreachable."""
+    library = _library()
+    if library is None:
+        return None
+    pointer = context_pointer(context)
+    if not pointer or library.whisper_model_n_vocab(pointer) != binding.whisper_model_n_vocab(context):
+        return None
+    return functools.partial(library.whisper_full_get_segment_no_speech_prob, pointer)
+
+
+@functools.cache
+def language_names() -> dict[str, str]:
+    """ISO-639-1 code → whisper's English name ("en" → "english") for every language whisper knows."""
+    library = _library()
+    names = {}
+    for language_id in range(binding.whisper_lang_max_id() + 1):
+        code = binding.whisper_lang_str(language_id)
+        full = library.whisper_lang_str_full(language_id).decode() if library else code
+        names[code] = full
+    return names

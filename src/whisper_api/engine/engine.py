@@ -1,0 +1,217 @@
+"""The engine: which models are loaded, admission to their queues, and running work on them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import structlog
+
+from whisper_api.engine.catalog import ModelCatalog, ModelFile
+from whisper_api.engine.pool import Job, ModelPool
+from whisper_api.engine.types import DecodeOptions, LanguageGuess, Transcript
+from whisper_api.engine.whisper import SAMPLE_RATE, OnProgress, OnSegment, ShouldAbort, WhisperContext
+from whisper_api.ops import metrics
+
+log = structlog.get_logger("whisper_api.engine")
+
+_MIN_RETRY_AFTER = 1
+_MAX_RETRY_AFTER = 600
+
+
+class QueueFull(Exception):
+    """Too much work is waiting; the caller should retry after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int, reason: str) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    #: whisper contexts per model, each on its own thread (K), and threads per context (T).
+    workers: int
+    threads: int
+    #: Jobs allowed to wait (not yet running) across all models before new ones are refused.
+    max_queue: int
+    max_loaded_models: int = 2
+    #: Unload a model nobody used for this long; 0 keeps models loaded.
+    idle_unload_seconds: float = 0
+    use_gpu: bool = False
+    flash_attn: bool = False
+
+
+class Engine:
+    def __init__(self, catalog: ModelCatalog, config: EngineConfig, default_model: str) -> None:
+        self.catalog = catalog
+        self.config = config
+        self.default_model = default_model
+        self._pools: dict[str, ModelPool] = {}
+        self._lock = asyncio.Lock()
+        #: Why the default model could not be loaded at start, for the readiness probe.
+        self.startup_problem: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def preload_default(self) -> None:
+        try:
+            await self._pool(self.catalog.resolve(self.default_model))
+        except Exception as error:
+            self.startup_problem = str(error)
+            log.error("default_model_unavailable", model=self.default_model, error=str(error))
+        else:
+            self.startup_problem = None
+
+    def ready(self) -> bool:
+        try:
+            model = self.catalog.resolve(self.default_model)
+        except LookupError:
+            return False
+        pool = self._pools.get(model.id)
+        return pool is not None and pool.loaded
+
+    def is_loaded(self, model_id: str) -> bool:
+        pool = self._pools.get(model_id)
+        return pool is not None and pool.loaded
+
+    async def close(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        await asyncio.gather(*(asyncio.to_thread(pool.close, 30) for pool in pools))
+        metrics.MODELS_LOADED.set(0)
+
+    async def unload_idle(self) -> None:
+        """Free models that have been idle for longer than the configured time (the default stays)."""
+        if not self.config.idle_unload_seconds:
+            return
+        cutoff = time.monotonic() - self.config.idle_unload_seconds
+        default = self._default_id()
+        for model_id, pool in list(self._pools.items()):
+            if model_id != default and not pool.busy and pool.last_used < cutoff:
+                await self._unload(model_id)
+
+    # -- work --------------------------------------------------------------------------------
+
+    async def transcribe(
+        self,
+        model: ModelFile,
+        samples: np.ndarray,
+        options: DecodeOptions,
+        *,
+        timeout: float | None = None,
+        on_segment: OnSegment | None = None,
+        on_progress: OnProgress | None = None,
+    ) -> Transcript:
+        def work(context: WhisperContext, should_abort: ShouldAbort) -> Transcript:
+            return context.transcribe(
+                samples,
+                options,
+                threads=self.config.threads,
+                on_segment=on_segment,
+                on_progress=on_progress,
+                should_abort=should_abort,
+            )
+
+        return await self.run(model, len(samples) / SAMPLE_RATE, work, timeout=timeout)
+
+    async def detect_language(
+        self, model: ModelFile, samples: np.ndarray, *, timeout: float | None = None
+    ) -> LanguageGuess:
+        def work(context: WhisperContext, _should_abort: ShouldAbort) -> LanguageGuess:
+            return context.detect_language(samples, self.config.threads)
+
+        return await self.run(model, min(len(samples) / SAMPLE_RATE, 30.0), work, timeout=timeout)
+
+    async def prepare(self, model: ModelFile) -> None:
+        """Load `model` and check there is room in the queue, without queueing anything."""
+        self._admit()
+        await self._pool(model)
+
+    async def run(
+        self,
+        model: ModelFile,
+        audio_seconds: float,
+        work: Callable[[WhisperContext, ShouldAbort], object],
+        *,
+        timeout: float | None = None,
+    ):
+        """Queue `work` for one of `model`'s contexts and wait for it; cancelling the caller aborts it."""
+        self._admit()
+        pool = await self._pool(model)
+        self._admit()
+        deadline = time.monotonic() + timeout if timeout else None
+        job: Job = pool.submit(work, audio_seconds, deadline)
+        try:
+            return await asyncio.wrap_future(job.result)
+        except asyncio.CancelledError:
+            job.cancel()
+            raise
+
+    def _admit(self) -> None:
+        queued = sum(pool.queued for pool in self._pools.values())
+        if queued < self.config.max_queue:
+            return
+        metrics.REJECTIONS.labels("queue_full").inc()
+        backlog = min((pool.backlog_seconds() for pool in self._pools.values()), default=0.0)
+        retry_after = int(min(max(backlog, _MIN_RETRY_AFTER), _MAX_RETRY_AFTER))
+        raise QueueFull(retry_after, f"{queued} transcriptions are already waiting")
+
+    # -- models ------------------------------------------------------------------------------
+
+    def _default_id(self) -> str | None:
+        try:
+            return self.catalog.resolve(self.default_model).id
+        except LookupError:
+            return None
+
+    async def _pool(self, model: ModelFile) -> ModelPool:
+        pool = self._pools.get(model.id)
+        if pool is not None and pool.loaded:
+            return pool
+        async with self._lock:
+            pool = self._pools.get(model.id)
+            if pool is None:
+                await self._make_room()
+                pool = ModelPool(
+                    model.id,
+                    model.path,
+                    workers=self.config.workers,
+                    threads=self.config.threads,
+                    use_gpu=self.config.use_gpu,
+                    flash_attn=self.config.flash_attn,
+                )
+                self._pools[model.id] = pool
+                metrics.MODELS_LOADED.set(len(self._pools))
+                started = time.perf_counter()
+                try:
+                    await asyncio.gather(*(asyncio.wrap_future(loaded) for loaded in pool.start()))
+                except BaseException:
+                    await self._unload(model.id)
+                    raise
+                log.info(
+                    "model_loaded",
+                    model=model.id,
+                    contexts=pool.workers,
+                    threads=pool.threads,
+                    seconds=round(time.perf_counter() - started, 3),
+                )
+        return pool
+
+    async def _make_room(self) -> None:
+        if len(self._pools) < self.config.max_loaded_models:
+            return
+        idle = [pool for pool in self._pools.values() if not pool.busy]
+        if not idle:
+            metrics.REJECTIONS.labels("models_busy").inc()
+            raise QueueFull(_MIN_RETRY_AFTER * 5, "every loaded model is busy; no room to load another")
+        await self._unload(min(idle, key=lambda pool: pool.last_used).model_id)
+
+    async def _unload(self, model_id: str) -> None:
+        pool = self._pools.pop(model_id, None)
+        if pool is not None:
+            await asyncio.to_thread(pool.close, 30)
+            metrics.MODELS_LOADED.set(len(self._pools))
+            log.info("model_unloaded", model=model_id)

@@ -1,0 +1,221 @@
+"""Worker threads that own whisper contexts, and the queue that feeds them.
+
+Each worker is one long-lived thread that loads its own whisper context and runs every job on it:
+whisper.cpp's OpenMP pool belongs to the calling thread, so calls hopping across threads would
+oversubscribe the cores. A pool runs K workers of T threads each, in parallel.
+
+The queue is ordered by `submitted_at + audio_seconds * SHORT_FIRST_WEIGHT`: a short clip goes
+ahead of a long file submitted a little earlier, and a long file still waits at most a fixed
+fraction of its own duration behind clips that arrive after it, so nothing starves.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from whisper_api.engine.whisper import Aborted, ShouldAbort, WhisperContext
+from whisper_api.ops import metrics
+
+SHORT_FIRST_WEIGHT = 0.25
+#: Starting guess for processing seconds per audio second, refined by every finished job.
+_INITIAL_RTF = 0.5
+_RTF_SMOOTHING = 0.2
+
+log = structlog.get_logger("whisper_api.engine")
+
+Work = Callable[[WhisperContext, ShouldAbort], Any]
+
+
+class TimedOut(Exception):
+    """The job passed its deadline, queued or running."""
+
+
+@dataclass(eq=False)
+class Job:
+    work: Work
+    audio_seconds: float
+    deadline: float | None
+    submitted_at: float = field(default_factory=time.monotonic)
+    result: Future[Any] = field(default_factory=Future)
+    _cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        """Stop the job: a queued job never runs, a running one is aborted inside whisper.cpp."""
+        self._cancelled.set()
+        self.result.cancel()
+
+    def past_deadline(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+    def should_abort(self) -> bool:
+        return self._cancelled.is_set() or self.past_deadline()
+
+
+class ModelPool:
+    """K whisper contexts of one model file, each on its own thread, fed from one priority queue."""
+
+    def __init__(
+        self,
+        model_id: str,
+        path: Path,
+        *,
+        workers: int,
+        threads: int,
+        use_gpu: bool = False,
+        flash_attn: bool = False,
+    ) -> None:
+        self.model_id = model_id
+        self.path = path
+        self.workers = workers
+        self.threads = threads
+        self._context_options = {"use_gpu": use_gpu, "flash_attn": flash_attn}
+        self._heap: list[tuple[float, int, Job]] = []
+        self._order = itertools.count()
+        self._condition = threading.Condition()
+        self._closing = False
+        self._running: set[Job] = set()
+        self._threads: list[threading.Thread] = []
+        self._loaded: list[Future[None]] = []
+        self._rtf = _INITIAL_RTF
+        self.last_used = time.monotonic()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> list[Future[None]]:
+        """Start the workers; each future resolves when that worker's context is loaded."""
+        for number in range(self.workers):
+            loaded: Future[None] = Future()
+            thread = threading.Thread(
+                target=self._serve, args=(loaded,), name=f"whisper-{self.model_id}-{number}", daemon=True
+            )
+            self._loaded.append(loaded)
+            self._threads.append(thread)
+            thread.start()
+        return list(self._loaded)
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self._loaded) and all(f.done() and f.exception() is None for f in self._loaded)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Abort what is queued or running and stop the workers; contexts are freed on their threads."""
+        with self._condition:
+            self._closing = True
+            for _, _, job in self._heap:
+                job.cancel()
+            self._heap.clear()
+            for job in self._running:
+                job.cancel()
+            self._condition.notify_all()
+        for thread in self._threads:
+            thread.join(timeout)
+        metrics.QUEUE_DEPTH.labels(self.model_id).set(0)
+
+    # -- queue -------------------------------------------------------------------------------
+
+    def submit(self, work: Work, audio_seconds: float, deadline: float | None) -> Job:
+        job = Job(work, audio_seconds, deadline)
+        key = job.submitted_at + audio_seconds * SHORT_FIRST_WEIGHT
+        with self._condition:
+            if self._closing:
+                raise RuntimeError(f"model {self.model_id} is shutting down")
+            heapq.heappush(self._heap, (key, next(self._order), job))
+            metrics.QUEUE_DEPTH.labels(self.model_id).set(len(self._heap))
+            self._condition.notify()
+        return job
+
+    @property
+    def queued(self) -> int:
+        return len(self._heap)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._heap or self._running)
+
+    def backlog_seconds(self) -> float:
+        """Estimated seconds until a newly queued job would start."""
+        with self._condition:
+            audio = sum(job.audio_seconds for _, _, job in self._heap)
+            audio += sum(job.audio_seconds for job in self._running)
+        return audio * self._rtf / self.workers
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def _serve(self, loaded: Future[None]) -> None:
+        started = time.perf_counter()
+        try:
+            context = WhisperContext(self.path, **self._context_options)
+        except BaseException as error:
+            metrics.MODEL_LOADS.labels(self.model_id, "error").inc()
+            loaded.set_exception(error)
+            return
+        metrics.MODEL_LOADS.labels(self.model_id, "ok").inc()
+        metrics.MODEL_LOAD_SECONDS.labels(self.model_id).observe(time.perf_counter() - started)
+        loaded.set_result(None)
+        try:
+            while (job := self._next_job()) is not None:
+                self._execute(context, job)
+        finally:
+            context.close()
+
+    def _next_job(self) -> Job | None:
+        with self._condition:
+            while True:
+                while not self._heap and not self._closing:
+                    self._condition.wait()
+                if self._closing:
+                    return None
+                _, _, job = heapq.heappop(self._heap)
+                metrics.QUEUE_DEPTH.labels(self.model_id).set(len(self._heap))
+                # A job cancelled while queued (client gone) is dropped without running.
+                if job.result.set_running_or_notify_cancel():
+                    self._running.add(job)
+                    return job
+
+    def _execute(self, context: WhisperContext, job: Job) -> None:
+        metrics.QUEUE_WAIT_SECONDS.labels(self.model_id).observe(time.monotonic() - job.submitted_at)
+        metrics.IN_FLIGHT.labels(self.model_id).inc()
+        started = time.perf_counter()
+        try:
+            if job.past_deadline():
+                raise TimedOut()
+            outcome = job.work(context, job.should_abort)
+        except Aborted:
+            error: BaseException = TimedOut() if job.past_deadline() else Aborted()
+            self._finish(job, "timeout" if isinstance(error, TimedOut) else "aborted")
+            job.result.set_exception(error)
+        except BaseException as error:  # a failed job must not take its worker down
+            log.exception("transcription_failed", model=self.model_id)
+            self._finish(job, "timeout" if isinstance(error, TimedOut) else "error")
+            job.result.set_exception(error)
+        else:
+            elapsed = time.perf_counter() - started
+            self._learn_speed(elapsed, job.audio_seconds)
+            metrics.PROCESSING_SECONDS.labels(self.model_id).observe(elapsed)
+            self._finish(job, "ok")
+            job.result.set_result(outcome)
+        finally:
+            metrics.IN_FLIGHT.labels(self.model_id).dec()
+
+    def _finish(self, job: Job, outcome: str) -> None:
+        metrics.TRANSCRIPTIONS.labels(self.model_id, outcome).inc()
+        with self._condition:
+            self._running.discard(job)
+        self.last_used = time.monotonic()
+
+    def _learn_speed(self, elapsed: float, audio_seconds: float) -> None:
+        if audio_seconds <= 0:
+            return
+        rtf = elapsed / audio_seconds
+        metrics.REAL_TIME_FACTOR.labels(self.model_id).observe(rtf)
+        self._rtf += _RTF_SMOOTHING * (rtf - self._rtf)

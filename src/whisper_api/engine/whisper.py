@@ -1,0 +1,238 @@
+"""One whisper.cpp context: a loaded model and its decoding state.
+
+A context is not thread-safe and whisper.cpp's OpenMP pool belongs to the calling thread, so each
+context is created, used and freed by exactly one long-lived worker thread (see `pool.py`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import _pywhispercpp as binding
+import numpy as np
+import structlog
+
+from whisper_api.engine import capi
+from whisper_api.engine.types import DecodeOptions, LanguageGuess, Segment, Token, Transcript
+from whisper_api.engine.words import words_from_segments
+
+SAMPLE_RATE = binding.WHISPER_SAMPLE_RATE
+#: whisper decides the language from the first 30 s window.
+_DETECTION_SAMPLES = 30 * SAMPLE_RATE
+_CANDIDATES = 5
+
+log = structlog.get_logger("whisper_api.whisper_cpp")
+
+OnSegment = Callable[[Segment], None]
+OnProgress = Callable[[int], None]
+ShouldAbort = Callable[[], bool]
+
+
+class ModelLoadError(RuntimeError):
+    pass
+
+
+class Aborted(Exception):
+    """whisper_full stopped because the abort check said so."""
+
+
+def _route_native_logs() -> None:
+    """Send whisper.cpp's logs to structlog at debug level instead of stderr."""
+
+    def forward(level: int, text: str) -> None:
+        log.debug(text.rstrip())
+
+    binding.whisper_log_set(forward)
+    # The callback must be gone before the interpreter tears down, or whisper.cpp calls into a dead Python.
+    atexit.register(binding.whisper_log_set, None)
+
+
+_route_native_logs()
+
+
+def known_language(code: str) -> bool:
+    return code in capi.language_names()
+
+
+def language_name(code: str) -> str:
+    return capi.language_names().get(code, code)
+
+
+class WhisperContext:
+    """A ggml model file loaded into whisper.cpp. Call `close()` on the thread that uses it."""
+
+    def __init__(self, path: Path, *, use_gpu: bool = False, flash_attn: bool = False) -> None:
+        params = binding.whisper_context_default_params()
+        params.use_gpu = use_gpu
+        params.flash_attn = flash_attn
+        context = binding.whisper_init_from_file_with_params(str(path), params)
+        # The binding wraps a NULL context instead of raising; using it would crash the process.
+        if context is None or capi.context_pointer(context) is None:
+            raise ModelLoadError(f"whisper.cpp could not load {path.name}")
+        self._context: binding.whisper_context | None = context
+        self.path = path
+        self.multilingual = bool(binding.whisper_is_multilingual(context))
+        self._eot = binding.whisper_token_eot(context)
+        self._no_speech_prob = capi.no_speech_reader(context)
+
+    def close(self) -> None:
+        if self._context is not None:
+            binding.whisper_free(self._context)
+            self._context = None
+
+    @property
+    def _ctx(self) -> binding.whisper_context:
+        if self._context is None:
+            raise RuntimeError("whisper context used after close()")
+        return self._context
+
+    def detect_language(self, samples: np.ndarray, threads: int) -> LanguageGuess:
+        if not self.multilingual:
+            return LanguageGuess("en", "english", 1.0, (("en", 1.0),))
+        window = np.ascontiguousarray(samples[:_DETECTION_SAMPLES], dtype=np.float32)
+        binding.whisper_pcm_to_mel(self._ctx, window, len(window), threads)
+        probabilities = np.zeros(binding.whisper_lang_max_id() + 1, dtype=np.float32)
+        best = binding.whisper_lang_auto_detect(self._ctx, 0, threads, probabilities)
+        if best < 0:
+            raise RuntimeError("whisper.cpp language detection failed")
+        ranked = np.argsort(probabilities)[::-1][:_CANDIDATES]
+        candidates = tuple((binding.whisper_lang_str(int(i)), float(probabilities[i])) for i in ranked)
+        code = binding.whisper_lang_str(best)
+        return LanguageGuess(code, language_name(code), float(probabilities[best]), candidates)
+
+    def transcribe(
+        self,
+        samples: np.ndarray,
+        options: DecodeOptions,
+        *,
+        threads: int,
+        on_segment: OnSegment | None = None,
+        on_progress: OnProgress | None = None,
+        should_abort: ShouldAbort | None = None,
+    ) -> Transcript:
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        if options.language is None:
+            language = self.detect_language(samples, threads)
+        else:
+            language = LanguageGuess(options.language, language_name(options.language), 1.0)
+        params = self._params(options, language.code, threads)
+        duration = len(samples) / SAMPLE_RATE
+        segments: list[Segment] = []
+        failure: list[BaseException] = []
+        # whisper.cpp calls back from inside whisper_full; an exception escaping into C++ would abort
+        # the process, so callbacks record failures and ask whisper.cpp to stop instead.
+        lock = threading.Lock()
+
+        def collect_new_segments(_ctx: object, n_new: int, _user_data: object = None) -> None:
+            try:
+                with lock:
+                    total = binding.whisper_full_n_segments(self._ctx)
+                    for index in range(total - n_new, total):
+                        segment = self._segment(index, duration)
+                        segments.append(segment)
+                        if on_segment is not None:
+                            on_segment(segment)
+            except BaseException as error:
+                failure.append(error)
+
+        def abort_requested(_user_data: object = None) -> bool:
+            if failure:
+                return True
+            try:
+                return bool(should_abort and should_abort())
+            except BaseException as error:
+                failure.append(error)
+                return True
+
+        def report_progress(_ctx: object, _state: object, percent: int, _user_data: object = None) -> None:
+            try:
+                on_progress(percent)  # type: ignore[misc]  # only assigned when given
+            except BaseException as error:
+                failure.append(error)
+
+        binding.assign_new_segment_callback(params, collect_new_segments)
+        if on_progress is not None:
+            binding.assign_progress_callback(params, report_progress)
+        binding.assign_abort_callback(params, abort_requested)
+        status = binding.whisper_full(self._ctx, params, samples, len(samples))
+        if failure:
+            raise failure[0]
+        if status != 0:
+            if should_abort is not None and should_abort():
+                raise Aborted()
+            raise RuntimeError(f"whisper_full failed with status {status}")
+        ordered = tuple(segments)
+        return Transcript(
+            task=options.task,
+            language=language,
+            duration=duration,
+            segments=ordered,
+            temperature=options.temperature,
+            words=words_from_segments(ordered) if options.word_timestamps else (),
+        )
+
+    def _params(self, options: DecodeOptions, language: str, threads: int) -> binding.whisper_full_params:
+        if options.beam_size is None:
+            params = binding.whisper_full_default_params(binding.WHISPER_SAMPLING_GREEDY)
+            params.greedy = {"best_of": options.best_of}
+        else:
+            params = binding.whisper_full_default_params(binding.WHISPER_SAMPLING_BEAM_SEARCH)
+            patience = -1.0 if options.patience is None else options.patience
+            params.beam_search = {"beam_size": options.beam_size, "patience": patience}
+        params.n_threads = threads
+        params.language = language
+        params.translate = options.task == "translate"
+        params.initial_prompt = options.prompt or ""
+        params.temperature = options.temperature
+        params.temperature_inc = options.temperature_increment_on_fallback
+        params.entropy_thold = options.compression_ratio_threshold
+        params.logprob_thold = options.logprob_threshold
+        params.no_speech_thold = options.no_speech_threshold
+        params.no_context = not options.condition_on_previous_text
+        params.suppress_blank = options.suppress_blank
+        params.suppress_nst = options.suppress_non_speech_tokens
+        params.token_timestamps = options.word_timestamps
+        params.print_progress = False
+        params.print_realtime = False
+        params.print_timestamps = False
+        params.print_special = False
+        return params
+
+    def _segment(self, index: int, duration: float) -> Segment:
+        """Segment `index` of the last run, its times clamped to the audio (whisper pads the last window)."""
+        ctx = self._ctx
+
+        def seconds(centiseconds: int) -> float:
+            return min(max(centiseconds / 100, 0.0), duration)
+
+        tokens = []
+        for position in range(binding.whisper_full_n_tokens(ctx, index)):
+            data = binding.whisper_full_get_token_data(ctx, index, position)
+            tokens.append(
+                Token(
+                    id=data.id,
+                    bytes=binding.whisper_token_to_bytes(ctx, data.id),
+                    logprob=float(data.plog),
+                    start=seconds(data.t0),
+                    end=seconds(data.t1),
+                    special=data.id >= self._eot,
+                )
+            )
+        no_speech = self._no_speech_prob(index) if self._no_speech_prob else 0.0
+        return Segment(
+            index=index,
+            start=seconds(binding.whisper_full_get_segment_t0(ctx, index)),
+            end=seconds(binding.whisper_full_get_segment_t1(ctx, index)),
+            text=_decode_segment_text(tokens),
+            tokens=tuple(tokens),
+            no_speech_prob=0.0 if math.isnan(no_speech) else float(no_speech),
+        )
+
+
+def _decode_segment_text(tokens: list[Token]) -> str:
+    # Joining bytes before decoding keeps characters split across tokens intact.
+    return b"".join(token.bytes for token in tokens if not token.special).decode("utf-8", errors="replace")

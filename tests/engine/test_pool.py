@@ -1,0 +1,140 @@
+"""Worker threads own their contexts; the queue puts short clips first; cancellation and deadlines."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import CancelledError
+from pathlib import Path
+
+import pytest
+
+from whisper_api.engine.pool import ModelPool, TimedOut
+from whisper_api.engine.whisper import Aborted
+
+
+def started_pool(models_dir: Path, workers: int) -> ModelPool:
+    pool = ModelPool("ggml-mini.en", models_dir / "ggml-mini.en.bin", workers=workers, threads=1)
+    for loaded in pool.start():
+        loaded.result(timeout=30)
+    return pool
+
+
+@pytest.fixture
+def pool(models_dir: Path):
+    running = started_pool(models_dir, workers=1)
+    yield running
+    running.close(timeout=10)
+
+
+def blocker(release: threading.Event):
+    def work(_context, _should_abort):
+        release.wait(10)
+        return "released"
+
+    return work
+
+
+def test_every_job_of_a_worker_runs_on_the_same_thread(models_dir: Path) -> None:
+    pool = started_pool(models_dir, workers=2)
+    try:
+        jobs = [pool.submit(lambda _c, _a: threading.get_ident(), 1.0, None) for _ in range(20)]
+        threads = {job.result.result(timeout=10) for job in jobs}
+        assert 1 <= len(threads) <= 2
+    finally:
+        pool.close(timeout=10)
+
+
+def test_two_workers_run_jobs_in_parallel(models_dir: Path) -> None:
+    pool = started_pool(models_dir, workers=2)
+    barrier = threading.Barrier(2, timeout=10)
+    try:
+        jobs = [pool.submit(lambda _c, _a: barrier.wait(), 1.0, None) for _ in range(2)]
+        for job in jobs:
+            job.result.result(timeout=10)  # a single worker would leave the barrier broken
+    finally:
+        pool.close(timeout=10)
+
+
+def test_a_short_clip_runs_before_a_long_file_queued_just_before_it(pool: ModelPool) -> None:
+    release = threading.Event()
+    order: list[str] = []
+    pool.submit(blocker(release), 1.0, None)
+    long_job = pool.submit(lambda _c, _a: order.append("long"), 600.0, None)
+    short_job = pool.submit(lambda _c, _a: order.append("short"), 3.0, None)
+    release.set()
+    long_job.result.result(timeout=10)
+    short_job.result.result(timeout=10)
+    assert order == ["short", "long"]
+
+
+def test_a_long_file_is_not_starved_by_later_short_clips(pool: ModelPool) -> None:
+    release = threading.Event()
+    order: list[str] = []
+    pool.submit(blocker(release), 1.0, None)
+    long_job = pool.submit(lambda _c, _a: order.append("long"), 4.0, None)
+    time.sleep(1.2)  # longer than the long job's head start of 4 s × SHORT_FIRST_WEIGHT
+    late = pool.submit(lambda _c, _a: order.append("late short"), 1.0, None)
+    release.set()
+    late.result.result(timeout=10)
+    long_job.result.result(timeout=10)
+    assert order == ["long", "late short"]
+
+
+def test_a_cancelled_queued_job_never_runs(pool: ModelPool) -> None:
+    release = threading.Event()
+    ran = threading.Event()
+    pool.submit(blocker(release), 1.0, None)
+    queued = pool.submit(lambda _c, _a: ran.set(), 1.0, None)
+    queued.cancel()
+    release.set()
+    follow_up = pool.submit(lambda _c, _a: "done", 1.0, None)
+    assert follow_up.result.result(timeout=10) == "done"
+    assert not ran.is_set()
+    with pytest.raises(CancelledError):
+        queued.result.result(timeout=1)
+
+
+def test_cancelling_a_running_job_makes_its_abort_check_true(pool: ModelPool) -> None:
+    running = threading.Event()
+
+    def spin(_context, should_abort):
+        running.set()
+        while not should_abort():
+            time.sleep(0.01)
+        raise Aborted()
+
+    job = pool.submit(spin, 1.0, None)
+    assert running.wait(10)
+    job.cancel()
+    assert pool.submit(lambda _c, _a: "free", 1.0, None).result.result(timeout=10) == "free"
+
+
+def test_a_job_past_its_deadline_times_out(pool: ModelPool) -> None:
+    def spin(_context, should_abort):
+        while not should_abort():
+            time.sleep(0.01)
+        raise Aborted()
+
+    job = pool.submit(spin, 1.0, time.monotonic() + 0.2)
+    with pytest.raises(TimedOut):
+        job.result.result(timeout=10)
+
+
+def test_a_failing_job_does_not_take_its_worker_down(pool: ModelPool) -> None:
+    def fail(_context, _should_abort):
+        raise RuntimeError("bad job")
+
+    with pytest.raises(RuntimeError, match="bad job"):
+        pool.submit(fail, 1.0, None).result.result(timeout=10)
+    assert pool.submit(lambda _c, _a: "alive", 1.0, None).result.result(timeout=10) == "alive"
+
+
+def test_close_cancels_waiting_jobs(models_dir: Path) -> None:
+    pool = started_pool(models_dir, workers=1)
+    release = threading.Event()
+    pool.submit(blocker(release), 1.0, None)
+    waiting = pool.submit(lambda _c, _a: "never", 1.0, None)
+    threading.Timer(0.2, release.set).start()
+    pool.close(timeout=10)
+    assert waiting.result.cancelled()

@@ -1,0 +1,116 @@
+"""One whisper.cpp context through pywhispercpp: real compute on synthetic weights."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from whisper_api.audio import decode_audio
+from whisper_api.engine.types import DecodeOptions
+from whisper_api.engine.whisper import Aborted, ModelLoadError, WhisperContext, known_language, language_name
+
+FAST = DecodeOptions(language="en", temperature_increment_on_fallback=0.0)
+
+
+@pytest.fixture(scope="module")
+def samples(jfk_wav: Path) -> np.ndarray:
+    return decode_audio(jfk_wav)
+
+
+@pytest.fixture(scope="module")
+def context(models_dir: Path):
+    loaded = WhisperContext(models_dir / "ggml-mini.bin")
+    yield loaded
+    loaded.close()
+
+
+def test_transcription_has_segments_with_tokens_and_times(
+    context: WhisperContext, samples: np.ndarray
+) -> None:
+    transcript = context.transcribe(samples, FAST, threads=1)
+    assert transcript.duration == pytest.approx(11.0)
+    assert transcript.segments
+    for segment in transcript.segments:
+        assert 0 <= segment.start <= segment.end
+        assert segment.tokens and segment.text_tokens
+        assert 0.0 <= segment.no_speech_prob <= 1.0
+    assert transcript.text == "".join(s.text for s in transcript.segments).strip()
+
+
+def test_segments_are_reported_as_whisper_emits_them(context: WhisperContext, samples: np.ndarray) -> None:
+    seen = []
+    transcript = context.transcribe(np.tile(samples, 6), FAST, threads=1, on_segment=seen.append)
+    assert seen == list(transcript.segments)
+    assert len(seen) >= 3
+
+
+def test_abort_check_stops_whisper_full(context: WhisperContext, samples: np.ndarray) -> None:
+    calls = 0
+
+    def abort_after_a_few_checks() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > 3
+
+    with pytest.raises(Aborted):
+        context.transcribe(np.tile(samples, 60), FAST, threads=1, should_abort=abort_after_a_few_checks)
+    assert context.transcribe(samples, FAST, threads=1).segments  # the context is still usable
+
+
+def test_exception_in_a_callback_surfaces_after_whisper_returns(
+    context: WhisperContext, samples: np.ndarray
+) -> None:
+    def broken(_segment: object) -> None:
+        raise ValueError("consumer failed")
+
+    with pytest.raises(ValueError, match="consumer failed"):
+        context.transcribe(samples, FAST, threads=1, on_segment=broken)
+
+
+def test_language_detection_gives_probabilities_for_candidates(
+    context: WhisperContext, samples: np.ndarray
+) -> None:
+    guess = context.detect_language(samples, threads=1)
+    assert known_language(guess.code) and guess.name == language_name(guess.code)
+    assert 0 < guess.probability <= 1
+    assert guess.candidates[0] == (guess.code, guess.probability)
+    probabilities = [p for _, p in guess.candidates]
+    assert probabilities == sorted(probabilities, reverse=True)
+
+
+def test_english_only_model_reports_english_without_detection(models_dir: Path, samples: np.ndarray) -> None:
+    context = WhisperContext(models_dir / "ggml-mini.en.bin")
+    try:
+        assert not context.multilingual
+        assert context.detect_language(samples, threads=1).code == "en"
+    finally:
+        context.close()
+
+
+def test_word_timestamps_are_inside_the_audio(context: WhisperContext, samples: np.ndarray) -> None:
+    options = DecodeOptions(language="en", temperature_increment_on_fallback=0.0, word_timestamps=True)
+    transcript = context.transcribe(samples, options, threads=1)
+    assert transcript.words
+    assert all(0 <= w.start <= w.end <= transcript.duration + 0.01 for w in transcript.words)
+
+
+def test_a_file_that_is_not_a_model_fails_to_load_cleanly(tmp_path: Path) -> None:
+    bogus = tmp_path / "ggml-bogus.bin"
+    bogus.write_bytes(b"not a model at all" * 100)
+    with pytest.raises(ModelLoadError):
+        WhisperContext(bogus)
+
+
+def test_language_names_are_whispers_english_names() -> None:
+    assert language_name("en") == "english"
+    assert language_name("de") == "german"
+    assert known_language("sw") and not known_language("xx")
+
+
+def test_threads_setting_is_honoured_without_error(context: WhisperContext, samples: np.ndarray) -> None:
+    started = time.perf_counter()
+    assert context.transcribe(samples[: 16000 * 2], FAST, threads=2).duration == pytest.approx(2.0)
+    assert time.perf_counter() > started
