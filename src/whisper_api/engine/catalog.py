@@ -1,0 +1,229 @@
+"""The models directory: which whisper.cpp ggml models are on disk, and which one a request names."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+GGML_MAGIC = 0x67676D6C
+HEADER = struct.Struct("<I11i")
+MODEL_SUFFIX = ".bin"
+FILE_PREFIX = "ggml-"
+#: OpenAI's model name; clients send it unchanged, so it stands for the catalog's default model.
+OPENAI_ALIAS = "whisper-1"
+#: English-only vocabularies have 51864 tokens; every multilingual one has at least 51865.
+MULTILINGUAL_VOCAB = 51865
+
+_SIZE_BY_AUDIO_LAYERS = {4: "tiny", 6: "base", 12: "small", 24: "medium", 32: "large"}
+# whisper.cpp stores ftype + 1000 * quantization-format version; the remainder is ggml's ftype.
+_QNT_VERSION_FACTOR = 1000
+_FTYPE_NAMES = {
+    0: "f32",
+    1: "f16",
+    2: "q4_0",
+    3: "q4_1",
+    7: "q8_0",
+    8: "q5_0",
+    9: "q5_1",
+    10: "q2_k",
+    11: "q3_k",
+    12: "q4_k",
+    13: "q5_k",
+    14: "q6_k",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFile:
+    """One whisper model file, described from its name, stat and 48-byte header (nothing else is read)."""
+
+    id: str
+    path: Path
+    size: int
+    created: int
+    multilingual: bool
+    n_vocab: int
+    n_audio_state: int
+    n_audio_layer: int
+    n_text_state: int
+    n_text_layer: int
+    n_mels: int
+    ftype: int
+
+    @property
+    def size_name(self) -> str | None:
+        """tiny/base/small/medium/large, guessed from the encoder depth; None for custom shapes."""
+        return _SIZE_BY_AUDIO_LAYERS.get(self.n_audio_layer)
+
+    @property
+    def weight_type(self) -> str:
+        """The tensors' storage type, such as "f16" or "q5_0"."""
+        base = self.ftype % _QNT_VERSION_FACTOR
+        return _FTYPE_NAMES.get(base, f"ftype {base}")
+
+
+class ModelNotFound(LookupError):
+    """No model in the directory answers to `name`; `available` holds the ids that do exist."""
+
+    def __init__(self, name: str, available: list[str], *, default_model: str | None = None) -> None:
+        self.name = name
+        self.available = available
+        what = f"{name!r} (the default model, {default_model!r})" if default_model else repr(name)
+        listing = ", ".join(available) if available else "none"
+        super().__init__(
+            f"Model {what} not found (available: {listing}). "
+            "Download one with `whisper-api models pull NAME`, e.g. `whisper-api models pull tiny.en`."
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GgmlHeader:
+    """The hyperparameters that follow the magic in a whisper.cpp model file, in file order."""
+
+    n_vocab: int
+    n_audio_ctx: int
+    n_audio_state: int
+    n_audio_head: int
+    n_audio_layer: int
+    n_text_ctx: int
+    n_text_state: int
+    n_text_head: int
+    n_text_layer: int
+    n_mels: int
+    ftype: int
+
+
+def _plausible(h: GgmlHeader) -> bool:
+    # whisper.cpp's Silero VAD files share the ggml magic but follow it with a length-prefixed
+    # "silero-16k" string, which reads as absurd dimensions here. Sanity bounds reject them
+    # (and other ggml files) by content rather than by file name.
+    dims = (
+        h.n_vocab,
+        h.n_audio_ctx,
+        h.n_audio_state,
+        h.n_audio_head,
+        h.n_audio_layer,
+        h.n_text_ctx,
+        h.n_text_state,
+        h.n_text_head,
+        h.n_text_layer,
+        h.n_mels,
+    )
+    return (
+        all(0 < d <= 1 << 20 for d in dims)
+        and h.n_vocab >= 256
+        and h.n_audio_state % h.n_audio_head == 0
+        and h.n_text_state % h.n_text_head == 0
+        and h.n_mels <= 512
+        and h.ftype >= 0
+    )
+
+
+def parse_header(blob: bytes) -> GgmlHeader | None:
+    """The whisper hyperparameters at the start of `blob`, or None if it is not a whisper ggml model."""
+    if len(blob) < HEADER.size:
+        return None
+    magic, *values = HEADER.unpack_from(blob)
+    if magic != GGML_MAGIC:
+        return None
+    header = GgmlHeader(*values)
+    return header if _plausible(header) else None
+
+
+def read_header(path: Path) -> GgmlHeader | None:
+    """`parse_header` of the file's first bytes; OSError if it cannot be read."""
+    with path.open("rb") as f:
+        return parse_header(f.read(HEADER.size))
+
+
+def _model_id(file_name: str) -> str:
+    return file_name.removesuffix(MODEL_SUFFIX)
+
+
+class ModelCatalog:
+    def __init__(self, directory: Path, default_model: str) -> None:
+        self.directory = Path(directory)
+        self.default_model = default_model
+        # Headers never change without the file's mtime or size changing, so rescans reread only new files.
+        self._headers: dict[tuple[Path, int, int], GgmlHeader | None] = {}
+
+    def list(self) -> list[ModelFile]:
+        """Every whisper model in the directory, sorted by id; rescans on each call."""
+        seen: dict[tuple[Path, int, int], GgmlHeader | None] = {}
+        models = []
+        for path in self._candidates():
+            try:
+                stat = path.stat()
+                key = (path, stat.st_mtime_ns, stat.st_size)
+                header = self._headers[key] if key in self._headers else read_header(path)
+            except OSError:  # removed or unreadable right now: not cached, so the next scan retries
+                continue
+            seen[key] = header
+            if header is not None:
+                models.append(_model_file(path, stat.st_size, int(stat.st_mtime), header))
+        self._headers = seen  # forget files that are gone or changed
+        return sorted(models, key=lambda m: m.id)
+
+    def resolve(self, name: str) -> ModelFile:
+        """The model `name` refers to: an id, a file name, a short name, or "whisper-1" for the default."""
+        requested = name.strip()
+        aliased = requested == OPENAI_ALIAS
+        wanted = self.default_model.strip() if aliased else requested
+        models = self.list()
+        by_id = {m.id: m for m in models}
+        if _is_safe_name(wanted):
+            for candidate in _id_candidates(wanted):
+                if candidate in by_id:
+                    return by_id[candidate]
+        raise ModelNotFound(requested, list(by_id), default_model=wanted if aliased else None)
+
+    def _candidates(self) -> list[Path]:
+        try:
+            entries = list(self.directory.iterdir())
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        # ".partial" downloads end in ".partial", so the suffix test alone keeps them out.
+        return [
+            p for p in entries if p.name.endswith(MODEL_SUFFIX) and p.name != MODEL_SUFFIX and p.is_file()
+        ]
+
+
+def _is_safe_name(name: str) -> bool:
+    # Names only ever select among listed ids, but refusing these up front makes the guarantee obvious.
+    return bool(name) and "/" not in name and "\\" not in name and ".." not in name and "\0" not in name
+
+
+def _id_candidates(name: str) -> list[str]:
+    """The ids `name` may stand for, most literal first."""
+    stem = _model_id(name)
+    candidates = [name, stem, FILE_PREFIX + name, FILE_PREFIX + stem]
+    return list(dict.fromkeys(candidates))
+
+
+def _model_file(path: Path, size: int, created: int, h: GgmlHeader) -> ModelFile:
+    return ModelFile(
+        id=_model_id(path.name),
+        path=path,
+        size=size,
+        created=created,
+        multilingual=h.n_vocab >= MULTILINGUAL_VOCAB,
+        n_vocab=h.n_vocab,
+        n_audio_state=h.n_audio_state,
+        n_audio_layer=h.n_audio_layer,
+        n_text_state=h.n_text_state,
+        n_text_layer=h.n_text_layer,
+        n_mels=h.n_mels,
+        ftype=h.ftype,
+    )
+
+
+__all__ = [
+    "GGML_MAGIC",
+    "GgmlHeader",
+    "ModelCatalog",
+    "ModelFile",
+    "ModelNotFound",
+    "parse_header",
+    "read_header",
+]
