@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.audio.media import (
+from tests.support.media import (
     AudioFormat,
     best_alignment,
     encode_audio,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.audio.media import AudioFormat, encode_audio, encode_video, pcm_wav
+from tests.support.media import AudioFormat, encode_audio, encode_video, pcm_wav
 from whisper_api.audio import (
     AudioError,
     AudioTooLong,

@@ -78,7 +78,11 @@ def _tensors(dims: Dimensions, n_vocab: int, n_audio_ctx: int, n_text_ctx: int, 
             yield f"{prefix}.{attn}.out.bias", (state,), zeros(state)
 
     a, t = dims.audio_state, dims.text_state
-    yield "encoder.positional_embedding", (a, n_audio_ctx), rng.standard_normal(a * n_audio_ctx, dtype=np.float32) * 0.02
+    yield (
+        "encoder.positional_embedding",
+        (a, n_audio_ctx),
+        rng.standard_normal(a * n_audio_ctx, dtype=np.float32) * 0.02,
+    )
     yield "encoder.conv1.weight", (3, n_mels, a), _weights(rng, (3, n_mels, a), (3 * n_mels) ** -0.5)
     yield "encoder.conv1.bias", (1, a), zeros(a)
     yield "encoder.conv2.weight", (3, a, a), _weights(rng, (3, a, a), (3 * a) ** -0.5)
@@ -87,7 +91,11 @@ def _tensors(dims: Dimensions, n_vocab: int, n_audio_ctx: int, n_text_ctx: int, 
     yield "encoder.ln_post.bias", (a,), zeros(a)
     for i in range(dims.audio_layer):
         yield from block(f"encoder.blocks.{i}", a, cross=False)
-    yield "decoder.positional_embedding", (t, n_text_ctx), rng.standard_normal(t * n_text_ctx, dtype=np.float32) * 0.02
+    yield (
+        "decoder.positional_embedding",
+        (t, n_text_ctx),
+        rng.standard_normal(t * n_text_ctx, dtype=np.float32) * 0.02,
+    )
     yield "decoder.token_embedding.weight", (t, n_vocab), _weights(rng, (t, n_vocab), 1.0)
     yield "decoder.ln.weight", (t,), ones(t)
     yield "decoder.ln.bias", (t,), zeros(t)
@@ -95,8 +103,10 @@ def _tensors(dims: Dimensions, n_vocab: int, n_audio_ctx: int, n_text_ctx: int, 
         yield from block(f"decoder.blocks.{i}", t, cross=True)
 
 
-def write_synthetic_model(header_file: Path, destination: Path, dims: Dimensions | None = None, seed: int = 0) -> Path:
-    """Write `header_file`'s header and vocabulary with `dims` (default: the header's own) and random weights."""
+def write_synthetic_model(
+    header_file: Path, destination: Path, dims: Dimensions | None = None, seed: int = 0
+) -> Path:
+    """`header_file`'s header and vocabulary with `dims` (default: the header's own) and random weights."""
     blob = header_file.read_bytes()
     magic, *hparams = struct.unpack("<I11i", blob[:48])
     if magic != GGML_MAGIC:
@@ -104,8 +114,19 @@ def write_synthetic_model(header_file: Path, destination: Path, dims: Dimensions
     n_vocab, n_audio_ctx, _, _, _, n_text_ctx, _, _, _, n_mels, ftype = hparams
     if dims is None:
         dims = Dimensions(hparams[2], hparams[3], hparams[4], hparams[6], hparams[7], hparams[8])
-    new_hparams = [n_vocab, n_audio_ctx, dims.audio_state, dims.audio_head, dims.audio_layer,
-                   n_text_ctx, dims.text_state, dims.text_head, dims.text_layer, n_mels, ftype]
+    new_hparams = [
+        n_vocab,
+        n_audio_ctx,
+        dims.audio_state,
+        dims.audio_head,
+        dims.audio_layer,
+        n_text_ctx,
+        dims.text_state,
+        dims.text_head,
+        dims.text_layer,
+        n_mels,
+        ftype,
+    ]
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".partial")
     with partial.open("wb") as out:

@@ -1,0 +1,169 @@
+"""`whisper-api`: serve the API, transcribe files locally, list and pull models."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+
+from whisper_api import __version__
+from whisper_api import settings as settings_module
+from whisper_api.settings import Settings
+
+_LOCAL_FORMATS = ("text", "srt", "vtt", "json", "verbose_json")
+
+
+def _flag_type(annotation: object) -> tuple[type, dict[str, object]]:
+    """argparse type and extras for one Settings field annotation."""
+    base = typing.get_args(annotation)[0] if typing.get_origin(annotation) is typing.Annotated else annotation
+    if isinstance(base, types.UnionType):  # `X | None`
+        base = next(arg for arg in typing.get_args(base) if arg is not type(None))
+    if typing.get_origin(base) is typing.Literal:
+        return str, {"choices": typing.get_args(base)}
+    if base is bool:
+        return bool, {"action": argparse.BooleanOptionalAction}
+    if typing.get_origin(base) is list:
+        return str, {"action": "append", "metavar": "VALUE"}
+    return typing.cast(type, base), {}
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    hints = typing.get_type_hints(Settings, include_extras=True)
+    defaults = Settings()
+    for name in settings_module.field_names():
+        annotation = hints[name]
+        kind, extras = _flag_type(annotation)
+        meta = next((m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, msgspec.Meta)), None)
+        env = settings_module.ENV_PREFIX + name.upper()
+        help_text = f"{meta.description if meta else ''} [env {env}; default {getattr(defaults, name)!r}]"
+        flag = "--" + name.replace("_", "-")
+        if extras.get("action") is None:
+            extras["type"] = kind
+        parser.add_argument(flag, dest=name, default=None, help=help_text, **extras)  # type: ignore[arg-type]
+
+
+def _settings(args: argparse.Namespace, *, quiet: bool = True) -> Settings:
+    """Settings from flags and environment, with logging set up; `quiet` logs warnings only unless asked."""
+    from whisper_api.ops.logging import configure
+
+    flags = {name: getattr(args, name, None) for name in settings_module.field_names()}
+    try:
+        settings = settings_module.from_sources(flags)
+    except msgspec.ValidationError as error:
+        raise SystemExit(f"whisper-api: invalid setting: {error}") from None
+    explicit_level = args.log_level is not None or settings_module.ENV_PREFIX + "LOG_LEVEL" in os.environ
+    configure("warning" if quiet and not explicit_level else settings.log_level, settings.log_format)
+    return settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from whisper_api.http.app import create_app
+
+    settings = _settings(args, quiet=False)
+    if settings.api_keys_file is not None and not settings.api_keys_file.is_file():
+        raise SystemExit(f"whisper-api: API key file {settings.api_keys_file} does not exist")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        lifespan="on",
+    )
+    return 0
+
+
+def _models_list(args: argparse.Namespace) -> int:
+    from whisper_api.engine.catalog import ModelCatalog
+
+    settings = _settings(args)
+    catalog = ModelCatalog(settings.models_dir, settings.default_model)
+    models = catalog.list()
+    if not models:
+        print(f"No models in {settings.models_dir}. Get one with: whisper-api models pull tiny.en")
+        return 0
+    for model in models:
+        kind = "multilingual" if model.multilingual else "english-only"
+        print(f"{model.id:32} {model.size / 2**20:9.1f} MiB  {kind}")
+    return 0
+
+
+def _models_pull(args: argparse.Namespace) -> int:
+    from whisper_api.engine.download import DownloadError, pull
+
+    settings = _settings(args)
+    try:
+        path = pull(
+            args.name, settings.models_dir, base_url=settings.model_base_url, progress=True, force=args.force
+        )
+    except DownloadError as error:
+        print(f"whisper-api: {error}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    from whisper_api.local import transcribe_files
+
+    settings = _settings(args)
+    return asyncio.run(
+        transcribe_files(
+            settings,
+            [Path(f) for f in args.files],
+            model=args.model,
+            language=args.language,
+            output_format=args.format,
+            translate=args.translate,
+        )
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="whisper-api", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"whisper-api {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="Run the HTTP API.")
+    _add_settings_flags(serve)
+    serve.set_defaults(run=_serve)
+
+    transcribe = commands.add_parser("transcribe", help="Transcribe files locally, without a server.")
+    transcribe.add_argument("files", nargs="+", metavar="FILE")
+    transcribe.add_argument("--model", default=None, help="Model name (default: the default model).")
+    transcribe.add_argument("--language", default=None, help="ISO-639-1 code; detected when omitted.")
+    transcribe.add_argument("--format", choices=_LOCAL_FORMATS, default="text")
+    transcribe.add_argument("--translate", action="store_true", help="Translate into English.")
+    _add_settings_flags(transcribe)
+    transcribe.set_defaults(run=_transcribe)
+
+    models = commands.add_parser("models", help="List or download ggml models.")
+    model_commands = models.add_subparsers(dest="models_command", required=True)
+    listing = model_commands.add_parser("list", help="Models in the models directory.")
+    _add_settings_flags(listing)
+    listing.set_defaults(run=_models_list)
+    pulling = model_commands.add_parser("pull", help="Download a model from whisper.cpp's repository.")
+    pulling.add_argument("name", help="tiny, tiny.en, base, base.en, small, ..., large-v3-turbo")
+    pulling.add_argument("--force", action="store_true", help="Download again even if present.")
+    _add_settings_flags(pulling)
+    pulling.set_defaults(run=_models_pull)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""The Litestar application: routes, dependencies, error shape, and the engine's lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+
+from whisper_api import __version__
+from whisper_api.engine.catalog import ModelCatalog, ModelNotFound
+from whisper_api.engine.download import DownloadError, pull
+from whisper_api.engine.engine import Engine, EngineConfig
+from whisper_api.http.auth import ApiKeys
+from whisper_api.http.errors import handle_exception
+from whisper_api.http.observability import observability_middleware
+from whisper_api.http.routes import audio, models, system
+from whisper_api.service.transcription import Limits, TranscriptionService
+from whisper_api.settings import Settings
+
+log = structlog.get_logger("whisper_api")
+
+#: Room for the multipart envelope and text fields around the file itself.
+_FORM_OVERHEAD_BYTES = 1024 * 1024
+_IDLE_SWEEP_SECONDS = 30
+
+
+def build_engine(settings: Settings) -> Engine:
+    workers, threads = settings.parallelism()
+    config = EngineConfig(
+        workers=workers,
+        threads=threads,
+        max_queue=settings.max_queue,
+        max_loaded_models=settings.max_loaded_models,
+        idle_unload_seconds=settings.idle_unload_seconds,
+        use_gpu=settings.use_gpu,
+        flash_attn=settings.flash_attn,
+    )
+    return Engine(ModelCatalog(settings.models_dir, settings.default_model), config, settings.default_model)
+
+
+async def _ensure_default_model(settings: Settings, engine: Engine) -> None:
+    """Download the default model if it is missing, then load it; failures leave /ready at 503."""
+    try:
+        engine.catalog.resolve(settings.default_model)
+    except ModelNotFound:
+        log.warning(
+            "default_model_missing", model=settings.default_model, models_dir=str(settings.models_dir)
+        )
+        try:
+            await asyncio.to_thread(
+                pull,
+                settings.default_model,
+                settings.models_dir,
+                base_url=settings.model_base_url,
+                progress=False,
+            )
+        except DownloadError as error:
+            engine.startup_problem = str(error)
+            log.error("default_model_download_failed", model=settings.default_model, error=str(error))
+            return
+    await engine.preload_default()
+
+
+def create_app(settings: Settings) -> Litestar:
+    engine = build_engine(settings)
+    timeout = settings.request_timeout or None
+    service = TranscriptionService(engine, engine.catalog, Limits(settings.max_audio_seconds, timeout))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        workers, threads = engine.config.workers, engine.config.threads
+        log.info(
+            "starting",
+            version=__version__,
+            models_dir=str(settings.models_dir),
+            default_model=settings.default_model,
+            workers=workers,
+            threads=threads,
+        )
+        background = []
+        if settings.preload:
+            background.append(asyncio.create_task(_ensure_default_model(settings, engine)))
+        background.append(asyncio.create_task(_unload_idle_models(engine)))
+        try:
+            yield
+        finally:
+            for task in background:
+                task.cancel()
+            await engine.close()
+            log.info("stopped")
+
+    return Litestar(
+        route_handlers=[
+            audio.create_transcription,
+            audio.create_translation,
+            models.list_models,
+            models.retrieve_model,
+            system.health,
+            system.ready,
+            system.prometheus_metrics,
+        ],
+        dependencies={
+            "service": Provide(lambda: service, use_cache=True, sync_to_thread=False),
+            "engine": Provide(lambda: engine, use_cache=True, sync_to_thread=False),
+        },
+        state=State(
+            {"api_keys": ApiKeys(settings.all_api_keys), "max_upload_bytes": settings.max_upload_bytes}
+        ),
+        exception_handlers={Exception: handle_exception},
+        middleware=[observability_middleware],
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_upload_bytes + _FORM_OVERHEAD_BYTES,
+        openapi_config=OpenAPIConfig(
+            title="whisper-api",
+            version=__version__,
+            path="/docs",
+            description="Self-hosted, OpenAI-compatible speech-to-text on whisper.cpp.",
+            render_plugins=[SwaggerRenderPlugin(path="/"), RedocRenderPlugin(path="/redoc")],
+        ),
+        on_app_init=[_quiet_litestar_logging],
+    )
+
+
+def _quiet_litestar_logging(config: AppConfig) -> AppConfig:
+    # Errors are logged once, by our handler; Litestar's own logging would print tracebacks again.
+    config.logging_config = None
+    return config
+
+
+async def _unload_idle_models(engine: Engine) -> None:
+    while True:
+        await asyncio.sleep(_IDLE_SWEEP_SECONDS)
+        await engine.unload_idle()

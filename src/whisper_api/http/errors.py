@@ -1,0 +1,117 @@
+"""Every error leaves the service in OpenAI's shape: {"error": {message, type, param, code}}.
+
+SDK clients turn the status into their exception classes and read these four keys; anything
+else (Litestar's own error bodies, a stack trace) would break them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+import structlog
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+
+from whisper_api.audio import AudioError, AudioTooLong
+from whisper_api.engine.catalog import ModelNotFound
+from whisper_api.engine.engine import QueueFull
+from whisper_api.engine.pool import TimedOut
+from whisper_api.engine.whisper import ModelLoadError
+from whisper_api.service.transcription import InvalidRequest
+
+log = structlog.get_logger("whisper_api.http")
+
+
+class ErrorDetail(msgspec.Struct):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorBody(msgspec.Struct):
+    error: ErrorDetail
+
+
+class ApiError(Exception):
+    """An error response; raise it anywhere in the HTTP layer."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = ErrorBody(ErrorDetail(message, type, param, code))
+        self.headers = dict(headers or {})
+
+    def response(self) -> Response[ErrorBody]:
+        return Response(self.body, status_code=self.status, headers=self.headers, media_type=MediaType.JSON)
+
+
+def bad_request(message: str, *, param: str | None = None, code: str | None = "invalid_value") -> ApiError:
+    return ApiError(400, message, param=param, code=code)
+
+
+_STATUS_TYPES = {429: "requests"}
+
+
+def _from_http_exception(exc: HTTPException) -> ApiError:
+    status = exc.status_code
+    if status == 413:
+        return ApiError(413, "The request body is too large.", param="file", code="file_too_large")
+    if isinstance(exc, NotFoundException):
+        return ApiError(404, "Not found.", code="not_found")
+    if isinstance(exc, ValidationException):
+        return bad_request(f"Invalid request: {exc.detail}", code="invalid_request")
+    kind = _STATUS_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return ApiError(status, str(exc.detail), type=kind, code=None, headers=exc.headers)
+
+
+def to_api_error(exc: Exception) -> ApiError:
+    """Map any exception that reaches the HTTP layer to the response a client sees."""
+    match exc:
+        case ApiError():
+            return exc
+        case InvalidRequest():
+            return bad_request(exc.message, param=exc.param, code=exc.code)
+        case AudioTooLong():
+            return bad_request(exc.message, param="file", code=exc.code)
+        case AudioError():
+            return bad_request(exc.message, param="file", code=exc.code)
+        case ModelNotFound():
+            return ApiError(404, str(exc), param="model", code="model_not_found")
+        case QueueFull():
+            return ApiError(
+                429,
+                f"The server is busy ({exc.reason}); retry after {exc.retry_after} s.",
+                type="requests",
+                code="rate_limit_exceeded",
+                headers={"Retry-After": str(exc.retry_after)},
+            )
+        case TimedOut():
+            return ApiError(
+                503,
+                "The transcription did not finish within the server's time limit.",
+                type="server_error",
+                code="timeout",
+            )
+        case ModelLoadError():
+            return ApiError(
+                500, f"The model could not be loaded: {exc}", type="server_error", code="model_load_failed"
+            )
+        case HTTPException():
+            return _from_http_exception(exc)
+    log.error("unhandled_error", exc_info=exc)
+    return ApiError(500, "The server had an error while processing your request.", type="server_error")
+
+
+def handle_exception(_request: Request, exc: Exception) -> Response[ErrorBody]:
+    return to_api_error(exc).response()

@@ -1,0 +1,169 @@
+"""Reading the multipart fields of /v1/audio/transcriptions and /translations into typed values.
+
+OpenAI's fields, plus whisper.cpp's decoding knobs under openai-whisper's names (the set async
+whisper APIs expose: beam_size, best_of, temperature_increment_on_fallback, thresholds, ...).
+Array fields arrive as `name[]` from the OpenAI SDK and as bare `name` from other clients.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, cast, get_args
+
+from whisper_api.engine.types import DecodeOptions, Task
+from whisper_api.http.errors import bad_request
+
+ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
+RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
+#: Formats OpenAI defines that this service cannot produce.
+_UNSUPPORTED_FORMATS = {"diarized_json": "speaker diarization is not available with whisper.cpp models"}
+_STREAMABLE_FORMATS = {"json", "text"}
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+Fields = Mapping[str, Sequence[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptionForm:
+    model: str | None
+    options: DecodeOptions
+    response_format: ResponseFormat
+    stream: bool
+    include_logprobs: bool
+    word_timestamps: bool
+
+
+def _values(fields: Fields, name: str) -> list[str]:
+    """All values of an array field, however the client spelled it."""
+    return [*fields.get(f"{name}[]", ()), *fields.get(name, ())]
+
+
+def _one(fields: Fields, name: str) -> str | None:
+    values = fields.get(name)
+    if not values:
+        return None
+    value = values[-1].strip()
+    return value or None
+
+
+def _number(fields: Fields, name: str, low: float, high: float, default: float) -> float:
+    raw = _one(fields, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise bad_request(f"'{name}' must be a number, got {raw!r}.", param=name) from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise bad_request(f"'{name}' must be between {low:g} and {high:g}, got {raw}.", param=name)
+    return value
+
+
+def _integer(fields: Fields, name: str, low: int, high: int) -> int | None:
+    raw = _one(fields, name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_request(f"'{name}' must be an integer, got {raw!r}.", param=name) from None
+    if not low <= value <= high:
+        raise bad_request(f"'{name}' must be between {low} and {high}, got {value}.", param=name)
+    return value
+
+
+def _flag(fields: Fields, name: str, default: bool) -> bool:
+    raw = _one(fields, name)
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise bad_request(f"'{name}' must be true or false, got {raw!r}.", param=name)
+
+
+def _response_format(fields: Fields) -> ResponseFormat:
+    raw = _one(fields, "response_format") or "json"
+    if raw in _UNSUPPORTED_FORMATS:
+        raise bad_request(
+            f"response_format '{raw}' is not supported: {_UNSUPPORTED_FORMATS[raw]}.",
+            param="response_format",
+            code="unsupported_value",
+        )
+    if raw not in RESPONSE_FORMATS:
+        raise bad_request(
+            f"response_format must be one of {', '.join(RESPONSE_FORMATS)}; got '{raw}'.",
+            param="response_format",
+            code="unsupported_value",
+        )
+    return cast(ResponseFormat, raw)
+
+
+def _choices(fields: Fields, name: str, allowed: set[str]) -> set[str]:
+    chosen = {value.strip() for value in _values(fields, name) if value.strip()}
+    unknown = chosen - allowed
+    if unknown:
+        raise bad_request(
+            f"'{name}' accepts {', '.join(sorted(allowed))}; got {', '.join(sorted(unknown))}.",
+            param=f"{name}[]",
+            code="unsupported_value",
+        )
+    return chosen
+
+
+def _language(fields: Fields, task: Task) -> str | None:
+    if task == "translate":
+        return None  # translation detects the spoken language; its output is English
+    raw = _one(fields, "language")
+    return raw.lower() if raw else None
+
+
+def parse_fields(fields: Fields, task: Task) -> TranscriptionForm:
+    """Validate every non-file field; raises ApiError(400) naming the first bad one."""
+    response_format = _response_format(fields)
+    stream = _flag(fields, "stream", False)
+    if stream and response_format not in _STREAMABLE_FORMATS:
+        raise bad_request(
+            "Streaming is available with response_format json or text.",
+            param="stream",
+            code="unsupported_value",
+        )
+    granularities = _choices(fields, "timestamp_granularities", {"segment", "word"})
+    include = _choices(fields, "include", {"logprobs"})
+    # Granularities shape verbose_json only, as with OpenAI; word timing costs extra work, so only then.
+    word_timestamps = response_format == "verbose_json" and "word" in granularities
+    beam_size = _integer(fields, "beam_size", 1, 16)
+    best_of = _integer(fields, "best_of", 1, 16)
+    options = DecodeOptions(
+        task=task,
+        language=_language(fields, task),
+        prompt=_one(fields, "prompt") or _one(fields, "initial_prompt"),
+        temperature=_number(fields, "temperature", 0.0, 1.0, 0.0),
+        temperature_increment_on_fallback=_number(fields, "temperature_increment_on_fallback", 0.0, 1.0, 0.2),
+        beam_size=beam_size,
+        best_of=5 if best_of is None else best_of,
+        patience=_optional_number(fields, "patience", 0.0, 10.0),
+        compression_ratio_threshold=_number(fields, "compression_ratio_threshold", 0.0, 100.0, 2.4),
+        logprob_threshold=_number(fields, "logprob_threshold", -100.0, 0.0, -1.0),
+        no_speech_threshold=_number(fields, "no_speech_threshold", 0.0, 1.0, 0.6),
+        condition_on_previous_text=_flag(fields, "condition_on_previous_text", True),
+        suppress_blank=_flag(fields, "suppress_blank", True),
+        suppress_non_speech_tokens=_flag(fields, "suppress_non_speech_tokens", False),
+        word_timestamps=word_timestamps,
+    )
+    return TranscriptionForm(
+        model=_one(fields, "model"),
+        options=options,
+        response_format=response_format,
+        stream=stream,
+        include_logprobs="logprobs" in include,
+        word_timestamps=word_timestamps,
+    )
+
+
+def _optional_number(fields: Fields, name: str, low: float, high: float) -> float | None:
+    return _number(fields, name, low, high, math.nan) if _one(fields, name) is not None else None

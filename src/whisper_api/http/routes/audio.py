@@ -1,0 +1,160 @@
+"""POST /v1/audio/transcriptions and /v1/audio/translations."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
+
+import msgspec
+from litestar import MediaType, Request, Response, post
+from litestar.datastructures import UploadFile
+from litestar.response import Stream
+
+from whisper_api.engine.types import Segment, Task, Transcript
+from whisper_api.http import schemas
+from whisper_api.http.auth import require_api_key
+from whisper_api.http.errors import ApiError, bad_request, to_api_error
+from whisper_api.http.forms import TranscriptionForm, parse_fields
+from whisper_api.http.observability import CLIENT_CLOSED_REQUEST, request_usage
+from whisper_api.service import formats
+from whisper_api.service.transcription import TranscriptionService
+
+T = TypeVar("T")
+
+_TEXT = "text/plain; charset=utf-8"
+
+
+class ClientDisconnected(Exception):
+    pass
+
+
+@post(
+    "/v1/audio/transcriptions",
+    status_code=200,
+    guards=[require_api_key],
+    summary="Transcribe audio (OpenAI-compatible)",
+)
+async def create_transcription(request: Request, service: TranscriptionService) -> Response | Stream:
+    return await _transcribe(request, service, "transcribe")
+
+
+@post(
+    "/v1/audio/translations",
+    status_code=200,
+    guards=[require_api_key],
+    summary="Translate audio into English text",
+)
+async def create_translation(request: Request, service: TranscriptionService) -> Response | Stream:
+    return await _transcribe(request, service, "translate")
+
+
+async def _transcribe(request: Request, service: TranscriptionService, task: Task) -> Response | Stream:
+    upload, form = await _read_form(request, task, request.app.state.max_upload_bytes)
+    model = service.model(form.model)
+    service.check(model, form.options)
+    usage = request_usage(request.scope)
+    samples = await service.decode(upload, usage)
+    if form.stream:
+        segments = await service.stream(model, samples, form.options, usage)
+        return Stream(
+            _events(segments, form), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
+    try:
+        transcript = await _until_disconnected(
+            request, service.transcribe(model, samples, form.options, usage)
+        )
+    except ClientDisconnected:
+        return Response(b"", status_code=CLIENT_CLOSED_REQUEST)
+    return _render(transcript, form)
+
+
+async def _read_form(request: Request, task: Task, max_upload_bytes: int) -> tuple[bytes, TranscriptionForm]:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise bad_request(
+            "Send the audio as multipart/form-data with a 'file' field.",
+            param="file",
+            code="invalid_content_type",
+        )
+    form = await request.form()
+    fields = {key: [value for value in form.getall(key) if isinstance(value, str)] for key in form}
+    parsed = parse_fields(fields, task)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise bad_request(
+            "The 'file' field is required and must be a file upload.", param="file", code="missing_file"
+        )
+    data = await upload.read()
+    if len(data) > max_upload_bytes:
+        raise ApiError(
+            413,
+            f"The file is {len(data) / 2**20:.1f} MiB; the limit is {max_upload_bytes / 2**20:g} MiB.",
+            param="file",
+            code="file_too_large",
+        )
+    return data, parsed
+
+
+async def _until_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await `work`, cancelling it (and so aborting whisper.cpp) if the client hangs up first."""
+    task = asyncio.ensure_future(work)
+    hang_up = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({task, hang_up}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        raise ClientDisconnected()
+    finally:
+        hang_up.cancel()
+        task.cancel()
+
+
+async def _disconnect(request: Request) -> None:
+    # The body has been read, so the next ASGI message can only be the disconnect.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _render(transcript: Transcript, form: TranscriptionForm) -> Response:
+    match form.response_format:
+        case "text":
+            return Response(formats.to_text(transcript), media_type=_TEXT)
+        case "srt":
+            return Response(formats.to_srt(transcript), media_type=_TEXT)
+        case "vtt":
+            return Response(formats.to_vtt(transcript), media_type="text/vtt; charset=utf-8")
+        case "verbose_json":
+            body: msgspec.Struct = schemas.verbose(transcript, with_words=form.word_timestamps)
+        case _:
+            body = schemas.TranscriptionJson(
+                text=transcript.text,
+                usage=schemas.usage(transcript),
+                logprobs=schemas.logprobs(transcript) if form.include_logprobs else None,
+            )
+    return Response(body, media_type=MediaType.JSON)
+
+
+def _sse(event: msgspec.Struct | dict) -> bytes:
+    return b"data: " + msgspec.json.encode(event) + b"\n\n"
+
+
+async def _events(
+    items: AsyncIterator[Segment | Transcript], form: TranscriptionForm
+) -> AsyncIterator[bytes]:
+    """OpenAI's transcript.text.delta events, one per segment as whisper.cpp emits it, then the done event."""
+    deltas: list[str] = []
+    try:
+        async for item in items:
+            if isinstance(item, Segment):
+                delta = item.text if deltas else item.text.lstrip()
+                if delta:
+                    deltas.append(delta)
+                    yield _sse(schemas.TextDelta(delta=delta))
+            else:
+                logprobs = schemas.logprobs(item) if form.include_logprobs else None
+                yield _sse(
+                    schemas.TextDone(text="".join(deltas), usage=schemas.usage(item), logprobs=logprobs)
+                )
+    except Exception as error:  # the status line is already sent: report in-band, as OpenAI's SDK expects
+        yield _sse({"error": msgspec.to_builtins(to_api_error(error).body.error)})

@@ -1,0 +1,40 @@
+"""Liveness, readiness and Prometheus metrics; open without an API key, like any probe endpoint."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import MediaType, Response, get
+
+from whisper_api.engine.engine import Engine
+from whisper_api.ops import metrics
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+class Readiness(msgspec.Struct):
+    status: str
+    default_model: str
+    detail: str | None = None
+
+
+@get("/health", summary="The process is up", include_in_schema=True)
+async def health() -> Health:
+    return Health(status="ok")
+
+
+@get("/ready", summary="The default model is loaded and requests will be served")
+async def ready(engine: Engine) -> Response[Readiness]:
+    if engine.ready():
+        return Response(Readiness(status="ready", default_model=engine.default_model))
+    detail = engine.startup_problem or "the default model is loading"
+    return Response(
+        Readiness(status="not_ready", default_model=engine.default_model, detail=detail), status_code=503
+    )
+
+
+@get("/metrics", summary="Prometheus metrics", media_type=MediaType.TEXT)
+async def prometheus_metrics() -> Response[bytes]:
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)

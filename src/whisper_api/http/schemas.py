@@ -1,0 +1,149 @@
+"""The response bodies, field for field as OpenAI defines them (plus a few marked extras)."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import msgspec
+
+from whisper_api.engine.catalog import ModelFile
+from whisper_api.engine.types import Segment, Token, Transcript, Word
+from whisper_api.service.formats import compression_ratio
+
+#: whisper's window: `seek` counts 10 ms mel frames, and windows start every 30 s.
+_FRAMES_PER_SECOND = 100
+_WINDOW_SECONDS = 30
+
+
+class Usage(msgspec.Struct):
+    seconds: int
+    type: Literal["duration"] = "duration"
+
+
+class Logprob(msgspec.Struct):
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+class TranscriptionJson(msgspec.Struct, omit_defaults=True):
+    text: str
+    usage: Usage
+    logprobs: list[Logprob] | None = None
+
+
+class SegmentOut(msgspec.Struct):
+    id: int
+    seek: int
+    start: float
+    end: float
+    text: str
+    tokens: list[int]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+
+
+class WordOut(msgspec.Struct):
+    word: str
+    start: float
+    end: float
+    probability: float  # extra: OpenAI's word object has only word/start/end
+
+
+class VerboseTranscription(msgspec.Struct, omit_defaults=True):
+    task: str
+    language: str
+    duration: float
+    text: str
+    segments: list[SegmentOut]
+    usage: Usage
+    words: list[WordOut] | None = None
+    # Extras: the ISO code and how sure detection was (1.0 when the caller named the language).
+    language_code: str | None = None
+    language_probability: float | None = None
+
+
+class TextDelta(msgspec.Struct, tag_field="type", tag="transcript.text.delta"):
+    delta: str
+
+
+class TextDone(msgspec.Struct, tag_field="type", tag="transcript.text.done", omit_defaults=True):
+    text: str
+    usage: Usage | None = None
+    logprobs: list[Logprob] | None = None
+
+
+class ModelObject(msgspec.Struct):
+    id: str
+    created: int
+    owned_by: str
+    object: Literal["model"] = "model"
+    # Extras.
+    size_bytes: int = 0
+    multilingual: bool = False
+    loaded: bool = False
+
+
+class ModelList(msgspec.Struct):
+    data: list[ModelObject]
+    object: Literal["list"] = "list"
+
+
+def usage(transcript: Transcript) -> Usage:
+    # OpenAI bills and reports whole seconds.
+    return Usage(seconds=math.ceil(transcript.duration))
+
+
+def logprobs(transcript: Transcript) -> list[Logprob]:
+    return [_logprob(token) for segment in transcript.segments for token in segment.text_tokens]
+
+
+def _logprob(token: Token) -> Logprob:
+    return Logprob(token=token.text, logprob=token.logprob, bytes=list(token.bytes))
+
+
+def _segment(segment: Segment, temperature: float) -> SegmentOut:
+    return SegmentOut(
+        id=segment.index,
+        seek=int(segment.start // _WINDOW_SECONDS) * _WINDOW_SECONDS * _FRAMES_PER_SECOND,
+        start=segment.start,
+        end=segment.end,
+        text=segment.text,
+        tokens=[token.id for token in segment.tokens],
+        temperature=temperature,
+        avg_logprob=segment.avg_logprob,
+        compression_ratio=compression_ratio(segment.text),
+        no_speech_prob=segment.no_speech_prob,
+    )
+
+
+def _word(word: Word) -> WordOut:
+    return WordOut(word=word.word, start=word.start, end=word.end, probability=word.probability)
+
+
+def verbose(transcript: Transcript, *, with_words: bool) -> VerboseTranscription:
+    return VerboseTranscription(
+        task=transcript.task,
+        language=transcript.language.name,
+        duration=transcript.duration,
+        text=transcript.text,
+        segments=[_segment(segment, transcript.temperature) for segment in transcript.segments],
+        usage=usage(transcript),
+        words=[_word(word) for word in transcript.words] if with_words else None,
+        language_code=transcript.language.code,
+        language_probability=transcript.language.probability,
+    )
+
+
+def model_object(model: ModelFile, *, loaded: bool) -> ModelObject:
+    return ModelObject(
+        id=model.id,
+        created=model.created,
+        owned_by="whisper-api",
+        size_bytes=model.size,
+        multilingual=model.multilingual,
+        loaded=loaded,
+    )

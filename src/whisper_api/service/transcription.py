@@ -1,0 +1,169 @@
+"""Transcription as a service: uploaded bytes in, a Transcript (or its segments as they come) out.
+
+This layer owns the rules a request must satisfy before whisper.cpp sees it (model, language,
+task, limits) and the request's audio decoding; it knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import numpy as np
+import structlog
+
+from whisper_api.audio import AudioError, decode_audio
+from whisper_api.engine.catalog import ModelCatalog, ModelFile
+from whisper_api.engine.engine import Engine
+from whisper_api.engine.types import DecodeOptions, LanguageGuess, Segment, Transcript
+from whisper_api.engine.whisper import SAMPLE_RATE, known_language
+from whisper_api.ops import metrics
+
+log = structlog.get_logger("whisper_api.service")
+
+
+class InvalidRequest(Exception):
+    """The request cannot be served as asked; `param` names the offending input."""
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_audio_seconds: float
+    #: Seconds a transcription may wait and run; None = no limit.
+    timeout: float | None
+
+
+@dataclass(slots=True)
+class Usage:
+    """What one request cost, filled in as it runs (for logs and metrics)."""
+
+    model: str | None = None
+    audio_seconds: float = 0.0
+    processing_seconds: float = 0.0
+
+    @property
+    def real_time_factor(self) -> float | None:
+        return self.processing_seconds / self.audio_seconds if self.audio_seconds else None
+
+
+class TranscriptionService:
+    def __init__(self, engine: Engine, catalog: ModelCatalog, limits: Limits) -> None:
+        self.engine = engine
+        self.catalog = catalog
+        self.limits = limits
+
+    def model(self, name: str | None) -> ModelFile:
+        """The model file for a requested name; `whisper-1` and no name mean the default model."""
+        return self.catalog.resolve(name or self.engine.default_model)
+
+    async def decode(self, upload: bytes, usage: Usage | None = None) -> np.ndarray:
+        """Decode an upload to 16 kHz mono samples, off the event loop; AudioError says what is wrong."""
+        try:
+            samples = await asyncio.to_thread(decode_audio, upload, max_seconds=self.limits.max_audio_seconds)
+        except AudioError as error:
+            metrics.DECODE_FAILURES.labels(error.code).inc()
+            raise
+        if usage is not None:
+            usage.audio_seconds = len(samples) / SAMPLE_RATE
+        return samples
+
+    def check(self, model: ModelFile, options: DecodeOptions) -> None:
+        """Refuse what the model cannot do, before any work is queued."""
+        if options.language is not None:
+            if not known_language(options.language):
+                raise InvalidRequest(
+                    f"Language '{options.language}' is not supported; use an ISO-639-1 code such as 'en' or "
+                    "'de', or omit it to detect the language.",
+                    param="language",
+                    code="unsupported_language",
+                )
+            if not model.multilingual and options.language != "en":
+                raise InvalidRequest(
+                    f"Model '{model.id}' is English-only and cannot transcribe "
+                    f"language '{options.language}'. "
+                    "Use a multilingual model (one without '.en').",
+                    param="language",
+                    code="unsupported_language",
+                )
+        if options.task == "translate" and not model.multilingual:
+            raise InvalidRequest(
+                f"Model '{model.id}' is English-only and cannot translate; translation needs a multilingual "
+                "model (one without '.en' in its name).",
+                param="model",
+                code="model_not_multilingual",
+            )
+
+    async def transcribe(
+        self, model: ModelFile, samples: np.ndarray, options: DecodeOptions, usage: Usage | None = None
+    ) -> Transcript:
+        self.check(model, options)
+        started = time.perf_counter()
+        transcript = await self.engine.transcribe(model, samples, options, timeout=self.limits.timeout)
+        self._account(model, transcript, time.perf_counter() - started, usage)
+        return transcript
+
+    async def stream(
+        self, model: ModelFile, samples: np.ndarray, options: DecodeOptions, usage: Usage | None = None
+    ) -> AsyncIterator[Segment | Transcript]:
+        """Each segment as whisper.cpp emits it, then the whole Transcript.
+
+        Everything that can refuse the request (model, limits, a full queue) is checked before this
+        returns, so a caller can still answer with an error status instead of a broken stream.
+        """
+        self.check(model, options)
+        await self.engine.prepare(model)
+        return self._segments(model, samples, options, usage)
+
+    async def _segments(
+        self, model: ModelFile, samples: np.ndarray, options: DecodeOptions, usage: Usage | None
+    ) -> AsyncIterator[Segment | Transcript]:
+        loop = asyncio.get_running_loop()
+        segments: asyncio.Queue[Segment] = asyncio.Queue()
+
+        def deliver(segment: Segment) -> None:  # called on the worker thread
+            loop.call_soon_threadsafe(segments.put_nowait, segment)
+
+        started = time.perf_counter()
+        task = asyncio.ensure_future(
+            self.engine.transcribe(model, samples, options, timeout=self.limits.timeout, on_segment=deliver)
+        )
+        try:
+            while not task.done() or not segments.empty():
+                next_segment = asyncio.ensure_future(segments.get())
+                await asyncio.wait({task, next_segment}, return_when=asyncio.FIRST_COMPLETED)
+                if next_segment.done():
+                    yield next_segment.result()
+                else:
+                    next_segment.cancel()
+            transcript = task.result()
+        finally:
+            # A consumer that stops early (client gone) aborts the transcription.
+            task.cancel()
+        self._account(model, transcript, time.perf_counter() - started, usage)
+        yield transcript
+
+    async def detect_language(self, model: ModelFile, samples: np.ndarray) -> LanguageGuess:
+        if not model.multilingual:
+            raise InvalidRequest(
+                f"Model '{model.id}' is English-only; language detection needs a multilingual model.",
+                param="model",
+                code="model_not_multilingual",
+            )
+        return await self.engine.detect_language(model, samples, timeout=self.limits.timeout)
+
+    @staticmethod
+    def _account(model: ModelFile, transcript: Transcript, elapsed: float, usage: Usage | None) -> None:
+        metrics.AUDIO_SECONDS.labels(model.id, transcript.task).inc(transcript.duration)
+        metrics.AUDIO_DURATION.labels(model.id).observe(transcript.duration)
+        if usage is not None:
+            usage.model = model.id
+            usage.audio_seconds = transcript.duration
+            usage.processing_seconds = elapsed

@@ -1,0 +1,126 @@
+"""Every setting of the service, in one typed place.
+
+Each field is also a `whisper-api serve` flag (`--max-queue`) and an environment variable
+(`WHISPER_API_MAX_QUEUE`). Precedence: flag, then environment, then the default here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+from whisper_api.engine.download import DEFAULT_BASE_URL
+
+ENV_PREFIX = "WHISPER_API_"
+
+
+def _doc(text: str) -> msgspec.Meta:
+    return msgspec.Meta(description=text)
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    host: Annotated[str, _doc("Address to listen on.")] = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535, description="Port to listen on.")] = 8000
+    models_dir: Annotated[Path, _doc("Directory of ggml model files.")] = Path("models")
+    default_model: Annotated[str, _doc("Model used for `whisper-1` and when a request names none.")] = (
+        "base.en"
+    )
+    preload: Annotated[bool, _doc("Load the default model at start (downloading it if missing).")] = True
+    model_base_url: Annotated[
+        str, _doc("Where `models pull` downloads from (a mirror of whisper.cpp's).")
+    ] = DEFAULT_BASE_URL
+    workers: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0, description="whisper contexts per model running in parallel (K); 0 = cores / threads."
+        ),
+    ] = 0
+    threads: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0, description="CPU threads per whisper context (T); 0 = chosen from the core count."
+        ),
+    ] = 0
+    max_queue: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1, description="Transcriptions allowed to wait; beyond it requests get 429 with Retry-After."
+        ),
+    ] = 16
+    max_loaded_models: Annotated[int, msgspec.Meta(ge=1, description="Models kept in memory at once.")] = 2
+    idle_unload_seconds: Annotated[
+        float, msgspec.Meta(ge=0, description="Unload a non-default model idle this long; 0 = never.")
+    ] = 900
+    request_timeout: Annotated[
+        float,
+        msgspec.Meta(
+            ge=0, description="Seconds a transcription may queue and run before it is aborted; 0 = no limit."
+        ),
+    ] = 900
+    max_upload_mb: Annotated[
+        float, msgspec.Meta(gt=0, description="Largest accepted upload, MiB (413 beyond).")
+    ] = 25
+    max_audio_seconds: Annotated[
+        float, msgspec.Meta(gt=0, description="Longest accepted audio, seconds.")
+    ] = 3600
+    api_keys: Annotated[list[str], _doc("API keys (comma-separated in the environment); none = open.")] = (
+        msgspec.field(default_factory=list)
+    )
+    api_keys_file: Annotated[Path | None, _doc("File with one API key per line.")] = None
+    use_gpu: Annotated[bool, _doc("Use the GPU backend pywhispercpp was built with.")] = False
+    flash_attn: Annotated[bool, _doc("Enable flash attention (GPU builds).")] = False
+    shutdown_grace_seconds: Annotated[
+        float, msgspec.Meta(ge=0, description="On SIGTERM, time in-flight requests get to finish.")
+    ] = 30
+    log_format: Annotated[
+        Literal["auto", "json", "console"], _doc("`auto`: console on a terminal, JSON otherwise.")
+    ] = "auto"
+    log_level: Annotated[Literal["debug", "info", "warning", "error"], _doc("Lowest level logged.")] = "info"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    def parallelism(self, cores: int | None = None) -> tuple[int, int]:
+        """(workers, threads) with K × T ≤ cores unless both were set explicitly."""
+        cores = cores or os.cpu_count() or 1
+        # Two contexts share a small machine better than one wide one: a short clip never waits
+        # for a long one, at a small cost in single-request latency. Past 8 threads whisper.cpp gains little.
+        threads = self.threads or max(1, min(4, cores // 2))
+        workers = self.workers or max(1, cores // threads)
+        return workers, threads
+
+    def all_api_keys(self) -> frozenset[str]:
+        keys = {key.strip() for key in self.api_keys if key.strip()}
+        if self.api_keys_file is not None:
+            lines = self.api_keys_file.read_text().splitlines()
+            keys |= {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+        return frozenset(keys)
+
+
+def field_names() -> tuple[str, ...]:
+    return Settings.__struct_fields__
+
+
+def from_sources(
+    flags: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Flags over `WHISPER_API_*` variables over defaults; raises msgspec.ValidationError."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, object] = {}
+    for name in field_names():
+        value = environ.get(ENV_PREFIX + name.upper())
+        if value is not None:
+            raw[name] = value.split(",") if name == "api_keys" else value
+    raw.update({name: value for name, value in (flags or {}).items() if value is not None})
+    return msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
+
+
+def _decode_path(kind: type, value: object) -> object:
+    if kind is Path and isinstance(value, str | Path):
+        return Path(value)
+    raise NotImplementedError(f"cannot read {kind} from {value!r}")

@@ -1,0 +1,203 @@
+"""Bad input gets a clear error in OpenAI's shape and costs nothing else: the server keeps serving."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import API_KEY, Server
+
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def post(
+    server: Server, files: dict | None = None, data: dict | list | None = None, **kwargs
+) -> httpx.Response:
+    return httpx.post(
+        f"{server.base_url}/v1/audio/transcriptions",
+        files=files,
+        data=data,
+        headers=kwargs.pop("headers", AUTH),
+        timeout=60,
+        **kwargs,
+    )
+
+
+def assert_openai_error(response: httpx.Response, status: int, param: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["message"] and "Traceback" not in error["message"]
+    if param is not None:
+        assert error["param"] == param
+    return error
+
+
+@pytest.fixture
+def still_serves(server: Server, jfk_wav: Path):
+    """After the test's bad request, a good one still succeeds."""
+    yield
+    response = post(server, files={"file": jfk_wav.read_bytes()}, data={"model": "whisper-1"})
+    assert response.status_code == 200, response.text
+    assert response.json()["text"]
+
+
+@pytest.mark.usefixtures("still_serves")
+class TestBadInput:
+    def test_diarized_json_is_refused_naming_response_format(self, server: Server, jfk_wav: Path) -> None:
+        response = post(
+            server, files={"file": jfk_wav.read_bytes()}, data={"response_format": "diarized_json"}
+        )
+        error = assert_openai_error(response, 400, "response_format")
+        assert error["code"] == "unsupported_value"
+
+    def test_unknown_response_format_is_refused(self, server: Server, jfk_wav: Path) -> None:
+        response = post(server, files={"file": jfk_wav.read_bytes()}, data={"response_format": "xml"})
+        assert_openai_error(response, 400, "response_format")
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("temperature", "2"),
+            ("temperature", "hot"),
+            ("beam_size", "0"),
+            ("beam_size", "99"),
+            ("best_of", "x"),
+            ("no_speech_threshold", "1.5"),
+            ("logprob_threshold", "nan"),
+            ("temperature_increment_on_fallback", "-0.1"),
+            ("condition_on_previous_text", "maybe"),
+            ("stream", "perhaps"),
+        ],
+    )
+    def test_out_of_range_decoding_knob_is_refused_naming_it(
+        self, server: Server, jfk_wav: Path, field: str, value: str
+    ) -> None:
+        response = post(server, files={"file": jfk_wav.read_bytes()}, data={field: value})
+        assert_openai_error(response, 400, field)
+
+    def test_unknown_language_is_refused(self, server: Server, jfk_wav: Path) -> None:
+        response = post(
+            server, files={"file": jfk_wav.read_bytes()}, data={"model": "mini", "language": "xx"}
+        )
+        assert_openai_error(response, 400, "language")
+
+    def test_non_english_language_on_english_only_model_is_refused(
+        self, server: Server, jfk_wav: Path
+    ) -> None:
+        response = post(
+            server, files={"file": jfk_wav.read_bytes()}, data={"model": "mini.en", "language": "de"}
+        )
+        assert "English-only" in assert_openai_error(response, 400, "language")["message"]
+
+    def test_unknown_timestamp_granularity_is_refused(self, server: Server, jfk_wav: Path) -> None:
+        response = post(
+            server,
+            files={"file": jfk_wav.read_bytes()},
+            data={"response_format": "verbose_json", "timestamp_granularities[]": "phoneme"},
+        )
+        assert_openai_error(response, 400, "timestamp_granularities[]")
+
+    def test_missing_file_is_refused(self, server: Server) -> None:
+        response = post(server, files={"other": b"x"}, data={"model": "whisper-1"})
+        assert_openai_error(response, 400, "file")
+
+    def test_non_multipart_body_is_refused(self, server: Server) -> None:
+        response = post(server, json={"file": "x"})
+        assert_openai_error(response, 400, "file")
+
+    def test_empty_file_is_refused_as_empty(self, server: Server) -> None:
+        response = post(server, files={"file": ("empty.wav", b"")})
+        error = assert_openai_error(response, 400, "file")
+        assert "empty" in error["message"].lower()
+
+    def test_corrupt_file_is_refused_as_undecodable(self, server: Server) -> None:
+        response = post(server, files={"file": ("noise.mp3", bytes(range(256)) * 64)})
+        error = assert_openai_error(response, 400, "file")
+        assert "decode" in error["message"].lower()
+
+    def test_truncated_wav_header_is_refused(self, server: Server, jfk_wav: Path) -> None:
+        response = post(server, files={"file": ("cut.wav", jfk_wav.read_bytes()[:30])})
+        assert_openai_error(response, 400, "file")
+
+    def test_unknown_route_gets_a_404_in_openai_shape(self, server: Server) -> None:
+        assert_openai_error(httpx.get(f"{server.base_url}/v1/nothing-here", headers=AUTH), 404)
+
+    def test_token_scheme_is_accepted_like_bearer(self, server: Server, jfk_wav: Path) -> None:
+        response = post(
+            server, files={"file": jfk_wav.read_bytes()}, headers={"Authorization": f"Token {API_KEY}"}
+        )
+        assert response.status_code == 200
+
+    def test_missing_key_is_401_in_openai_shape(self, server: Server, jfk_wav: Path) -> None:
+        response = post(server, files={"file": jfk_wav.read_bytes()}, headers={})
+        assert assert_openai_error(response, 401)["code"] == "invalid_api_key"
+
+
+def test_bare_array_field_names_are_accepted_like_bracketed_ones(server: Server, jfk_wav: Path) -> None:
+    response = post(
+        server,
+        files={"file": jfk_wav.read_bytes()},
+        data={"response_format": "verbose_json", "timestamp_granularities": "word"},
+    )
+    assert response.status_code == 200
+    assert response.json()["words"]
+
+
+def test_request_id_is_echoed_or_generated(server: Server) -> None:
+    echoed = httpx.get(f"{server.base_url}/health", headers={"x-request-id": "abc-123"})
+    generated = httpx.get(f"{server.base_url}/health")
+    assert echoed.headers["x-request-id"] == "abc-123"
+    assert len(generated.headers["x-request-id"]) >= 16
+
+
+def test_curl_multipart_upload_works(server: Server, jfk_mp3: Path) -> None:
+    result = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "--fail-with-body",
+            f"{server.base_url}/v1/audio/transcriptions",
+            "-H",
+            f"Authorization: Bearer {API_KEY}",
+            "-F",
+            f"file=@{jfk_mp3}",
+            "-F",
+            "response_format=text",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip()
+
+
+def test_probe_endpoints_need_no_key(server: Server) -> None:
+    assert httpx.get(f"{server.base_url}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{server.base_url}/ready").json()["status"] == "ready"
+    metrics = httpx.get(f"{server.base_url}/metrics").text
+    for name in (
+        "whisper_api_http_requests_total",
+        "whisper_api_queue_depth",
+        "whisper_api_real_time_factor",
+        "whisper_api_model_loads_total",
+        "whisper_api_audio_seconds_total",
+    ):
+        assert name in metrics
+
+
+def test_each_request_logs_one_json_line_without_the_key(server: Server, jfk_wav: Path) -> None:
+    post(server, files={"file": jfk_wav.read_bytes()}, headers={**AUTH, "x-request-id": "log-line-check"})
+    lines = [line for line in server.log().splitlines() if "log-line-check" in line]
+    assert len(lines) == 1
+    import json
+
+    entry = json.loads(lines[0])
+    assert entry["status"] == 200 and entry["model"] == "ggml-mini.en"
+    assert entry["audio_seconds"] == pytest.approx(11.0, abs=0.01) and entry["rtf"] > 0
+    assert API_KEY not in server.log()

@@ -1,0 +1,154 @@
+"""Limits and backpressure: size and duration caps, a full queue, disconnects and deadlines."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.e2e.conftest import Server, start_server, stop_server
+from tests.e2e.test_bad_input import assert_openai_error
+
+
+@pytest.fixture(scope="module")
+def small_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One context, room for one waiting job, 1 MiB uploads, 20 s of audio."""
+    log_path = tmp_path_factory.mktemp("small") / "server.log"
+    running = start_server(
+        models_dir,
+        log_path,
+        "--default-model",
+        "mini.en",
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        "--max-queue",
+        "1",
+        "--max-upload-mb",
+        "1",
+        "--max-audio-seconds",
+        "700",
+    )
+    yield running
+    stop_server(running)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.05)
+
+
+class Upload(threading.Thread):
+    """A transcription request running in the background, which the test may cut off."""
+
+    def __init__(self, server: Server, path: Path) -> None:
+        super().__init__(daemon=True)
+        self.client = httpx.Client(base_url=server.base_url, timeout=120)
+        self.path = path
+        self.status: int | None = None
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        try:
+            with self.path.open("rb") as file:
+                response = self.client.post("/v1/audio/transcriptions", files={"file": file})
+            self.status = response.status_code
+        except Exception as error:
+            self.error = error
+
+    def hang_up(self) -> None:
+        self.client.close()
+
+
+def test_upload_over_the_size_cap_is_413(small_server: Server, very_long_wav: Path) -> None:
+    with very_long_wav.open("rb") as file:
+        response = httpx.post(
+            f"{small_server.base_url}/v1/audio/transcriptions", files={"file": file}, timeout=60
+        )
+    assert_openai_error(response, 413)
+
+
+def test_audio_over_the_duration_cap_is_400(models_dir: Path, tmp_path: Path, long_wav: Path) -> None:
+    server = start_server(
+        models_dir, tmp_path / "log", "--default-model", "mini.en", "--max-audio-seconds", "20"
+    )
+    try:
+        with long_wav.open("rb") as file:
+            response = httpx.post(
+                f"{server.base_url}/v1/audio/transcriptions", files={"file": file}, timeout=60
+            )
+        error = assert_openai_error(response, 400, "file")
+        assert error["code"] == "audio_too_long" and "20" in error["message"]
+    finally:
+        stop_server(server)
+
+
+def test_full_queue_answers_429_with_retry_after(small_server: Server, jfk_wav: Path, long_wav: Path) -> None:
+    # One upload is in whisper.cpp, one waits: the queue (size 1) is full.
+    running, waiting = Upload(small_server, long_wav), Upload(small_server, long_wav)
+    small_wav = jfk_wav
+    try:
+        running.start()
+        wait_for(lambda: small_server.metric("whisper_api_in_flight") == 1)
+        waiting.start()
+        wait_for(lambda: small_server.metric("whisper_api_queue_depth") == 1)
+        with pytest.raises(openai.RateLimitError) as raised:
+            small_server.client().audio.transcriptions.create(model="whisper-1", file=small_wav)
+        assert int(raised.value.response.headers["Retry-After"]) >= 1
+    finally:
+        running.hang_up()
+        waiting.hang_up()
+    wait_for(lambda: small_server.metric("whisper_api_in_flight") == 0)
+
+
+def test_client_disconnect_aborts_whisper_and_frees_the_slot(
+    small_server: Server, very_long_wav: Path, jfk_wav: Path
+) -> None:
+    aborted_before = small_server.metric("whisper_api_transcriptions_total", outcome="aborted")
+    upload = Upload(small_server, very_long_wav)
+    upload.start()
+    wait_for(lambda: small_server.metric("whisper_api_in_flight") == 1)
+    upload.hang_up()
+    wait_for(
+        lambda: (
+            small_server.metric("whisper_api_transcriptions_total", outcome="aborted") == aborted_before + 1
+        )
+    )
+    assert small_server.metric("whisper_api_in_flight") == 0
+    # The only context is free again: a short request is served at once.
+    result = small_server.client().audio.transcriptions.create(model="whisper-1", file=jfk_wav)
+    assert result.text
+    assert small_server.metric("whisper_api_transcriptions_total", outcome="ok") >= 1
+
+
+def test_transcription_past_the_deadline_is_aborted_with_503(
+    models_dir: Path, tmp_path: Path, very_long_wav: Path
+) -> None:
+    server = start_server(
+        models_dir,
+        tmp_path / "log",
+        "--default-model",
+        "mini.en",
+        "--request-timeout",
+        "1",
+        "--max-upload-mb",
+        "100",
+    )
+    try:
+        with very_long_wav.open("rb") as file:
+            response = httpx.post(
+                f"{server.base_url}/v1/audio/transcriptions", files={"file": file}, timeout=60
+            )
+        assert assert_openai_error(response, 503)["code"] == "timeout"
+        assert server.metric("whisper_api_transcriptions_total", outcome="timeout") == 1
+    finally:
+        stop_server(server)

@@ -1,0 +1,152 @@
+"""The `openai` package, unchanged but for base_url, against a real server process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openai
+import pytest
+from openai.types.audio import Transcription, TranscriptionVerbose, Translation
+
+from tests.e2e.conftest import Server
+
+MODEL = "whisper-1"
+
+
+def test_json_response_parses_into_the_sdk_transcription_type(client: openai.OpenAI, jfk_wav: Path) -> None:
+    result = client.audio.transcriptions.create(model=MODEL, file=jfk_wav)
+    assert isinstance(result, Transcription)
+    assert result.text
+    assert result.usage is not None and result.usage.type == "duration" and result.usage.seconds == 11
+
+
+def test_text_response_is_the_plain_transcript(client: openai.OpenAI, jfk_wav: Path) -> None:
+    text = client.audio.transcriptions.create(model=MODEL, file=jfk_wav, response_format="text")
+    as_json = client.audio.transcriptions.create(model=MODEL, file=jfk_wav)
+    assert isinstance(text, str)
+    assert text.strip() == as_json.text
+
+
+def test_srt_response_numbers_cues_with_comma_milliseconds(client: openai.OpenAI, jfk_wav: Path) -> None:
+    srt = client.audio.transcriptions.create(model=MODEL, file=jfk_wav, response_format="srt")
+    lines = srt.splitlines()
+    assert lines[0] == "1"
+    assert " --> " in lines[1] and lines[1][8] == ","
+
+
+def test_vtt_response_starts_with_the_webvtt_header(client: openai.OpenAI, jfk_wav: Path) -> None:
+    vtt = client.audio.transcriptions.create(model=MODEL, file=jfk_wav, response_format="vtt")
+    assert vtt.startswith("WEBVTT")
+    assert " --> " in vtt and "." in vtt.split(" --> ")[1][:12]
+
+
+def test_verbose_json_segments_carry_every_field_the_sdk_requires(
+    client: openai.OpenAI, jfk_wav: Path
+) -> None:
+    result = client.audio.transcriptions.create(model=MODEL, file=jfk_wav, response_format="verbose_json")
+    assert isinstance(result, TranscriptionVerbose)
+    assert result.language == "english"
+    assert result.duration == pytest.approx(11.0, abs=0.01)
+    assert result.segments
+    for segment in result.segments:
+        assert 0 <= segment.start <= segment.end <= result.duration + 0.01
+        assert segment.tokens and all(isinstance(token, int) for token in segment.tokens)
+        assert segment.avg_logprob <= 0
+        assert segment.compression_ratio > 0
+        assert 0 <= segment.no_speech_prob <= 1
+    assert result.words is None
+
+
+def test_word_granularity_returns_top_level_words_inside_their_segments(
+    client: openai.OpenAI, jfk_wav: Path
+) -> None:
+    result = client.audio.transcriptions.create(
+        model=MODEL, file=jfk_wav, response_format="verbose_json", timestamp_granularities=["word", "segment"]
+    )
+    assert result.words
+    starts = [word.start for word in result.words]
+    assert starts == sorted(starts)
+    assert all(word.start <= word.end for word in result.words)
+    first, last = result.segments[0], result.segments[-1]
+    assert first.start <= result.words[0].start and result.words[-1].end <= last.end
+    assert all(word.word == word.word.strip() and word.word for word in result.words)
+
+
+def test_language_is_detected_on_a_multilingual_model(client: openai.OpenAI, jfk_wav: Path) -> None:
+    result = client.audio.transcriptions.create(model="mini", file=jfk_wav, response_format="verbose_json")
+    extras = result.model_extra or {}
+    assert result.language.isalpha() and len(result.language) > 2  # a full English name, like OpenAI
+    assert len(extras["language_code"]) == 2
+    assert 0 < extras["language_probability"] <= 1
+
+
+def test_streaming_deltas_join_to_the_done_text(client: openai.OpenAI, long_wav: Path) -> None:
+    stream = client.audio.transcriptions.create(model=MODEL, file=long_wav, stream=True)
+    events = list(stream)
+    deltas = [event.delta for event in events if event.type == "transcript.text.delta"]
+    done = [event for event in events if event.type == "transcript.text.done"]
+    assert len(deltas) >= 3  # one per segment; 66 s is at least three windows
+    assert len(done) == 1 and events[-1] is done[0]
+    assert done[0].text == "".join(deltas)
+
+
+def test_first_delta_arrives_while_whisper_is_still_running(server: Server, very_long_wav: Path) -> None:
+    client = server.client()
+    with client.audio.transcriptions.with_streaming_response.create(
+        model=MODEL, file=very_long_wav, stream=True
+    ) as response:
+        lines = response.iter_lines()
+        first = next(line for line in lines if line.startswith("data:"))
+        assert "transcript.text.delta" in first
+        assert server.metric("whisper_api_in_flight") >= 1
+        rest = [line for line in lines if line.startswith("data:")]
+    assert "transcript.text.done" in rest[-1]
+
+
+def test_translation_parses_into_the_sdk_translation_type(client: openai.OpenAI, jfk_wav: Path) -> None:
+    result = client.audio.translations.create(model="mini", file=jfk_wav)
+    assert isinstance(result, Translation)
+    assert result.text
+
+
+def test_translation_with_an_english_only_model_is_refused_with_the_reason(
+    client: openai.OpenAI, jfk_wav: Path
+) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.audio.translations.create(model="mini.en", file=jfk_wav)
+    assert "English-only" in raised.value.message
+    assert raised.value.body["param"] == "model"
+
+
+def test_models_are_listed_with_openai_fields_and_extras(client: openai.OpenAI) -> None:
+    models = {model.id: model for model in client.models.list()}
+    assert {"ggml-mini", "ggml-mini.en"} <= set(models)
+    english = models["ggml-mini.en"]
+    assert english.object == "model" and english.owned_by and english.created > 0
+    extras = english.model_extra or {}
+    assert extras["multilingual"] is False and extras["size_bytes"] > 0 and extras["loaded"] is True
+
+
+@pytest.mark.parametrize("alias", ["ggml-mini.en", "mini.en", "ggml-mini.en.bin", "whisper-1"])
+def test_model_aliases_resolve_to_the_model_file(client: openai.OpenAI, alias: str) -> None:
+    assert client.models.retrieve(alias).id == "ggml-mini.en"
+
+
+def test_unknown_model_raises_not_found(client: openai.OpenAI, jfk_wav: Path) -> None:
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.audio.transcriptions.create(model="large-v9", file=jfk_wav)
+    assert raised.value.code == "model_not_found"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("large-v9")
+
+
+def test_missing_api_key_raises_authentication_error(server: Server, jfk_wav: Path) -> None:
+    with pytest.raises(openai.AuthenticationError) as raised:
+        server.client(api_key="sk-wrong").audio.transcriptions.create(model=MODEL, file=jfk_wav)
+    assert raised.value.code == "invalid_api_key"
+
+
+def test_logprobs_are_included_when_asked(client: openai.OpenAI, jfk_wav: Path) -> None:
+    result = client.audio.transcriptions.create(model=MODEL, file=jfk_wav, include=["logprobs"])
+    assert result.logprobs
+    assert all(entry.logprob <= 0 and entry.bytes for entry in result.logprobs)

@@ -1,0 +1,125 @@
+"""Reading multipart fields: OpenAI's, whisper.cpp's knobs, and both spellings of array fields."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from whisper_api.http.errors import ApiError
+from whisper_api.http.forms import RESPONSE_FORMATS, parse_fields
+
+RANGED_NUMBERS = {
+    "temperature": (0.0, 1.0),
+    "temperature_increment_on_fallback": (0.0, 1.0),
+    "no_speech_threshold": (0.0, 1.0),
+    "logprob_threshold": (-100.0, 0.0),
+    "compression_ratio_threshold": (0.0, 100.0),
+}
+
+
+def parse(task: str = "transcribe", **fields: str | list[str]):
+    return parse_fields({k: v if isinstance(v, list) else [v] for k, v in fields.items()}, task)  # type: ignore[arg-type]
+
+
+def test_defaults_match_openai() -> None:
+    form = parse()
+    assert form.response_format == "json" and not form.stream and not form.include_logprobs
+    assert form.options.temperature == 0.0 and form.options.language is None and form.model is None
+
+
+@pytest.mark.parametrize("response_format", RESPONSE_FORMATS)
+def test_every_openai_response_format_is_accepted(response_format: str) -> None:
+    assert parse(response_format=response_format).response_format == response_format
+
+
+def test_diarized_json_is_refused_as_unsupported() -> None:
+    with pytest.raises(ApiError) as raised:
+        parse(response_format="diarized_json")
+    assert raised.value.status == 400
+    assert raised.value.body.error.param == "response_format"
+    assert raised.value.body.error.code == "unsupported_value"
+
+
+@pytest.mark.parametrize("name", ["timestamp_granularities[]", "timestamp_granularities"])
+def test_word_granularity_is_read_from_either_spelling(name: str) -> None:
+    assert parse(**{name: ["word", "segment"], "response_format": "verbose_json"}).word_timestamps
+
+
+def test_word_timestamps_only_shape_verbose_json() -> None:
+    assert not parse(**{"timestamp_granularities[]": "word"}).word_timestamps
+
+
+@pytest.mark.parametrize("name", ["include[]", "include"])
+def test_logprobs_are_included_from_either_spelling(name: str) -> None:
+    assert parse(**{name: "logprobs"}).include_logprobs
+
+
+def test_streaming_srt_is_refused() -> None:
+    with pytest.raises(ApiError) as raised:
+        parse(stream="true", response_format="srt")
+    assert raised.value.body.error.param == "stream"
+
+
+def test_language_is_normalised_to_lower_case() -> None:
+    assert parse(language=" EN ").options.language == "en"
+
+
+def test_translation_ignores_a_language_field() -> None:
+    assert parse("translate", language="de").options.language is None
+
+
+def test_initial_prompt_is_an_alias_of_prompt() -> None:
+    assert parse(initial_prompt="Kubernetes").options.prompt == "Kubernetes"
+
+
+def test_beam_size_selects_beam_search() -> None:
+    assert parse(beam_size="5").options.beam_size == 5
+    assert parse().options.beam_size is None
+
+
+@given(name=st.sampled_from(sorted(RANGED_NUMBERS)), data=st.data())
+def test_numbers_inside_their_range_are_taken_exactly(name: str, data: st.DataObject) -> None:
+    low, high = RANGED_NUMBERS[name]
+    value = data.draw(st.floats(low, high, allow_nan=False))
+    assert getattr(parse(**{name: repr(value)}).options, name) == value
+
+
+@given(name=st.sampled_from(sorted(RANGED_NUMBERS)), value=st.floats(allow_nan=True, allow_infinity=True))
+def test_numbers_outside_their_range_are_refused_naming_the_field(name: str, value: float) -> None:
+    low, high = RANGED_NUMBERS[name]
+    if math.isfinite(value) and low <= value <= high:
+        return
+    with pytest.raises(ApiError) as raised:
+        parse(**{name: repr(value)})
+    assert raised.value.status == 400 and raised.value.body.error.param == name
+
+
+@given(
+    name=st.sampled_from(
+        [
+            *RANGED_NUMBERS,
+            "beam_size",
+            "best_of",
+            "patience",
+            "stream",
+            "response_format",
+            "condition_on_previous_text",
+            "suppress_blank",
+            "timestamp_granularities[]",
+            "include[]",
+            "language",
+            "prompt",
+            "model",
+        ]
+    ),
+    value=st.text(max_size=30),
+)
+def test_any_text_in_any_field_parses_or_is_a_400(name: str, value: str) -> None:
+    try:
+        parse(**{name: value})
+    except ApiError as error:
+        assert error.status == 400
+        assert error.body.error.message
