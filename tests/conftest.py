@@ -32,7 +32,7 @@ def jfk_mp3(fixtures_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def models_dir(fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A models directory of synthetic models: small ones named like the real multilingual and English files."""
+    """Synthetic models with small dimensions: `ggml-mini.bin` (multilingual) and `ggml-mini.en.bin`."""
     directory = tmp_path_factory.mktemp("models")
     headers = fixtures_dir / "models"
     write_synthetic_model(headers / "for-tests-ggml-tiny.bin", directory / "ggml-mini.bin", MINI)

@@ -114,18 +114,20 @@ def _models_pull(args: argparse.Namespace) -> int:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
+    from whisper_api.engine.types import DecodeOptions
     from whisper_api.local import transcribe_files
 
     settings = _settings(args)
+    options = DecodeOptions(
+        task="translate" if args.translate else "transcribe",
+        language=args.language,
+        beam_size=args.beam_size,
+        temperature_increment_on_fallback=args.temperature_increment_on_fallback,
+        word_timestamps=args.format == "verbose_json",
+    )
+    files = [Path(name) for name in args.files]
     return asyncio.run(
-        transcribe_files(
-            settings,
-            [Path(f) for f in args.files],
-            model=args.model,
-            language=args.language,
-            output_format=args.format,
-            translate=args.translate,
-        )
+        transcribe_files(settings, files, model=args.model, options=options, output_format=args.format)
     )
 
 
@@ -144,6 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--language", default=None, help="ISO-639-1 code; detected when omitted.")
     transcribe.add_argument("--format", choices=_LOCAL_FORMATS, default="text")
     transcribe.add_argument("--translate", action="store_true", help="Translate into English.")
+    transcribe.add_argument(
+        "--beam-size", type=int, default=None, help="Beam search width (default: greedy)."
+    )
+    transcribe.add_argument(
+        "--temperature-increment-on-fallback",
+        type=float,
+        default=0.2,
+        metavar="STEP",
+        help="Retry a window that fails whisper's checks at a temperature this much higher "
+        "(0 disables retries).",
+    )
     _add_settings_flags(transcribe)
     transcribe.set_defaults(run=_transcribe)
 

@@ -40,18 +40,12 @@ async def transcribe_files(
     files: list[Path],
     *,
     model: str | None,
-    language: str | None,
+    options: DecodeOptions,
     output_format: str,
-    translate: bool,
 ) -> int:
     """Print each file's transcript to stdout; returns the process exit status."""
     engine = build_engine(settings)
     service = TranscriptionService(engine, engine.catalog, Limits(settings.max_audio_seconds, None))
-    options = DecodeOptions(
-        task="translate" if translate else "transcribe",
-        language=language,
-        word_timestamps=output_format == "verbose_json",
-    )
     failed = 0
     try:
         model_file = service.model(model)

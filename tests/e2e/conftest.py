@@ -35,6 +35,14 @@ class Server:
     process: subprocess.Popen[bytes]
     log_path: Path
 
+    @property
+    def host(self) -> str:
+        return httpx.URL(self.base_url).host
+
+    @property
+    def port(self) -> int:
+        return httpx.URL(self.base_url).port or 80
+
     def client(self, api_key: str = API_KEY, **options: object) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.base_url}/v1", api_key=api_key, max_retries=0, **options)
 
@@ -53,7 +61,10 @@ class Server:
         return self.log_path.read_text()
 
 
-def start_server(models_dir: Path, log_path: Path, *flags: str, env: dict[str, str] | None = None) -> Server:
+def start_server(
+    models_dir: Path, log_path: Path, flags: str = "", env: dict[str, str] | None = None
+) -> Server:
+    """`whisper-api serve` with `flags` (one string, split on whitespace), ready to serve."""
     port = _free_port()
     command = [
         sys.executable,
@@ -68,7 +79,7 @@ def start_server(models_dir: Path, log_path: Path, *flags: str, env: dict[str, s
         str(models_dir),
         "--log-format",
         "json",
-        *flags,
+        *flags.split(),
     ]
     environment = {key: value for key, value in os.environ.items() if not key.startswith("WHISPER_API_")}
     environment.update(env or {})
@@ -106,12 +117,7 @@ def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     running = start_server(
         models_dir,
         log_path,
-        "--default-model",
-        "mini.en",
-        "--workers",
-        "2",
-        "--threads",
-        "1",
+        "--default-model mini.en --workers 2 --threads 1",
         env={"WHISPER_API_API_KEYS": API_KEY},
     )
     yield running
@@ -131,8 +137,8 @@ def long_wav(jfk_wav: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def very_long_wav(jfk_wav: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """11 minutes of speech: long enough to still be running when a test looks."""
-    return _write(tmp_path_factory.mktemp("very-long") / "very-long.wav", np.tile(decode_audio(jfk_wav), 60))
+    """5½ minutes of speech: long enough to still be running when a test looks."""
+    return _write(tmp_path_factory.mktemp("very-long") / "very-long.wav", np.tile(decode_audio(jfk_wav), 30))
 
 
 def _write(path: Path, samples: np.ndarray) -> Path:

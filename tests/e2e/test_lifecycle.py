@@ -16,7 +16,7 @@ from tests.e2e.test_limits import Upload, wait_for
 
 
 def test_sigterm_lets_the_request_in_flight_finish(models_dir: Path, tmp_path: Path, long_wav: Path) -> None:
-    server = start_server(models_dir, tmp_path / "log", "--default-model", "mini.en", "--workers", "1")
+    server = start_server(models_dir, tmp_path / "log", "--default-model mini.en --workers 1")
     upload = Upload(server, long_wav)
     upload.start()
     wait_for(lambda: server.metric("whisper_api_in_flight") == 1)
@@ -75,9 +75,13 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def transcribe_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The local CLI with one decoding pass per window (synthetic models never pass whisper's checks)."""
+    return run_cli("transcribe", "--temperature-increment-on-fallback", "0", *args)
+
+
 def test_cli_transcribes_a_file_locally_as_srt(models_dir: Path, jfk_mp3: Path) -> None:
-    result = run_cli(
-        "transcribe",
+    result = transcribe_cli(
         str(jfk_mp3),
         "--models-dir",
         str(models_dir),
@@ -91,8 +95,7 @@ def test_cli_transcribes_a_file_locally_as_srt(models_dir: Path, jfk_mp3: Path) 
 
 
 def test_cli_transcribe_writes_verbose_json_with_words(models_dir: Path, jfk_wav: Path) -> None:
-    result = run_cli(
-        "transcribe",
+    result = transcribe_cli(
         str(jfk_wav),
         "--models-dir",
         str(models_dir),
@@ -111,7 +114,7 @@ def test_cli_transcribe_writes_verbose_json_with_words(models_dir: Path, jfk_wav
 def test_cli_transcribe_reports_an_undecodable_file(models_dir: Path, tmp_path: Path) -> None:
     junk = tmp_path / "junk.mp3"
     junk.write_bytes(b"\x00junk" * 100)
-    result = run_cli("transcribe", str(junk), "--models-dir", str(models_dir), "--default-model", "mini.en")
+    result = transcribe_cli(str(junk), "--models-dir", str(models_dir), "--default-model", "mini.en")
     assert result.returncode == 1
     assert "could not be decoded" in result.stderr and "Traceback" not in result.stderr
 
