@@ -60,7 +60,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         msgspec.Meta(
             ge=0, description="Seconds a transcription may queue and run before it is aborted; 0 = no limit."
         ),
-    ] = 900
+    ] = 3600
     max_upload_mb: Annotated[
         float, msgspec.Meta(gt=0, description="Largest accepted upload, MiB (413 beyond).")
     ] = 25
@@ -71,7 +71,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         msgspec.field(default_factory=list)
     )
     api_keys_file: Annotated[Path | None, _doc("File with one API key per line.")] = None
-    use_gpu: Annotated[bool, _doc("Use the GPU backend pywhispercpp was built with.")] = False
+    use_gpu: Annotated[
+        bool, _doc("Use the GPU backend pywhispercpp was built with (no effect on CPU builds).")
+    ] = True
     flash_attn: Annotated[bool, _doc("Flash attention (whisper.cpp's default; faster on CPU and GPU).")] = (
         True
     )

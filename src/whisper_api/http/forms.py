@@ -119,7 +119,8 @@ def _language(fields: Fields, task: Task) -> str | None:
     if task == "translate":
         return None  # translation detects the spoken language; its output is English
     raw = _one(fields, "language")
-    return raw.lower() if raw else None
+    # Several clients send "auto" for "detect it", which whisper.cpp spells as no language.
+    return raw.lower() if raw and raw.lower() != "auto" else None
 
 
 def parse_fields(fields: Fields, task: Task) -> TranscriptionForm:

@@ -1,0 +1,79 @@
+"""Settings: flags over WHISPER_API_* variables over defaults, and the parallelism they imply."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from whisper_api.settings import Settings, from_sources
+
+
+def test_defaults_apply_without_flags_or_environment() -> None:
+    assert from_sources({}, {}) == Settings()
+
+
+def test_environment_overrides_defaults_with_typed_values() -> None:
+    settings = from_sources(
+        {},
+        {
+            "WHISPER_API_PORT": "9000",
+            "WHISPER_API_PRELOAD": "false",
+            "WHISPER_API_MODELS_DIR": "/srv/models",
+            "WHISPER_API_MAX_UPLOAD_MB": "50.5",
+        },
+    )
+    assert settings.port == 9000 and settings.preload is False
+    assert settings.models_dir == Path("/srv/models") and settings.max_upload_bytes == int(50.5 * 2**20)
+
+
+def test_flags_override_the_environment() -> None:
+    assert from_sources({"port": 7000}, {"WHISPER_API_PORT": "9000"}).port == 7000
+
+
+def test_unset_flags_leave_the_environment_in_force() -> None:
+    assert from_sources({"port": None}, {"WHISPER_API_PORT": "9000"}).port == 9000
+
+
+def test_api_keys_are_comma_separated_in_the_environment() -> None:
+    settings = from_sources({}, {"WHISPER_API_API_KEYS": "sk-a, sk-b,,"})
+    assert settings.all_api_keys() == {"sk-a", "sk-b"}
+
+
+def test_api_key_file_adds_one_key_per_line_skipping_comments(tmp_path: Path) -> None:
+    key_file = tmp_path / "keys"
+    key_file.write_text("# team keys\nsk-one\n\n  sk-two  \n")
+    assert from_sources({"api_keys_file": str(key_file)}, {}).all_api_keys() == {"sk-one", "sk-two"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("WHISPER_API_PORT", "eighty"),
+        ("WHISPER_API_PORT", "70000"),
+        ("WHISPER_API_MAX_QUEUE", "0"),
+        ("WHISPER_API_LOG_FORMAT", "xml"),
+    ],
+)
+def test_invalid_values_are_refused(name: str, value: str) -> None:
+    with pytest.raises(msgspec.ValidationError):
+        from_sources({}, {name: value})
+
+
+@given(cores=st.integers(1, 256), workers=st.integers(0, 8), threads=st.integers(0, 8))
+def test_automatic_parallelism_never_oversubscribes_the_cores(cores: int, workers: int, threads: int) -> None:
+    chosen_workers, chosen_threads = Settings(workers=workers, threads=threads).parallelism(cores)
+    assert chosen_workers >= 1 and chosen_threads >= 1
+    if workers == 0 and threads == 0:
+        assert chosen_workers * chosen_threads <= cores
+    if workers:
+        assert chosen_workers == workers
+    if threads:
+        assert chosen_threads == threads
+
+
+def test_two_cores_get_two_single_thread_contexts() -> None:
+    assert Settings().parallelism(2) == (2, 1)
