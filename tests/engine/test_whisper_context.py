@@ -10,7 +10,14 @@ import pytest
 
 from whisper_api.audio import decode_audio
 from whisper_api.engine.types import DecodeOptions
-from whisper_api.engine.whisper import Aborted, ModelLoadError, WhisperContext, known_language, language_name
+from whisper_api.engine.whisper import (
+    SAMPLE_RATE,
+    Aborted,
+    ModelLoadError,
+    WhisperContext,
+    known_language,
+    language_name,
+)
 
 FAST = DecodeOptions(language="en", temperature_increment_on_fallback=0.0)
 
@@ -114,3 +121,12 @@ def test_threads_setting_is_honoured_without_error(context: WhisperContext, samp
     started = time.perf_counter()
     assert context.transcribe(samples[: 16000 * 2], FAST, threads=2).duration == pytest.approx(2.0)
     assert time.perf_counter() > started
+
+
+def test_audio_shorter_than_a_second_is_still_transcribed(
+    context: WhisperContext, samples: np.ndarray
+) -> None:
+    transcript = context.transcribe(samples[: SAMPLE_RATE // 2], FAST, threads=1)
+    assert transcript.duration == pytest.approx(0.5)
+    assert transcript.segments
+    assert all(segment.end <= 0.5 for segment in transcript.segments)

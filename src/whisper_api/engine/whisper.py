@@ -24,6 +24,8 @@ SAMPLE_RATE = binding.WHISPER_SAMPLE_RATE
 #: whisper decides the language from the first 30 s window.
 _DETECTION_SAMPLES = 30 * SAMPLE_RATE
 _CANDIDATES = 5
+#: whisper.cpp refuses input under 1 s ("input is too short"); a little over it is safe.
+_MIN_SAMPLES = SAMPLE_RATE + SAMPLE_RATE // 10
 
 log = structlog.get_logger("whisper_api.whisper_cpp")
 
@@ -114,13 +116,13 @@ class WhisperContext:
         on_progress: OnProgress | None = None,
         should_abort: ShouldAbort | None = None,
     ) -> Transcript:
-        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        duration = len(samples) / SAMPLE_RATE
+        samples = _padded(np.ascontiguousarray(samples, dtype=np.float32))
         if options.language is None:
             language = self.detect_language(samples, threads)
         else:
             language = LanguageGuess(options.language, language_name(options.language), 1.0)
         params = self._params(options, language.code, threads)
-        duration = len(samples) / SAMPLE_RATE
         segments: list[Segment] = []
         failure: list[BaseException] = []
         # whisper.cpp calls back from inside whisper_full; an exception escaping into C++ would abort
@@ -231,6 +233,13 @@ class WhisperContext:
             tokens=tuple(tokens),
             no_speech_prob=0.0 if math.isnan(no_speech) else float(no_speech),
         )
+
+
+def _padded(samples: np.ndarray) -> np.ndarray:
+    """Audio under a second padded with silence: whisper.cpp returns nothing at all for shorter input."""
+    if len(samples) >= _MIN_SAMPLES:
+        return samples
+    return np.concatenate([samples, np.zeros(_MIN_SAMPLES - len(samples), dtype=np.float32)])
 
 
 def _decode_segment_text(tokens: list[Token]) -> str:
