@@ -35,6 +35,13 @@ def blocker(release: threading.Event):
     return work
 
 
+def spin_until_aborted(_context, should_abort):
+    """Work that runs until the pool's abort check says stop, as whisper.cpp does."""
+    while not should_abort():
+        time.sleep(0.01)
+    raise Aborted()
+
+
 def test_every_job_of_a_worker_runs_on_the_same_thread(models_dir: Path) -> None:
     pool = started_pool(models_dir, workers=2)
     try:
@@ -98,11 +105,9 @@ def test_a_cancelled_queued_job_never_runs(pool: ModelPool) -> None:
 def test_cancelling_a_running_job_makes_its_abort_check_true(pool: ModelPool) -> None:
     running = threading.Event()
 
-    def spin(_context, should_abort):
+    def spin(context, should_abort):
         running.set()
-        while not should_abort():
-            time.sleep(0.01)
-        raise Aborted()
+        spin_until_aborted(context, should_abort)
 
     job = pool.submit(spin, 1.0, None)
     assert running.wait(10)
@@ -111,12 +116,7 @@ def test_cancelling_a_running_job_makes_its_abort_check_true(pool: ModelPool) ->
 
 
 def test_a_job_past_its_deadline_times_out(pool: ModelPool) -> None:
-    def spin(_context, should_abort):
-        while not should_abort():
-            time.sleep(0.01)
-        raise Aborted()
-
-    job = pool.submit(spin, 1.0, time.monotonic() + 0.2)
+    job = pool.submit(spin_until_aborted, 1.0, time.monotonic() + 0.2)
     with pytest.raises(TimedOut):
         job.result.result(timeout=10)
 

@@ -8,9 +8,9 @@ Array fields arrive as `name[]` from the OpenAI SDK and as bare `name` from othe
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, cast, get_args
+from typing import Literal, TypeVar, cast, get_args
 
 from whisper_api.engine.types import DecodeOptions, Task
 from whisper_api.http.errors import bad_request
@@ -24,6 +24,7 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 Fields = Mapping[str, Sequence[str]]
+N = TypeVar("N", int, float)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,30 +50,27 @@ def _one(fields: Fields, name: str) -> str | None:
     return value or None
 
 
-def _number(fields: Fields, name: str, low: float, high: float, default: float) -> float:
+def _ranged(fields: Fields, name: str, convert: Callable[[str], N], kind: str, low: N, high: N) -> N | None:
+    """A numeric field within [low, high]; None when absent."""
     raw = _one(fields, name)
     if raw is None:
-        return default
+        return None
     try:
-        value = float(raw)
+        value = convert(raw)
     except ValueError:
-        raise bad_request(f"'{name}' must be a number, got {raw!r}.", param=name) from None
+        raise bad_request(f"'{name}' must be {kind}, got {raw!r}.", param=name) from None
     if not math.isfinite(value) or not low <= value <= high:
         raise bad_request(f"'{name}' must be between {low:g} and {high:g}, got {raw}.", param=name)
     return value
 
 
+def _number(fields: Fields, name: str, low: float, high: float, default: float) -> float:
+    value = _ranged(fields, name, float, "a number", low, high)
+    return default if value is None else value
+
+
 def _integer(fields: Fields, name: str, low: int, high: int) -> int | None:
-    raw = _one(fields, name)
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_request(f"'{name}' must be an integer, got {raw!r}.", param=name) from None
-    if not low <= value <= high:
-        raise bad_request(f"'{name}' must be between {low} and {high}, got {value}.", param=name)
-    return value
+    return _ranged(fields, name, int, "an integer", low, high)
 
 
 def _flag(fields: Fields, name: str, default: bool) -> bool:
@@ -147,7 +145,7 @@ def parse_fields(fields: Fields, task: Task) -> TranscriptionForm:
         temperature_increment_on_fallback=_number(fields, "temperature_increment_on_fallback", 0.0, 1.0, 0.2),
         beam_size=beam_size,
         best_of=5 if best_of is None else best_of,
-        patience=_optional_number(fields, "patience", 0.0, 10.0),
+        patience=_ranged(fields, "patience", float, "a number", 0.0, 10.0),
         compression_ratio_threshold=_number(fields, "compression_ratio_threshold", 0.0, 100.0, 2.4),
         logprob_threshold=_number(fields, "logprob_threshold", -100.0, 0.0, -1.0),
         no_speech_threshold=_number(fields, "no_speech_threshold", 0.0, 1.0, 0.6),
@@ -164,7 +162,3 @@ def parse_fields(fields: Fields, task: Task) -> TranscriptionForm:
         include_logprobs="logprobs" in include,
         word_timestamps=word_timestamps,
     )
-
-
-def _optional_number(fields: Fields, name: str, low: float, high: float) -> float | None:
-    return _number(fields, name, low, high, math.nan) if _one(fields, name) is not None else None
