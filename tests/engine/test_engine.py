@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from whisper_api.engine.catalog import ModelCatalog
 from whisper_api.engine.engine import Engine, EngineConfig, QueueFull
 from whisper_api.engine.types import DecodeOptions
+from whisper_api.engine.whisper import ModelLoadError
 
 FAST = DecodeOptions(language="en", temperature_increment_on_fallback=0.0)
 SECOND = np.zeros(16_000, dtype=np.float32)
@@ -104,3 +106,20 @@ def test_work_beyond_the_queue_limit_is_refused_with_a_retry_hint(models_dir: Pa
 
     refusal = run(scenario())
     assert refusal.retry_after >= 1
+
+
+def test_a_model_that_fails_to_load_raises_and_is_not_kept(fixtures_dir: Path, tmp_path: Path) -> None:
+    header = (fixtures_dir / "models" / "for-tests-ggml-tiny.en.bin").read_bytes()
+    bogus_tensor = struct.pack("<iiii", 1, 5, 0, 4) + b"bogus" + bytes(16)
+    (tmp_path / "ggml-broken.bin").write_bytes(header + bogus_tensor)
+
+    async def scenario() -> bool:
+        subject = Engine(ModelCatalog(tmp_path, "broken"), EngineConfig(1, 1, 4), "broken")
+        model = subject.catalog.resolve("broken")
+        with pytest.raises(ModelLoadError):
+            await subject.transcribe(model, SECOND, FAST)
+        loaded = subject.is_loaded(model.id)
+        await subject.close()
+        return loaded
+
+    assert run(scenario()) is False
