@@ -16,6 +16,7 @@ import msgspec
 from whisper_api.engine.download import DEFAULT_BASE_URL
 
 ENV_PREFIX = "WHISPER_API_"
+_LISTS = {"api_keys", "cors_origins"}
 
 
 def _doc(text: str) -> msgspec.Meta:
@@ -71,6 +72,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         msgspec.field(default_factory=list)
     )
     api_keys_file: Annotated[Path | None, _doc("File with one API key per line.")] = None
+    cors_origins: Annotated[
+        list[str],
+        _doc("Origins browsers may call the API from (comma-separated in the environment; * for any)."),
+    ] = msgspec.field(default_factory=list)
     use_gpu: Annotated[
         bool, _doc("Use the GPU backend pywhispercpp was built with (no effect on CPU builds).")
     ] = True
@@ -119,7 +124,9 @@ def from_sources(
     for name in field_names():
         value = environ.get(ENV_PREFIX + name.upper())
         if value is not None:
-            raw[name] = value.split(",") if name == "api_keys" else value
+            raw[name] = (
+                [item.strip() for item in value.split(",") if item.strip()] if name in _LISTS else value
+            )
     raw.update({name: value for name, value in (flags or {}).items() if value is not None})
     return msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
 

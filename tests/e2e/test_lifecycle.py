@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import _free_port, start_server
+from tests.e2e.conftest import _free_port, start_server, stop_server
 from tests.e2e.test_limits import Upload, wait_for
 
 
@@ -141,3 +141,24 @@ def test_cli_rejects_an_invalid_setting_with_a_message(flag: str) -> None:
     result = run_cli("serve", flag, "-5")
     assert result.returncode != 0
     assert "invalid setting" in result.stderr or "error" in result.stderr
+
+
+def test_cors_origins_let_a_browser_app_call_the_api(models_dir: Path, tmp_path: Path) -> None:
+    server = start_server(
+        models_dir, tmp_path / "log", "--default-model mini.en --cors-origins https://app.example"
+    )
+    try:
+        preflight = httpx.options(
+            f"{server.base_url}/v1/audio/transcriptions",
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
+        assert preflight.status_code in (200, 204)
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+        other = httpx.get(f"{server.base_url}/v1/models", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+    finally:
+        stop_server(server)

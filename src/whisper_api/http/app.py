@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import structlog
 from litestar import Litestar
 from litestar.config.app import AppConfig
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -118,6 +119,11 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[observability_middleware],
         lifespan=[lifespan],
         request_max_body_size=settings.max_upload_bytes + _FORM_OVERHEAD_BYTES,
+        cors_config=CORSConfig(
+            allow_origins=settings.cors_origins, expose_headers=["x-request-id", "retry-after"]
+        )
+        if settings.cors_origins
+        else None,
         openapi_config=OpenAPIConfig(
             title="whisper-api",
             version=__version__,
