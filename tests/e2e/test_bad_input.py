@@ -201,3 +201,13 @@ def test_each_request_logs_one_json_line_without_the_key(server: Server, jfk_wav
     assert entry["status"] == 200 and entry["model"] == "ggml-mini.en"
     assert entry["audio_seconds"] == pytest.approx(11.0, abs=0.01) and entry["rtf"] > 0
     assert API_KEY not in server.log()
+
+
+def test_openapi_documents_the_multipart_form(server: Server) -> None:
+    spec = httpx.get(f"{server.base_url}/docs/openapi.json").json()
+    body = spec["paths"]["/v1/audio/transcriptions"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert body["schema"]["required"] == ["file"]
+    assert {"model", "response_format", "timestamp_granularities[]", "beam_size"} <= set(
+        body["schema"]["properties"]
+    )
+    assert httpx.get(f"{server.base_url}/docs").status_code == 200

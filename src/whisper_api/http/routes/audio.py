@@ -17,6 +17,7 @@ from whisper_api.http.auth import require_api_key
 from whisper_api.http.errors import ApiError, bad_request, to_api_error
 from whisper_api.http.forms import TranscriptionForm, parse_fields
 from whisper_api.http.observability import CLIENT_CLOSED_REQUEST, request_usage
+from whisper_api.http.openapi import TranscriptionOperation, TranslationOperation
 from whisper_api.service import formats
 from whisper_api.service.transcription import TranscriptionService
 
@@ -32,6 +33,7 @@ class ClientDisconnected(Exception):
 @post(
     "/v1/audio/transcriptions",
     status_code=200,
+    operation_class=TranscriptionOperation,
     guards=[require_api_key],
     summary="Transcribe audio (OpenAI-compatible)",
 )
@@ -42,6 +44,7 @@ async def create_transcription(request: Request, service: TranscriptionService) 
 @post(
     "/v1/audio/translations",
     status_code=200,
+    operation_class=TranslationOperation,
     guards=[require_api_key],
     summary="Translate audio into English text",
 )
