@@ -40,10 +40,12 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
 class Upload(threading.Thread):
     """A transcription request running in the background, which the test may cut off mid-flight."""
 
-    def __init__(self, server: Server, path: Path, *, fallback: bool = False) -> None:
+    def __init__(self, server: Server, path: Path, *, fallback: bool = False, stream: bool = False) -> None:
         super().__init__(daemon=True)
         # With whisper's fallback a synthetic model decodes each window six times: slow on purpose.
         form = {} if fallback else {"temperature_increment_on_fallback": "0"}
+        if stream:
+            form["stream"] = "true"
         self.request = httpx.Request(
             "POST", f"{server.base_url}/v1/audio/transcriptions", files={"file": path.read_bytes()}, data=form
         )
@@ -143,3 +145,17 @@ def test_transcription_past_the_deadline_is_aborted_with_503(
         assert server.metric("whisper_api_transcriptions_total", outcome="timeout") == 1
     finally:
         stop_server(server)
+
+
+def test_a_streaming_client_that_hangs_up_aborts_whisper(small_server: Server, very_long_wav: Path) -> None:
+    aborted_before = small_server.metric("whisper_api_transcriptions_total", outcome="aborted")
+    upload = Upload(small_server, very_long_wav, stream=True)
+    upload.start()
+    wait_for(lambda: upload.status == 200 and small_server.metric("whisper_api_in_flight") == 1)
+    upload.hang_up()
+    wait_for(
+        lambda: (
+            small_server.metric("whisper_api_transcriptions_total", outcome="aborted") == aborted_before + 1
+        )
+    )
+    assert small_server.metric("whisper_api_in_flight") == 0
