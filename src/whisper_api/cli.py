@@ -94,7 +94,8 @@ def _models_list(args: argparse.Namespace) -> int:
         return 0
     for model in models:
         kind = "multilingual" if model.multilingual else "english-only"
-        print(f"{model.id:32} {model.size / 2**20:9.1f} MiB  {kind}")
+        details = f"{model.size_name or '-':7} {model.weight_type:5} {kind}"
+        print(f"{model.id:32} {model.size / 2**20:9.1f} MiB  {details}")
     return 0
 
 

@@ -142,6 +142,7 @@ def test_models_are_listed_with_openai_fields_and_extras(client: openai.OpenAI) 
     assert english.object == "model" and english.owned_by and english.created > 0
     extras = english.model_extra or {}
     assert extras["multilingual"] is False and extras["size_bytes"] > 0 and extras["loaded"] is True
+    assert extras["weight_type"] == "f16" and extras["family"] is None  # mini dimensions are no real family
 
 
 @pytest.mark.parametrize("alias", ["ggml-mini.en", "mini.en", "ggml-mini.en.bin", "whisper-1"])

@@ -12,7 +12,7 @@ import structlog
 
 from whisper_api.engine.catalog import ModelCatalog, ModelFile
 from whisper_api.engine.pool import Job, ModelPool
-from whisper_api.engine.types import DecodeOptions, LanguageGuess, Transcript
+from whisper_api.engine.types import DecodeOptions, Transcript
 from whisper_api.engine.whisper import SAMPLE_RATE, OnProgress, OnSegment, ShouldAbort, WhisperContext
 from whisper_api.ops import metrics
 
@@ -116,14 +116,6 @@ class Engine:
             )
 
         return await self.run(model, len(samples) / SAMPLE_RATE, work, timeout=timeout)
-
-    async def detect_language(
-        self, model: ModelFile, samples: np.ndarray, *, timeout: float | None = None
-    ) -> LanguageGuess:
-        def work(context: WhisperContext, _should_abort: ShouldAbort) -> LanguageGuess:
-            return context.detect_language(samples, self.config.threads)
-
-        return await self.run(model, min(len(samples) / SAMPLE_RATE, 30.0), work, timeout=timeout)
 
     async def prepare(self, model: ModelFile) -> None:
         """Load `model` and check there is room in the queue, without queueing anything."""

@@ -85,6 +85,10 @@ class ModelObject(msgspec.Struct):
     size_bytes: int = 0
     multilingual: bool = False
     loaded: bool = False
+    #: tiny, base, small, medium or large, from the layer count; None for other shapes.
+    family: str | None = None
+    #: Weight encoding: f16, f32, q5_0, q8_0, ...
+    weight_type: str = "f16"
 
 
 class ModelList(msgspec.Struct):
@@ -146,4 +150,6 @@ def model_object(model: ModelFile, *, loaded: bool) -> ModelObject:
         size_bytes=model.size,
         multilingual=model.multilingual,
         loaded=loaded,
+        family=model.size_name,
+        weight_type=model.weight_type,
     )

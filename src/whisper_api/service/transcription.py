@@ -17,7 +17,7 @@ import structlog
 from whisper_api.audio import AudioError, decode_audio
 from whisper_api.engine.catalog import ModelCatalog, ModelFile
 from whisper_api.engine.engine import Engine
-from whisper_api.engine.types import DecodeOptions, LanguageGuess, Segment, Transcript
+from whisper_api.engine.types import DecodeOptions, Segment, Transcript
 from whisper_api.engine.whisper import SAMPLE_RATE, known_language
 from whisper_api.ops import metrics
 
@@ -149,15 +149,6 @@ class TranscriptionService:
             task.cancel()
         self._account(model, transcript, time.perf_counter() - started, usage)
         yield transcript
-
-    async def detect_language(self, model: ModelFile, samples: np.ndarray) -> LanguageGuess:
-        if not model.multilingual:
-            raise InvalidRequest(
-                f"Model '{model.id}' is English-only; language detection needs a multilingual model.",
-                param="model",
-                code="model_not_multilingual",
-            )
-        return await self.engine.detect_language(model, samples, timeout=self.limits.timeout)
 
     @staticmethod
     def _account(model: ModelFile, transcript: Transcript, elapsed: float, usage: Usage | None) -> None:
