@@ -18,6 +18,7 @@ from training.ggml_header import read_header  # noqa: E402
 from training.model import Dimensions, Whisper  # noqa: E402
 from training.speech import espeak_available  # noqa: E402
 from training.tokens import Tokenizer  # noqa: E402
+
 from whisper_api.audio import decode_audio  # noqa: E402
 
 #: Small enough for whisper.cpp and PyTorch to run a window in well under a second.
@@ -59,5 +60,7 @@ def small_model() -> Whisper:
 
 
 @pytest.fixture(scope="session")
-def small_model_file(small_model: Whisper, header_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def small_model_file(
+    small_model: Whisper, header_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     return export_ggml(small_model, tmp_path_factory.mktemp("training") / "ggml-small.bin", header_file)

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from training.decode import RuleFilter, audio_frames, greedy_decode, segments, torch_step
 from training.features import log_mel
 from training.model import Whisper
 from training.native import NativeModel
 from training.tokens import Tokenizer
+
 from whisper_api.engine.types import DecodeOptions
 from whisper_api.engine.whisper import WhisperContext
 
@@ -62,7 +62,10 @@ def test_raw_greedy_steps_pick_the_same_tokens(
 
 
 def test_whisper_full_and_our_rule_following_decoder_produce_the_same_segments(
-    small_model: Whisper, small_model_file: Path, tokenizer: Tokenizer, jfk_samples: np.ndarray,
+    small_model: Whisper,
+    small_model_file: Path,
+    tokenizer: Tokenizer,
+    jfk_samples: np.ndarray,
     mel_filters: np.ndarray,
 ) -> None:
     samples = jfk_samples[: 4 * 16_000]
@@ -73,7 +76,9 @@ def test_whisper_full_and_our_rule_following_decoder_produce_the_same_segments(
         context.close()
     rules = RuleFilter(tokenizer.special, tokenizer.encode(" ")[0], tokenizer.n_vocab)
     decoded = greedy_decode(
-        torch_step(small_model, _mel(samples, mel_filters)), tokenizer.prompt("en"), rules,
+        torch_step(small_model, _mel(samples, mel_filters)),
+        tokenizer.prompt("en"),
+        rules,
         audio_frames(len(samples)),
     )
     ours = segments(decoded, tokenizer.special, duration=len(samples) / 16_000)

@@ -8,13 +8,13 @@ from pathlib import Path
 import _pywhispercpp as binding
 import numpy as np
 import torch
+from training.export import export_ggml
+from training.ggml_header import read_header
+from training.model import Dimensions, Whisper
 
 from tests.support.synthetic_model import Dimensions as SyntheticDimensions
 from tests.support.synthetic_model import write_synthetic_model
 from tests.training.conftest import SMALL
-from training.export import export_ggml
-from training.ggml_header import read_header
-from training.model import Dimensions, Whisper
 from whisper_api.engine.types import DecodeOptions
 from whisper_api.engine.whisper import WhisperContext
 
@@ -60,7 +60,9 @@ def test_exported_model_loads_with_our_dimensions(small_model_file: Path) -> Non
         binding.whisper_free(context)
 
 
-def test_exported_model_transcribes_through_the_engine(small_model_file: Path, jfk_samples: np.ndarray) -> None:
+def test_exported_model_transcribes_through_the_engine(
+    small_model_file: Path, jfk_samples: np.ndarray
+) -> None:
     context = WhisperContext(small_model_file)
     try:
         transcript = context.transcribe(

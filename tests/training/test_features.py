@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from tests.training.conftest import needs_espeak
 from training.features import N_FRAMES, log_mel
 from training.native import NativeModel
 from training.speech import Voice, synthesize
+
+from tests.training.conftest import needs_espeak
 
 
 def _logits(model: NativeModel, mel: np.ndarray | None, samples: np.ndarray) -> np.ndarray:
@@ -45,7 +45,9 @@ def _signals(jfk: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-@pytest.mark.parametrize("name", ["speech", "quiet speech in noise", "under a second", "longer than a window"])
+@pytest.mark.parametrize(
+    "name", ["speech", "quiet speech in noise", "under a second", "longer than a window"]
+)
 def test_whisper_cpp_cannot_tell_our_features_from_its_own(
     name: str, jfk_samples: np.ndarray, small_model_file: Path, mel_filters: np.ndarray
 ) -> None:
@@ -64,7 +66,9 @@ def test_features_of_synthetic_speech_with_digital_silence_match_too(
     samples = synthesize("Turn on the lights.", Voice("en-us", "f3", 160, 50, 0))
     samples = np.concatenate([np.zeros(3000, np.float32), samples, np.zeros(3000, np.float32)])
     with NativeModel(small_model_file) as model:
-        assert np.array_equal(_logits(model, None, samples), _logits(model, log_mel(samples, mel_filters), samples))
+        assert np.array_equal(
+            _logits(model, None, samples), _logits(model, log_mel(samples, mel_filters), samples)
+        )
 
 
 def test_the_check_sees_a_one_frame_shift_and_a_one_sample_delay(
@@ -100,7 +104,9 @@ def _whisper_cpp_mel(n_samples: int) -> np.ndarray | None:
         for match in re.finditer(pattern, memory):
             begin, end = struct.unpack("<QQ", ctypes.string_at(low + match.start() + 16, 16))
             if end - begin == n_len * 80 * 4:
-                return np.frombuffer(ctypes.string_at(begin, end - begin), dtype=np.float32).reshape(80, n_len)
+                return np.frombuffer(ctypes.string_at(begin, end - begin), dtype=np.float32).reshape(
+                    80, n_len
+                )
     return None
 
 
@@ -118,7 +124,9 @@ def test_whisper_cpps_spectrogram_read_from_memory_equals_ours_bit_for_bit(
     assert np.array_equal(theirs, ours)
 
 
-def test_frames_after_a_short_clip_are_whisper_padding(jfk_samples: np.ndarray, mel_filters: np.ndarray) -> None:
+def test_frames_after_a_short_clip_are_whisper_padding(
+    jfk_samples: np.ndarray, mel_filters: np.ndarray
+) -> None:
     mel = log_mel(jfk_samples[:32_000], mel_filters)
     assert mel.shape == (80, N_FRAMES)
     floor = mel.min()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from training.sentences import held_out_sentences
 from training.tokens import Segment, Tokenizer
 

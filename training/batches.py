@@ -1,0 +1,60 @@
+"""Windows → tensors: whisper.cpp-exact features and teacher-forcing token pairs."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from training.clips import ClipBank
+from training.features import log_mel
+from training.tokens import Tokenizer
+from training.windows import Layout, Window, compose, languages_index
+
+IGNORE = -100  # cross_entropy's ignore_index: padding after a window's <|endoftext|>
+
+
+@dataclass(frozen=True)
+class Batch:
+    #: (batch, n_mels, 3000)
+    mel: torch.Tensor
+    #: (batch, length): the target sequence without its last token
+    inputs: torch.Tensor
+    #: (batch, length): the next token at each position, IGNORE where there is none
+    targets: torch.Tensor
+
+    @property
+    def n_targets(self) -> int:
+        return int((self.targets != IGNORE).sum())
+
+
+def make_batch(windows: Sequence[Window], tokenizer: Tokenizer, filters: np.ndarray) -> Batch:
+    sequences = [tokenizer.target(window.language, window.segments) for window in windows]
+    length = max(len(sequence) for sequence in sequences) - 1
+    inputs = torch.full((len(windows), length), tokenizer.special.eot, dtype=torch.long)
+    targets = torch.full((len(windows), length), IGNORE, dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        inputs[row, : len(sequence) - 1] = torch.tensor(sequence[:-1])
+        targets[row, : len(sequence) - 1] = torch.tensor(sequence[1:])
+    mel = torch.from_numpy(np.stack([log_mel(window.samples, filters) for window in windows]))
+    return Batch(mel=mel, inputs=inputs, targets=targets)
+
+
+def batches(
+    bank: ClipBank,
+    tokenizer: Tokenizer,
+    filters: np.ndarray,
+    batch_size: int,
+    seed: int,
+    layout: Layout | None = None,
+) -> Iterator[Batch]:
+    """An endless, seeded stream of random training batches."""
+    rng = random.Random(f"windows/{seed}")
+    by_language = languages_index(bank)
+    layout = layout or Layout()
+    while True:
+        windows = [compose(bank, by_language, rng, layout) for _ in range(batch_size)]
+        yield make_batch(windows, tokenizer, filters)

@@ -1,0 +1,192 @@
+"""The training loop: seeded, bounded by steps and by wall-clock time, checkpointed, resumable.
+
+The learning-rate schedule is defined over `steps` (warm-up, then cosine decay to a tenth), so a
+run is reproducible for a given seed and step count; the time budget is a safety stop on top. Pick
+`steps` from the measured seconds per step (logged every `log_every` steps) to fit the budget.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from training.batches import IGNORE, Batch, batches
+from training.clips import ClipBank
+from training.model import Dimensions, Whisper
+from training.tokens import Tokenizer
+
+Log = Callable[[dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    dims: Dimensions = field(default_factory=Dimensions)
+    steps: int = 2000
+    batch_size: int = 8
+    peak_lr: float = 1.5e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    clip_norm: float = 1.0
+    seed: int = 0
+    #: Stop (and checkpoint) once this much wall-clock time has gone by, whatever `steps` says.
+    time_budget_s: float = 90 * 60
+    checkpoint_every_s: float = 10 * 60
+    log_every: int = 10
+    threads: int = 2
+    #: Build the next batch on a background thread while the model trains on this one.
+    prefetch: bool = True
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    if step < config.warmup_steps:
+        return config.peak_lr * (step + 1) / config.warmup_steps
+    progress = min((step - config.warmup_steps) / max(config.steps - config.warmup_steps, 1), 1.0)
+    return config.peak_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _optimizer(model: Whisper, config: TrainConfig) -> torch.optim.Optimizer:
+    # Decay the matrices only; norms, biases and embeddings are better left alone.
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+    rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.peak_lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+def loss_of(model: Whisper, batch: Batch) -> torch.Tensor:
+    logits = model(batch.mel, batch.inputs)
+    return F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE)
+
+
+def _prefetched(source: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
+    buffer: queue.Queue[Batch] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def fill() -> None:
+        for batch in source:
+            while not stop.is_set():
+                try:
+                    buffer.put(batch, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+
+    worker = threading.Thread(target=fill, name="batches", daemon=True)
+    worker.start()
+    try:
+        while True:
+            yield buffer.get()
+    finally:
+        stop.set()
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+
+    def save(self, model: Whisper, optimizer: torch.optim.Optimizer, step: int, config: TrainConfig) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(self.path.name + ".partial")
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "step": step,
+                "config": asdict(config),
+            },
+            partial,
+        )
+        partial.replace(self.path)
+
+    def load(self) -> dict | None:
+        return torch.load(self.path, weights_only=False) if self.path.exists() else None
+
+
+def load_model(path: Path) -> Whisper:
+    """The model in a checkpoint written by `train`."""
+    state = torch.load(path, weights_only=False)
+    model = Whisper(Dimensions(**state["config"]["dims"]))
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def train(
+    config: TrainConfig,
+    bank: ClipBank,
+    tokenizer: Tokenizer,
+    filters: np.ndarray,
+    work_dir: Path,
+    log: Log | None = None,
+    resume: bool = True,
+) -> Whisper:
+    """Train a model on windows drawn from `bank`; checkpoints and a JSONL log go to `work_dir`."""
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    model = Whisper(config.dims)
+    optimizer = _optimizer(model, config)
+    checkpoint = Checkpoint(work_dir / "checkpoint.pt")
+    start_step = 0
+    saved = checkpoint.load() if resume else None
+    if saved is not None and saved["config"] == asdict(config):
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        start_step = saved["step"]
+    # Resuming reseeds the data at the resume step: reproducible, if not the very same windows.
+    stream = batches(bank, tokenizer, filters, config.batch_size, seed=config.seed * 1_000_003 + start_step)
+    if config.prefetch:
+        stream = _prefetched(stream)
+    log_file = (work_dir / "train-log.jsonl").open("a")
+    model.train()
+    began = last_checkpoint = time.monotonic()
+    window_loss, window_tokens, window_steps, window_start, data_time = 0.0, 0, 0, time.monotonic(), 0.0
+    step = start_step
+    try:
+        while step < config.steps and time.monotonic() - began < config.time_budget_s:
+            fetch_start = time.monotonic()
+            batch = next(stream)
+            data_time += time.monotonic() - fetch_start
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, step)
+            loss = loss_of(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm))
+            optimizer.step()
+            step += 1
+            window_steps += 1
+            window_loss += float(loss) * batch.n_targets
+            window_tokens += batch.n_targets
+            if step % config.log_every == 0 or step == config.steps:
+                now = time.monotonic()
+                record = {
+                    "step": step,
+                    "loss": window_loss / max(window_tokens, 1),
+                    "lr": learning_rate(config, step - 1),
+                    "grad_norm": grad_norm,
+                    "s_per_step": (now - window_start) / window_steps,
+                    "data_wait_s_per_step": data_time / window_steps,
+                    "elapsed_s": now - began,
+                }
+                log_file.write(json.dumps(record) + "\n")
+                log_file.flush()
+                if log is not None:
+                    log(record)
+                window_loss, window_tokens, window_steps, window_start, data_time = 0.0, 0, 0, now, 0.0
+            if time.monotonic() - last_checkpoint > config.checkpoint_every_s:
+                checkpoint.save(model, optimizer, step, config)
+                last_checkpoint = time.monotonic()
+    finally:
+        log_file.close()
+    checkpoint.save(model, optimizer, step, config)
+    return model.eval()
