@@ -37,6 +37,7 @@ from tests.support.synthetic_model import BASE, TINY, Dimensions, write_syntheti
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE = REPO_ROOT / ".cache"
 BENCH_MODELS = CACHE / "bench-models"
+BENCH_AUDIO = CACHE / "bench-audio"
 FIXTURES = Path(os.environ.get("WHISPER_API_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures"))
 JFK_WAV = FIXTURES / "audio" / "jfk.wav"
 SAMPLE_RATE = 16_000
@@ -132,6 +133,22 @@ def write_mp3(path: Path, samples: np.ndarray, bitrate: int = 64_000) -> Path:
     return path
 
 
+def bench_audio(name: str, make: Callable[[], np.ndarray]) -> Path:
+    """`.cache/bench-audio/<name>` (`.wav` or `.mp3`) holding `make()`; written once, then reused."""
+    path = BENCH_AUDIO / name
+    if not path.is_file():
+        writer = {".wav": write_wav, ".mp3": write_mp3}[path.suffix]
+        partial = path.with_name(f".{name}.partial{path.suffix}")
+        writer(partial, make())
+        partial.replace(path)  # a run interrupted mid-write never leaves a truncated clip behind
+    return path
+
+
+def same_text(a: str, b: str) -> bool:
+    """Transcripts equal up to whitespace (servers join segments differently): same decoding work."""
+    return a.split() == b.split() or "".join(a.split()) == "".join(b.split())
+
+
 # --- subprocess servers -------------------------------------------------------------------------
 
 
@@ -179,12 +196,22 @@ def _stop(process: subprocess.Popen[bytes], first_signal: signal.Signals, grace:
 
 @contextmanager
 def _server_process(
-    command: list[str], ready_url: str, timeout: float, stop_signal: signal.Signals
+    command: list[str],
+    ready_url: str,
+    timeout: float,
+    stop_signal: signal.Signals,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[None]:
     # Output goes to a file, not a pipe: nobody reads a pipe while we benchmark, and a full one
     # would block the server. The file is shown if the server fails to start.
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=None if env is None else {**os.environ, **env},
+        )
         try:
             _wait_until_ready(process, ready_url, timeout, log)
             yield
@@ -202,9 +229,12 @@ class _ServerUnderTest:
     transcribe_path: str
     stop_signal: signal.Signals
 
-    def __init__(self, timeout: float, extra_args: Sequence[str]) -> None:
+    def __init__(
+        self, timeout: float, extra_args: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> None:
         self.timeout = timeout
         self.extra_args = list(extra_args)
+        self.env = env
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._stack = ExitStack()
@@ -219,7 +249,8 @@ class _ServerUnderTest:
         with ExitStack() as stack:
             ready_url = self.base_url + self.ready_path
             command = self.command() + self.extra_args
-            stack.enter_context(_server_process(command, ready_url, self.timeout, self.stop_signal))
+            server = _server_process(command, ready_url, self.timeout, self.stop_signal, self.env)
+            stack.enter_context(server)
             client = stack.enter_context(httpx.Client(timeout=httpx.Timeout(3600.0, connect=10.0)))
             # Only once everything started does the stack move over to be closed by __exit__.
             self._stack = stack.pop_all()
@@ -246,7 +277,8 @@ class WhisperCppServer(_ServerUnderTest):
 
     `with WhisperCppServer(model, threads=2) as transcribe: seconds, text = transcribe(wav)`
     It serves one request at a time and takes WAV only (no --convert, which needs ffmpeg). Its
-    defaults include flash attention on; `extra_args=["-nfa"]` turns it off.
+    defaults include flash attention on; `extra_args=["-nfa"]` turns it off. `env` adds environment
+    variables, e.g. {"OMP_WAIT_POLICY": "active"}.
     """
 
     ready_path, transcribe_path, stop_signal = "/health", "/inference", signal.SIGTERM
@@ -258,8 +290,9 @@ class WhisperCppServer(_ServerUnderTest):
         binary: Path | None = None,
         timeout: float = 60.0,
         extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(timeout, extra_args)
+        super().__init__(timeout, extra_args, env)
         self.model, self.threads = model, threads
         self.binary = binary or find_whisper_server()
 
@@ -276,7 +309,8 @@ class WhisperApiServer(_ServerUnderTest):
     """Our server, `whisper-api serve`, as a subprocess.
 
     `with WhisperApiServer(models_dir, "tiny.en", workers=1, threads=2) as transcribe: ...`
-    `extra_args` adds flags, e.g. ["--flash-attn"] (whisper-api's default is off).
+    `extra_args` adds flags, e.g. ["--no-flash-attn"] (flash attention is on by default, as in
+    whisper.cpp); `env` adds environment variables.
     """
 
     # SIGINT lets uvicorn shut down gracefully and the engine free its contexts.
@@ -290,8 +324,9 @@ class WhisperApiServer(_ServerUnderTest):
         threads: int,
         timeout: float = 60.0,
         extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(timeout, extra_args)
+        super().__init__(timeout, extra_args, env)
         self.models_dir, self.default_model = models_dir, default_model
         self.workers, self.threads = workers, threads
 
@@ -305,6 +340,11 @@ class WhisperApiServer(_ServerUnderTest):
             "model": self.default_model,
             "temperature": "0",
             "temperature_increment_on_fallback": "0",
+            # whisper.cpp's no_context=true, as whisper-server and the in-process baseline use: with
+            # `true` (the API default) whisper-api sets no_context=false, and whisper.cpp then
+            # prompts each request with the text of the previous one on that context, so the work
+            # (and the synthetic models' text) depends on what ran before.
+            "condition_on_previous_text": "false",
             "response_format": "json",
         }
 
@@ -513,6 +553,150 @@ def report(rows: Mapping[str, Sequence[float]], baseline: str | None = None) -> 
             f"  {ratios[name]:>6.2f}{mark}"
         )
     return ratios
+
+
+def machine_line() -> str:
+    """Cores and load averages, for the header of every benchmark's output."""
+    loads = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return f"{os.cpu_count()} cores, load averages {loads[0]:.2f} {loads[1]:.2f} {loads[2]:.2f} (1/5/15 min)"
+
+
+def _cpu_times() -> tuple[int, int]:
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def foreign_busy_cores(interval: float = 2.0) -> float:
+    """Cores kept busy over the next `interval` seconds by processes other than ours."""
+    with ForeignLoad() as load:
+        time.sleep(interval)
+    return load.cores
+
+
+def _top_processes(count: int = 3) -> str:
+    with suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(
+            ["ps", "-eo", "pid,pcpu,comm", "--sort=-pcpu", "--no-headers"],
+            capture_output=True, text=True, timeout=10, check=False,
+        ).stdout  # fmt: skip
+        return "; ".join(" ".join(line.split()) for line in out.splitlines()[:count])
+    return "?"
+
+
+def wait_until_quiet(max_busy: float = 0.3, timeout: float = 1200.0, interval: float = 2.0) -> str:
+    """Wait until other processes leave the cores alone; returns a line describing the machine.
+
+    whisper.cpp's threads spin, so a concurrent job (a test run, a build) would distort every
+    number. Only processes other than this one and its children count: a server under test that
+    spins while idle is part of what is measured. Gives up after `timeout` and says so.
+    """
+    deadline = time.monotonic() + timeout
+    while (busy := foreign_busy_cores(interval)) > max_busy and time.monotonic() < deadline:
+        print(f"  [waiting: {busy:.1f} cores busy elsewhere; top: {_top_processes()}]", flush=True)
+        time.sleep(10)
+    note = "" if busy <= max_busy else f"; STILL BUSY after {timeout:.0f} s, numbers suspect"
+    return f"{machine_line()}; {busy:.2f} cores busy elsewhere just before{note}"
+
+
+def _process_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime, all threads
+
+
+def _our_ticks() -> dict[int, int]:
+    """CPU ticks of this process and all its descendants (the servers under test), by pid."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with suppress(OSError, IndexError, ValueError), open(f"/proc/{entry}/stat") as stat:
+                parents[int(entry)] = int(stat.read().rpartition(")")[2].split()[1])
+    ours, frontier = {os.getpid()}, [os.getpid()]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in ours]
+        ours.update(children)
+        frontier.extend(children)
+    ticks = {}
+    for pid in ours:
+        with suppress(OSError, IndexError, ValueError):
+            ticks[pid] = _process_ticks(pid)
+    return ticks
+
+
+class ForeignLoad:
+    """`with ForeignLoad() as load: ...`; then `load.cores`: cores that processes other than this
+    one and its children (the servers under test) kept busy while the block ran.
+
+    Machine-wide busy time from /proc/stat minus our processes' own. Start the servers before
+    entering: CPU time of one of ours that exits inside the block would be counted as foreign.
+    """
+
+    cores = 0.0
+
+    def __enter__(self) -> ForeignLoad:
+        self._start = (_cpu_times()[0], _our_ticks(), time.monotonic())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy0, ours0, started = self._start
+        busy1, ours1, wall = _cpu_times()[0], _our_ticks(), time.monotonic() - started
+        ours = sum(ticks - ours0.get(pid, 0) for pid, ticks in ours1.items())
+        self.cores = max(0.0, (busy1 - busy0 - ours) / os.sysconf("SC_CLK_TCK") / max(wall, 1e-3))
+
+
+def run_quietly(fn: Callable[[], _T], max_foreign: float = 0.25, attempts: int = 3) -> tuple[_T, float]:
+    """`fn()` once the machine is quiet, again (up to `attempts` in all) while other processes used
+    more than `max_foreign` cores during it. Returns the kept result and that foreign load.
+    """
+    for attempt in range(1, attempts + 1):
+        wait_until_quiet(interval=0.5)
+        with ForeignLoad() as load:
+            result = fn()
+        if load.cores <= max_foreign or attempt == attempts:
+            return result, load.cores
+        print(f"  [re-measuring: other processes used {load.cores:.2f} cores meanwhile]", flush=True)
+    raise AssertionError("unreachable")
+
+
+def foreign_note(loads: Sequence[float]) -> str:
+    """One line on how much other processes disturbed the kept measurements."""
+    worst = max(loads, default=0.0)
+    flag = "" if worst <= 0.25 else "  <- SUSPECT: busy machine"
+    return f"(other processes used at most {worst:.2f} cores during the {len(loads)} kept measurements){flag}"
+
+
+def scrape_metrics(base_url: str) -> dict[str, float]:
+    """whisper-api's /metrics: each sample as written (`name{labels}`), and summed over labels (`name`).
+
+    E.g. `whisper_api_processing_seconds_sum`, or with labels
+    `whisper_api_http_request_duration_seconds_count{method="POST",route="/v1/audio/transcriptions"}`.
+    """
+    samples: dict[str, float] = {}
+    for line in httpx.get(base_url + "/metrics", timeout=10.0).text.splitlines():
+        if line and not line.startswith("#"):
+            name_labels, _, value = line.rpartition(" ")
+            name = name_labels.partition("{")[0]
+            samples[name] = samples.get(name, 0.0) + float(value)
+            if name_labels != name:
+                samples[name_labels] = float(value)
+    return samples
+
+
+def bench_parser(description: str) -> argparse.ArgumentParser:
+    """The options every benchmark script shares: --quick and --model."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="smoke mode: fewer, shorter runs")
+    parser.add_argument("--model", choices=sorted(_MODEL_SPECS), default="tiny.en",
+                        help="synthetic model dimensions (default tiny.en)")  # fmt: skip
+    return parser
+
+
+def bench_model(name: str) -> Path:
+    """The synthetic model `name`, made if missing."""
+    return make_models(names=(name,))[name]
 
 
 # --- self-check ---------------------------------------------------------------------------------
