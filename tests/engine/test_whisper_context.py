@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +131,33 @@ def test_audio_shorter_than_a_second_is_still_transcribed(
     assert transcript.duration == pytest.approx(0.5)
     assert transcript.segments
     assert all(segment.end <= 0.5 for segment in transcript.segments)
+
+
+@pytest.fixture(scope="module")
+def tiny_context(tiny_en_model: Path):
+    """tiny.en dimensions: unlike the mini model, its random output follows the prompt."""
+    loaded = WhisperContext(tiny_en_model)
+    yield loaded
+    loaded.close()
+
+
+def test_a_request_is_not_prompted_with_the_previous_requests_text(
+    tiny_context: WhisperContext, samples: np.ndarray
+) -> None:
+    clip = samples[: 5 * SAMPLE_RATE]
+    alone = tiny_context.transcribe(clip, FAST, threads=2).text
+    prompted = replace(FAST, prompt="mutton turnips kubernetes")
+    assert tiny_context.transcribe(clip, prompted, threads=2).text != alone  # the prompt does matter
+    assert tiny_context.transcribe(clip, FAST, threads=2).text == alone
+
+
+def test_without_conditioning_a_prompt_still_guides_decoding(
+    tiny_context: WhisperContext, samples: np.ndarray
+) -> None:
+    clip = samples[: 5 * SAMPLE_RATE]
+    unconditioned = replace(FAST, condition_on_previous_text=False)
+    plain = tiny_context.transcribe(clip, unconditioned, threads=2).text
+    prompted = tiny_context.transcribe(
+        clip, replace(unconditioned, prompt="mutton turnips kubernetes"), threads=2
+    )
+    assert prompted.text != plain

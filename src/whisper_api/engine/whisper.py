@@ -194,7 +194,11 @@ class WhisperContext:
         params.entropy_thold = options.compression_ratio_threshold
         params.logprob_thold = options.logprob_threshold
         params.no_speech_thold = options.no_speech_threshold
-        params.no_context = not options.condition_on_previous_text
+        # whisper.cpp keeps the decoded text on the context between calls; a request must never be
+        # prompted with the previous request's words, so history always starts empty.
+        params.no_context = True
+        if not options.condition_on_previous_text:
+            self._condition_on_prompt_only(params, options.prompt)
         params.suppress_blank = options.suppress_blank
         params.suppress_nst = options.suppress_non_speech_tokens
         params.token_timestamps = options.word_timestamps
@@ -203,6 +207,20 @@ class WhisperContext:
         params.print_timestamps = False
         params.print_special = False
         return params
+
+    def _condition_on_prompt_only(self, params: binding.whisper_full_params, prompt: str | None) -> None:
+        """Each window sees the caller's prompt (if any) but not the text decoded before it.
+
+        whisper.cpp has one history budget for both; carrying the prompt and sizing the budget to exactly
+        the prompt (plus its marker token) leaves no room for decoded text.
+        """
+        if not prompt:
+            params.n_max_text_ctx = 0
+            return
+        # whisper_tokenize with no output buffer answers minus the number of tokens needed.
+        prompt_tokens = -binding.whisper_tokenize(self._ctx, prompt, 0, 0)
+        params.carry_initial_prompt = True
+        params.n_max_text_ctx = prompt_tokens + 1
 
     def _segment(self, index: int, duration: float) -> Segment:
         """Segment `index` of the last run, its times clamped to the audio (whisper pads the last window)."""
