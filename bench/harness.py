@@ -340,11 +340,6 @@ class WhisperApiServer(_ServerUnderTest):
             "model": self.default_model,
             "temperature": "0",
             "temperature_increment_on_fallback": "0",
-            # whisper.cpp's no_context=true, as whisper-server and the in-process baseline use: with
-            # `true` (the API default) whisper-api sets no_context=false, and whisper.cpp then
-            # prompts each request with the text of the previous one on that context, so the work
-            # (and the synthetic models' text) depends on what ran before.
-            "condition_on_previous_text": "false",
             "response_format": "json",
         }
 
