@@ -97,8 +97,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def parallelism(self, cores: int | None = None) -> tuple[int, int]:
         """(workers, threads) with K × T ≤ cores unless both were set explicitly."""
         cores = cores or os.cpu_count() or 1
-        # Two contexts share a small machine better than one wide one: a short clip never waits
-        # for a long one, at a small cost in single-request latency. Past 8 threads whisper.cpp gains little.
+        # Two contexts rather than one wide one, so a short clip never waits for a long one; a lone
+        # request then gets half the cores (bench/head_of_line.py). At most 4, whisper.cpp's own default.
         threads = self.threads or max(1, min(4, cores // 2))
         workers = self.workers or max(1, cores // threads)
         return workers, threads
