@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -118,12 +117,6 @@ def test_language_names_are_whispers_english_names() -> None:
     assert known_language("sw") and not known_language("xx")
 
 
-def test_threads_setting_is_honoured_without_error(context: WhisperContext, samples: np.ndarray) -> None:
-    started = time.perf_counter()
-    assert context.transcribe(samples[: 16000 * 2], FAST, threads=2).duration == pytest.approx(2.0)
-    assert time.perf_counter() > started
-
-
 def test_audio_shorter_than_a_second_is_still_transcribed(
     context: WhisperContext, samples: np.ndarray
 ) -> None:
@@ -145,10 +138,10 @@ def test_a_request_is_not_prompted_with_the_previous_requests_text(
     tiny_context: WhisperContext, samples: np.ndarray
 ) -> None:
     clip = samples[: 5 * SAMPLE_RATE]
-    alone = tiny_context.transcribe(clip, FAST, threads=2).text
+    alone = tiny_context.transcribe(clip, FAST, threads=1).text
     prompted = replace(FAST, prompt="mutton turnips kubernetes")
-    assert tiny_context.transcribe(clip, prompted, threads=2).text != alone  # the prompt does matter
-    assert tiny_context.transcribe(clip, FAST, threads=2).text == alone
+    assert tiny_context.transcribe(clip, prompted, threads=1).text != alone  # the prompt does matter
+    assert tiny_context.transcribe(clip, FAST, threads=1).text == alone
 
 
 def test_without_conditioning_a_prompt_still_guides_decoding(
@@ -156,8 +149,8 @@ def test_without_conditioning_a_prompt_still_guides_decoding(
 ) -> None:
     clip = samples[: 5 * SAMPLE_RATE]
     unconditioned = replace(FAST, condition_on_previous_text=False)
-    plain = tiny_context.transcribe(clip, unconditioned, threads=2).text
+    plain = tiny_context.transcribe(clip, unconditioned, threads=1).text
     prompted = tiny_context.transcribe(
-        clip, replace(unconditioned, prompt="mutton turnips kubernetes"), threads=2
+        clip, replace(unconditioned, prompt="mutton turnips kubernetes"), threads=1
     )
     assert prompted.text != plain
