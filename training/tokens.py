@@ -90,8 +90,9 @@ class Tokenizer:
     @classmethod
     def from_header(cls, header_file: Path = DEFAULT_HEADER) -> Tokenizer:
         """A tokenizer on the header's vocabulary, via a model too small to cost anything to load."""
-        torch.manual_seed(0)
-        stub = Whisper(Dimensions(width=8, heads=1, encoder_layers=1, decoder_layers=1))
+        with torch.random.fork_rng():  # leave the caller's random state alone
+            torch.manual_seed(0)
+            stub = Whisper(Dimensions(width=8, heads=1, encoder_layers=1, decoder_layers=1))
         with tempfile.TemporaryDirectory() as directory:
             path = export_ggml(stub, Path(directory) / "tokenizer.bin", header_file)
             return cls(NativeModel(path, threads=1))

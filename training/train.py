@@ -165,7 +165,7 @@ def train(
             optimizer.step()
             step += 1
             window_steps += 1
-            window_loss += float(loss) * batch.n_targets
+            window_loss += float(loss.detach()) * batch.n_targets
             window_tokens += batch.n_targets
             if step % config.log_every == 0 or step == config.steps:
                 now = time.monotonic()

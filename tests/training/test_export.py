@@ -7,6 +7,7 @@ from pathlib import Path
 
 import _pywhispercpp as binding
 import numpy as np
+import pytest
 import torch
 from training.export import export_ggml
 from training.ggml_header import read_header
@@ -78,3 +79,9 @@ def test_the_default_model_file_stays_under_25_mb(header_file: Path, tmp_path: P
     torch.manual_seed(0)
     path = export_ggml(Whisper(Dimensions()), tmp_path / "default.bin", header_file)
     assert path.stat().st_size < 25_000_000
+
+
+def test_a_two_layer_decoder_is_refused_since_whisper_cpp_would_drop_its_timestamps() -> None:
+    # whisper_full treats n_text_layer == 2 with this vocabulary as distil-whisper: no timestamps.
+    with pytest.raises(ValueError, match="without timestamps"):
+        Dimensions(decoder_layers=2)
