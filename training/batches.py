@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from training.clips import ClipBank
+from training.ctc import ctc_targets
 from training.features import log_mel
 from training.tokens import Tokenizer
 from training.windows import Layout, Window, compose, languages_index
@@ -25,6 +26,9 @@ class Batch:
     inputs: torch.Tensor
     #: (batch, length): the next token at each position, IGNORE where there is none
     targets: torch.Tensor
+    #: Characters of each window's text, concatenated, and their count per window (see ctc.py).
+    characters: torch.Tensor
+    character_lengths: torch.Tensor
 
     @property
     def n_targets(self) -> int:
@@ -40,7 +44,8 @@ def make_batch(windows: Sequence[Window], tokenizer: Tokenizer, filters: np.ndar
         inputs[row, : len(sequence) - 1] = torch.tensor(sequence[:-1])
         targets[row, : len(sequence) - 1] = torch.tensor(sequence[1:])
     mel = torch.from_numpy(np.stack([log_mel(window.samples, filters) for window in windows]))
-    return Batch(mel=mel, inputs=inputs, targets=targets)
+    characters, lengths = ctc_targets([[segment.text for segment in window.segments] for window in windows])
+    return Batch(mel=mel, inputs=inputs, targets=targets, characters=characters, character_lengths=lengths)
 
 
 def batches(

@@ -52,6 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--heads", type=int, default=Dimensions.heads)
     parser.add_argument("--encoder-layers", type=int, default=Dimensions.encoder_layers)
     parser.add_argument("--decoder-layers", type=int, default=Dimensions.decoder_layers)
+    parser.add_argument(
+        "--ctc-weight",
+        type=float,
+        default=TrainConfig.ctc_weight,
+        help="auxiliary character CTC loss; 0 = off",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-prefetch", action="store_true", help="build batches on the training thread")
@@ -96,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         peak_lr=args.lr,
         warmup_steps=args.warmup_steps,
         seed=args.seed,
+        ctc_weight=args.ctc_weight,
         time_budget_s=args.time_budget_min * 60,
         threads=args.threads,
         prefetch=not args.no_prefetch,
@@ -109,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         args.work_dir,
         resume=not args.fresh,
         log=lambda r: _say(
-            f"step {r['step']:5d}  loss {r['loss']:.3f}  lr {r['lr']:.2e}  {r['s_per_step']:.2f} s/step"
-            f"  (data wait {r['data_wait_s_per_step']:.2f})"
+            f"step {r['step']:5d}  loss {r['loss']:.3f}  ctc {r['ctc_loss']:.3f}  lr {r['lr']:.2e}"
+            f"  {r['s_per_step']:.2f} s/step  (data wait {r['data_wait_s_per_step']:.2f})"
         ),
     )
     path = export_ggml(model, args.out, args.header)

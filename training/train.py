@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from training.batches import IGNORE, Batch, batches
 from training.clips import ClipBank
+from training.ctc import CharacterHead
 from training.model import Dimensions, Whisper
 from training.tokens import Tokenizer
 
@@ -31,7 +32,7 @@ Log = Callable[[dict[str, float]], None]
 @dataclass(frozen=True)
 class TrainConfig:
     dims: Dimensions = field(default_factory=Dimensions)
-    steps: int = 2000
+    steps: int = 3600
     batch_size: int = 8
     peak_lr: float = 1.5e-3
     warmup_steps: int = 100
@@ -45,6 +46,16 @@ class TrainConfig:
     threads: int = 2
     #: Build the next batch on a background thread while the model trains on this one.
     prefetch: bool = True
+    #: Weight of the auxiliary character CTC loss on the encoder (ctc.py); 0 turns it off.
+    ctc_weight: float = 0.0
+
+
+#: Settings that only say how a run is carried out; a checkpoint resumes whatever they are.
+_OPERATIONAL = ("time_budget_s", "checkpoint_every_s", "log_every", "threads", "prefetch")
+
+
+def _run_identity(config: dict) -> dict:
+    return {key: value for key, value in config.items() if key not in _OPERATIONAL}
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -54,17 +65,25 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     return config.peak_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def _optimizer(model: Whisper, config: TrainConfig) -> torch.optim.Optimizer:
+def _optimizer(modules: list[torch.nn.Module], config: TrainConfig) -> torch.optim.Optimizer:
     # Decay the matrices only; norms, biases and embeddings are better left alone.
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
-    rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    named = [(n, p) for module in modules for n, p in module.named_parameters()]
+    decay = [p for n, p in named if p.ndim >= 2 and "embedding" not in n]
+    rest = [p for n, p in named if not (p.ndim >= 2 and "embedding" not in n)]
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=config.peak_lr, betas=(0.9, 0.98), eps=1e-6)
 
 
-def loss_of(model: Whisper, batch: Batch) -> torch.Tensor:
-    logits = model(batch.mel, batch.inputs)
-    return F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE)
+def losses(
+    model: Whisper, batch: Batch, head: CharacterHead | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Next-token cross-entropy, and the auxiliary CTC loss when there is a character head."""
+    audio = model.encoder(batch.mel)
+    logits = model.decoder(batch.inputs, model.decoder.cross_cache(audio))
+    tokens = F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE)
+    if head is None:
+        return tokens, None
+    return tokens, head.loss(audio, batch.characters, batch.character_lengths)
 
 
 def _prefetched(source: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
@@ -95,12 +114,20 @@ def _prefetched(source: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
 class Checkpoint:
     path: Path
 
-    def save(self, model: Whisper, optimizer: torch.optim.Optimizer, step: int, config: TrainConfig) -> None:
+    def save(
+        self,
+        model: Whisper,
+        head: CharacterHead | None,
+        optimizer: torch.optim.Optimizer,
+        step: int,
+        config: TrainConfig,
+    ) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(self.path.name + ".partial")
         torch.save(
             {
                 "model": model.state_dict(),
+                "head": None if head is None else head.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "step": step,
                 "config": asdict(config),
@@ -134,12 +161,20 @@ def train(
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     model = Whisper(config.dims)
-    optimizer = _optimizer(model, config)
+    head = CharacterHead(config.dims.width) if config.ctc_weight > 0 else None
+    optimizer = _optimizer([model] if head is None else [model, head], config)
     checkpoint = Checkpoint(work_dir / "checkpoint.pt")
     start_step = 0
     saved = checkpoint.load() if resume else None
-    if saved is not None and saved["config"] == asdict(config):
+    if saved is not None:
+        if _run_identity(saved["config"]) != _run_identity(asdict(config)):
+            raise ValueError(
+                f"{checkpoint.path} belongs to a run with other settings; use another work directory, or"
+                " start over (build.py --fresh)"
+            )
         model.load_state_dict(saved["model"])
+        if head is not None:
+            head.load_state_dict(saved["head"])
         optimizer.load_state_dict(saved["optimizer"])
         start_step = saved["step"]
     # Resuming reseeds the data at the resume step: reproducible, if not the very same windows.
@@ -150,6 +185,7 @@ def train(
     model.train()
     began = last_checkpoint = time.monotonic()
     window_loss, window_tokens, window_steps, window_start, data_time = 0.0, 0, 0, time.monotonic(), 0.0
+    window_ctc = 0.0
     step = start_step
     try:
         while step < config.steps and time.monotonic() - began < config.time_budget_s:
@@ -158,15 +194,17 @@ def train(
             data_time += time.monotonic() - fetch_start
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
-            loss = loss_of(model, batch)
+            token_loss, ctc_loss = losses(model, batch, head)
+            loss = token_loss if ctc_loss is None else token_loss + config.ctc_weight * ctc_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm))
             optimizer.step()
             step += 1
             window_steps += 1
-            window_loss += float(loss.detach()) * batch.n_targets
+            window_loss += float(token_loss.detach()) * batch.n_targets
             window_tokens += batch.n_targets
+            window_ctc += 0.0 if ctc_loss is None else float(ctc_loss.detach())
             if step % config.log_every == 0 or step == config.steps:
                 now = time.monotonic()
                 record = {
@@ -177,16 +215,18 @@ def train(
                     "s_per_step": (now - window_start) / window_steps,
                     "data_wait_s_per_step": data_time / window_steps,
                     "elapsed_s": now - began,
+                    "ctc_loss": window_ctc / window_steps,
                 }
                 log_file.write(json.dumps(record) + "\n")
                 log_file.flush()
                 if log is not None:
                     log(record)
                 window_loss, window_tokens, window_steps, window_start, data_time = 0.0, 0, 0, now, 0.0
+                window_ctc = 0.0
             if time.monotonic() - last_checkpoint > config.checkpoint_every_s:
-                checkpoint.save(model, optimizer, step, config)
+                checkpoint.save(model, head, optimizer, step, config)
                 last_checkpoint = time.monotonic()
     finally:
         log_file.close()
-    checkpoint.save(model, optimizer, step, config)
+    checkpoint.save(model, head, optimizer, step, config)
     return model.eval()

@@ -13,6 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from training.clips import ClipBank  # noqa: E402
 from training.export import export_ggml, round_to_export_precision  # noqa: E402
 from training.ggml_header import read_header  # noqa: E402
 from training.model import Dimensions, Whisper  # noqa: E402
@@ -64,3 +65,17 @@ def small_model_file(
     small_model: Whisper, header_file: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     return export_ggml(small_model, tmp_path_factory.mktemp("training") / "ggml-small.bin", header_file)
+
+
+@pytest.fixture(scope="session")
+def tone_bank() -> ClipBank:
+    """Clips of a loud square wave whose lengths are known, standing in for synthesized sentences."""
+    lengths = [8_000, 16_000, 24_000, 40_000] * 2
+    tone = np.where(np.sin(np.arange(max(lengths)) * 0.3) >= 0, 20_000, -20_000).astype(np.int16)
+    return ClipBank(
+        audio=np.concatenate([tone[:n] for n in lengths]),
+        offsets=np.concatenate([[0], np.cumsum(lengths)]),
+        languages=("en",) * 4 + ("es",) * 4,
+        texts=("Stop.", "Turn on the lights.", "Open the door.", "I have 5 cats.") * 2,
+        voices=("tone",) * 8,
+    )

@@ -7,6 +7,7 @@ import random
 import numpy as np
 from training.batches import IGNORE, make_batch
 from training.clips import ClipBank
+from training.ctc import ALPHABET, encode_text
 from training.sentences import LANGUAGES, held_out_sentences, training_sentence, vocabulary, words
 from training.tokens import Tokenizer
 from training.windows import MAX_INITIAL_SECONDS, WINDOW_SECONDS, Layout, compose, languages_index
@@ -26,21 +27,8 @@ def test_every_word_of_the_held_out_sentences_is_trained_on() -> None:
         assert held_out_words <= vocabulary(language)
 
 
-def _tone_bank() -> ClipBank:
-    """Clips of a loud square wave whose lengths are known, standing in for synthesized sentences."""
-    lengths = [8_000, 16_000, 24_000, 40_000] * 2
-    tone = np.where(np.sin(np.arange(max(lengths)) * 0.3) >= 0, 20_000, -20_000).astype(np.int16)
-    return ClipBank(
-        audio=np.concatenate([tone[:n] for n in lengths]),
-        offsets=np.concatenate([[0], np.cumsum(lengths)]),
-        languages=("en",) * 4 + ("es",) * 4,
-        texts=("Stop.", "Turn on the lights.", "Open the door.", "I have 5 cats.") * 2,
-        voices=("tone",) * 8,
-    )
-
-
-def test_window_timestamps_are_where_the_speech_is() -> None:
-    bank = _tone_bank()
+def test_window_timestamps_are_where_the_speech_is(tone_bank: ClipBank) -> None:
+    bank = tone_bank
     rng = random.Random(1)
     quiet = Layout(noisy_share=0.0)
     for _ in range(50):
@@ -56,8 +44,10 @@ def test_window_timestamps_are_where_the_speech_is() -> None:
         assert loud.sum() <= speech + 320 * len(window.segments)
 
 
-def test_a_batch_teaches_each_next_token(tokenizer: Tokenizer, mel_filters: np.ndarray) -> None:
-    bank = _tone_bank()
+def test_a_batch_teaches_each_next_token(
+    tone_bank: ClipBank, tokenizer: Tokenizer, mel_filters: np.ndarray
+) -> None:
+    bank = tone_bank
     rng = random.Random(2)
     windows = [compose(bank, languages_index(bank), rng, Layout()) for _ in range(3)]
     batch = make_batch(windows, tokenizer, mel_filters)
@@ -68,3 +58,11 @@ def test_a_batch_teaches_each_next_token(tokenizer: Tokenizer, mel_filters: np.n
         assert batch.inputs[row, :length].tolist() == sequence[:-1]
         assert batch.targets[row, :length].tolist() == sequence[1:]
         assert (batch.targets[row, length:] == IGNORE).all()
+
+
+def test_the_ctc_alphabet_spells_every_training_sentence() -> None:
+    rng = random.Random(3)
+    for language in LANGUAGES:
+        for _ in range(2000):
+            text = training_sentence(language, rng).text
+            assert "".join(ALPHABET[i - 1] for i in encode_text([text])) == " ".join(words(text))

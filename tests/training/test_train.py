@@ -1,0 +1,62 @@
+"""The training loop: it learns, checkpoints, resumes, and will not resume someone else's run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from training.clips import ClipBank
+from training.tokens import Tokenizer
+from training.train import TrainConfig, load_model, train
+
+from tests.training.conftest import SMALL
+
+TINY_RUN = TrainConfig(dims=SMALL, steps=6, batch_size=2, warmup_steps=2, log_every=2, prefetch=False)
+
+
+def _steps_logged(work_dir: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (work_dir / "train-log.jsonl").read_text().splitlines()]
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint_and_learns(
+    tone_bank: ClipBank, tokenizer: Tokenizer, mel_filters: np.ndarray, tmp_path: Path
+) -> None:
+    run = replace(TINY_RUN, checkpoint_every_s=0.0)
+
+    def interrupt_at_step_4(record: dict[str, float]) -> None:
+        if record["step"] == 4:
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        train(run, tone_bank, tokenizer, mel_filters, tmp_path, log=interrupt_at_step_4)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 3
+    # The same run with another time budget (an operational setting) carries on from step 3.
+    train(replace(run, time_budget_s=60.0), tone_bank, tokenizer, mel_filters, tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "train-log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4, 4, 6]
+    assert records[-1]["loss"] < records[0]["loss"]
+    assert load_model(tmp_path / "checkpoint.pt").dims == SMALL
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(
+    tone_bank: ClipBank, tokenizer: Tokenizer, mel_filters: np.ndarray, tmp_path: Path
+) -> None:
+    train(replace(TINY_RUN, steps=2), tone_bank, tokenizer, mel_filters, tmp_path)
+    with pytest.raises(ValueError, match="other settings"):
+        train(replace(TINY_RUN, peak_lr=1e-4), tone_bank, tokenizer, mel_filters, tmp_path)
+
+
+def test_the_auxiliary_ctc_loss_trains_alongside(
+    tone_bank: ClipBank, tokenizer: Tokenizer, mel_filters: np.ndarray, tmp_path: Path
+) -> None:
+    train(replace(TINY_RUN, steps=2, ctc_weight=0.5), tone_bank, tokenizer, mel_filters, tmp_path)
+    record = json.loads((tmp_path / "train-log.jsonl").read_text().splitlines()[-1])
+    assert record["ctc_loss"] > 0
