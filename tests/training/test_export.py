@@ -15,7 +15,7 @@ from training.model import Dimensions, Whisper
 
 from tests.support.synthetic_model import Dimensions as SyntheticDimensions
 from tests.support.synthetic_model import write_synthetic_model
-from tests.training.conftest import SMALL
+from tests.training.fixtures import SMALL
 from whisper_api.engine.types import DecodeOptions
 from whisper_api.engine.whisper import WhisperContext
 

@@ -22,7 +22,7 @@ from training.features import N_FRAMES, log_mel
 from training.native import NativeModel
 from training.speech import Voice, synthesize
 
-from tests.training.conftest import needs_espeak
+from tests.training.fixtures import needs_espeak
 
 
 def _logits(model: NativeModel, mel: np.ndarray | None, samples: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from training.clips import ClipBank
 from training.tokens import Tokenizer
 from training.train import TrainConfig, load_model, train
 
-from tests.training.conftest import SMALL
+from tests.training.fixtures import SMALL
 
 TINY_RUN = TrainConfig(dims=SMALL, steps=6, batch_size=2, warmup_steps=2, log_every=2, prefetch=False)
 
