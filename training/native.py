@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import glob
-import os
 from pathlib import Path
 
 import _pywhispercpp as binding
@@ -25,16 +23,12 @@ _float_p = ctypes.POINTER(ctypes.c_float)
 
 @functools.cache
 def _library() -> ctypes.CDLL:
-    here = os.path.dirname(binding.__file__)
-    for pattern in ("pywhispercpp.libs/libwhisper*.so*", "libwhisper*.so*", "libwhisper*.dylib"):
-        for candidate in sorted(glob.glob(os.path.join(here, pattern))):
-            try:
-                library = ctypes.CDLL(candidate)
-            except OSError:
-                continue
-            _declare(library)
-            return library
-    raise RuntimeError("libwhisper not found next to the pywhispercpp binding")
+    path = capi.library_path()
+    if path is None:
+        raise RuntimeError("libwhisper not found next to the pywhispercpp binding")
+    library = ctypes.CDLL(path)
+    _declare(library)
+    return library
 
 
 def _declare(lib: ctypes.CDLL) -> None:

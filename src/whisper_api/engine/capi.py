@@ -22,18 +22,27 @@ _PYOBJECT_HEADER_SIZE = 16  # ob_refcnt + ob_type on 64-bit CPython
 
 
 @functools.cache
-def _library() -> ctypes.CDLL | None:
+def library_path() -> str | None:
+    """The libwhisper the pywhispercpp binding loaded (bundled by the wheel, or beside a source build)."""
     here = os.path.dirname(binding.__file__)
     patterns = ("pywhispercpp.libs/libwhisper*.so*", "libwhisper*.so*", "libwhisper*.dylib")
     for pattern in patterns:
         for candidate in sorted(glob.glob(os.path.join(here, pattern))):
-            try:
-                library = ctypes.CDLL(candidate)
-            except OSError:
-                continue
-            _declare(library)
-            return library
+            return candidate
     return None
+
+
+@functools.cache
+def _library() -> ctypes.CDLL | None:
+    path = library_path()
+    if path is None:
+        return None
+    try:
+        library = ctypes.CDLL(path)
+    except OSError:
+        return None
+    _declare(library)
+    return library
 
 
 def _declare(library: ctypes.CDLL) -> None:
