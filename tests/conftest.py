@@ -11,6 +11,8 @@ from tests.support.synthetic_model import MINI, TINY, write_synthetic_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("WHISPER_API_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures"))
+#: The small whisper trained on synthetic speech (training/), committed: it transcribes tests/fixtures/speech.
+TRAINED_MODEL = REPO_ROOT / "models" / "ggml-tiny-synth.bin"
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +47,12 @@ def tiny_en_model(fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     """A model with tiny.en's dimensions: real tiny.en compute, random text."""
     path = tmp_path_factory.mktemp("tiny") / "ggml-tiny.en.bin"
     return write_synthetic_model(fixtures_dir / "models" / "for-tests-ggml-tiny.en.bin", path, TINY)
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> Path:
+    """A model that transcribes espeak-ng speech in English and Spanish: real words to assert on."""
+    assert TRAINED_MODEL.is_file(), (
+        f"{TRAINED_MODEL} is missing: python -m training.build --out {TRAINED_MODEL}"
+    )
+    return TRAINED_MODEL

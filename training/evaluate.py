@@ -1,31 +1,53 @@
-"""Score an exported model through whisper.cpp on held-out sentences: WER, language ID, silences.
+"""Score a model on held-out sentences: WER, language ID, and words placed after a silence.
 
-Everything here goes through the project's own engine (`WhisperContext.transcribe`, whisper.cpp's
-`whisper_full` with the service's default decoding options), so the numbers are the ones the HTTP
-service would produce for the same audio. The held-out sentences are never used in training (see
-`sentences.is_held_out`); their voices are drawn from the same pool with a separate seed.
+The scoring is one function (`score`) over a `Transcribe` callable, with two of them here: the
+project's engine in process (`WhisperContext.transcribe`, i.e. whisper.cpp's `whisper_full` with
+the service's default decoding options), which `training.build` uses, and the HTTP service through
+the `openai` SDK, which the end-to-end tests use. The held-out sentences are never used in training
+(see `sentences.is_held_out`); their voices are drawn from the same pool with a separate seed.
 
     python -m training.evaluate --model models/ggml-tiny-synth.bin --count 50
+    python -m training.evaluate --url http://127.0.0.1:8000/v1 --model tiny-synth --count 50
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import random
-from collections.abc import Sequence
+import wave
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from training.sentences import LANGUAGES, Sentence, held_out_sentences, words
 from training.speech import random_voice, synthesize
-from whisper_api.engine.types import DecodeOptions, Transcript
+from whisper_api.engine.types import DecodeOptions
 from whisper_api.engine.whisper import WhisperContext
+
+if TYPE_CHECKING:
+    import openai
 
 SAMPLE_RATE = 16_000
 GAP_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Heard:
+    """What a model made of a clip: its text, the language it used, and when each word starts."""
+
+    text: str
+    language: str
+    word_starts: tuple[float, ...] = ()
+
+
+#: (16 kHz mono samples, language or None to detect, word timestamps wanted) → what was heard.
+Transcribe = Callable[[np.ndarray, "str | None", bool], Heard]
 
 
 @dataclass(frozen=True)
@@ -59,13 +81,14 @@ def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> flo
     return errors / max(sum(len(words(r)) for r in references), 1)
 
 
-def second_sentence_after_gap(transcript: Transcript, second: str, gap_start: float, gap: float) -> bool:
-    """Whether the words standing for `second` (the transcript's last ones) all start after the gap."""
+def second_sentence_after_gap(heard: Heard, second: str, gap_start: float, gap: float) -> bool:
+    """Whether the words standing for `second` (the last ones heard) all start after the gap, and
+    every word starts no earlier than the one before it."""
     count = len(words(second))
-    timed = transcript.words
-    if len(timed) < count:
+    starts = heard.word_starts
+    if len(starts) < count or list(starts) != sorted(starts):
         return False
-    return all(word.start >= gap_start + gap - 0.02 for word in timed[-count:])
+    return all(start >= gap_start + gap - 0.02 for start in starts[-count:])
 
 
 @dataclass
@@ -85,60 +108,107 @@ class Report:
     gap_respected: float
 
 
-def evaluate(model: Path, count: int = 50, gap_pairs: int = 10, threads: int = 2, seed: int = 1234) -> Report:
+def score(transcribe: Transcribe, count: int = 50, gap_pairs: int = 10, seed: int = 1234) -> Report:
+    """Held-out WER with the language given and detected, language-ID accuracy, and the gap check."""
+    reports: dict[str, LanguageReport] = {}
+    all_clips: dict[str, list[Clip]] = {}
+    for language in LANGUAGES:
+        clips = held_out_clips(language, count, seed)
+        all_clips[language] = clips
+        given = [transcribe(clip.samples, language, False).text for clip in clips]
+        detected = [transcribe(clip.samples, None, False) for clip in clips]
+        references = [clip.sentence.text for clip in clips]
+        reports[language] = LanguageReport(
+            language=language,
+            clips=len(clips),
+            wer=word_error_rate(references, given),
+            wer_detected_language=word_error_rate(references, [heard.text for heard in detected]),
+            language_accuracy=sum(heard.language == language for heard in detected) / max(len(clips), 1),
+            examples=[
+                {"reference": r, "hypothesis": h} for r, h in list(zip(references, given, strict=True))[:5]
+            ],
+        )
+    respected = 0
+    pairs = list(zip(all_clips["en"][0::2], all_clips["en"][1::2], strict=False))[:gap_pairs]
+    for first, second in pairs:
+        silence = np.zeros(round(GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
+        heard = transcribe(np.concatenate([first.samples, silence, second.samples]), "en", True)
+        gap_start = len(first.samples) / SAMPLE_RATE
+        respected += second_sentence_after_gap(heard, second.sentence.text, gap_start, GAP_SECONDS)
+    return Report(reports, len(pairs), respected / max(len(pairs), 1))
+
+
+@contextmanager
+def engine_transcriber(model: Path, threads: int = 2) -> Iterator[Transcribe]:
+    """Transcription by the project's engine, in this process."""
     context = WhisperContext(model)
+
+    def transcribe(samples: np.ndarray, language: str | None, word_timestamps: bool) -> Heard:
+        options = DecodeOptions(language=language, word_timestamps=word_timestamps)
+        transcript = context.transcribe(samples, options, threads=threads)
+        starts = tuple(word.start for word in transcript.words)
+        return Heard(transcript.text, transcript.language.code, starts)
+
     try:
-        reports: dict[str, LanguageReport] = {}
-        all_clips: dict[str, list[Clip]] = {}
-        for language in LANGUAGES:
-            clips = held_out_clips(language, count, seed)
-            all_clips[language] = clips
-            given, detected, correct = [], [], 0
-            for clip in clips:
-                given.append(
-                    context.transcribe(clip.samples, DecodeOptions(language=language), threads=threads).text
-                )
-                auto = context.transcribe(clip.samples, DecodeOptions(), threads=threads)
-                detected.append(auto.text)
-                correct += auto.language.code == language
-            references = [clip.sentence.text for clip in clips]
-            reports[language] = LanguageReport(
-                language=language,
-                clips=len(clips),
-                wer=word_error_rate(references, given),
-                wer_detected_language=word_error_rate(references, detected),
-                language_accuracy=correct / max(len(clips), 1),
-                examples=[
-                    {"reference": r, "hypothesis": h}
-                    for r, h in list(zip(references, given, strict=True))[:5]
-                ],
-            )
-        respected = 0
-        pairs = list(zip(all_clips["en"][0::2], all_clips["en"][1::2], strict=False))[:gap_pairs]
-        for first, second in pairs:
-            silence = np.zeros(round(GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
-            joined = np.concatenate([first.samples, silence, second.samples])
-            transcript = context.transcribe(
-                joined, DecodeOptions(language="en", word_timestamps=True), threads=threads
-            )
-            gap_start = len(first.samples) / SAMPLE_RATE
-            respected += second_sentence_after_gap(transcript, second.sentence.text, gap_start, GAP_SECONDS)
-        return Report(reports, len(pairs), respected / max(len(pairs), 1))
+        yield transcribe
     finally:
         context.close()
+
+
+def wav_bytes(samples: np.ndarray) -> bytes:
+    """16-bit PCM WAV of 16 kHz mono float samples."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
+def http_transcriber(client: openai.OpenAI, model: str) -> Transcribe:
+    """Transcription by a running service, through the OpenAI SDK as any client would ask for it."""
+
+    def transcribe(samples: np.ndarray, language: str | None, word_timestamps: bool) -> Heard:
+        result = client.audio.transcriptions.create(
+            model=model,
+            file=("clip.wav", wav_bytes(samples), "audio/wav"),
+            response_format="verbose_json",
+            timestamp_granularities=["word", "segment"] if word_timestamps else ["segment"],
+            **({"language": language} if language else {}),
+        )
+        code = (result.model_extra or {}).get("language_code", "")
+        starts = tuple(word.start for word in result.words or ())
+        return Heard(result.text, code, starts)
+
+    return transcribe
+
+
+def evaluate(model: Path, count: int = 50, gap_pairs: int = 10, threads: int = 2, seed: int = 1234) -> Report:
+    """`score` of a ggml file through the engine in this process."""
+    with engine_transcriber(model, threads) as transcribe:
+        return score(transcribe, count, gap_pairs, seed)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--model", required=True, help="a ggml file, or with --url the service's model name")
+    parser.add_argument("--url", help="score a running service at this base URL (…/v1) instead")
+    parser.add_argument("--api-key", default="none")
     parser.add_argument("--count", type=int, default=50, help="held-out clips per language")
     parser.add_argument("--gap-pairs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args()
-    report = evaluate(args.model, args.count, args.gap_pairs, args.threads)
+    if args.url:
+        import openai
+
+        client = openai.OpenAI(base_url=args.url, api_key=args.api_key, max_retries=0, timeout=600)
+        report = score(http_transcriber(client, args.model), args.count, args.gap_pairs)
+    else:
+        report = evaluate(Path(args.model), args.count, args.gap_pairs, args.threads)
     text = json.dumps(asdict(report), indent=2, ensure_ascii=False)
     print(text)
     if args.json:

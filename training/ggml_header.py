@@ -8,13 +8,14 @@ speaks whisper's real multilingual token ids) from one of them.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-GGML_MAGIC = 0x67676D6C
-FTYPE_F32, FTYPE_F16 = 0, 1
+from whisper_api.engine.catalog import GGML_MAGIC, HEADER, GgmlHeader, parse_header
+
+FTYPE_F16 = 1
 
 #: The for-tests multilingual header that ships in the shared fixtures of this project.
 DEFAULT_HEADER = (
@@ -23,26 +24,9 @@ DEFAULT_HEADER = (
 
 
 @dataclass(frozen=True)
-class HParams:
-    n_vocab: int
-    n_audio_ctx: int
-    n_audio_state: int
-    n_audio_head: int
-    n_audio_layer: int
-    n_text_ctx: int
-    n_text_state: int
-    n_text_head: int
-    n_text_layer: int
-    n_mels: int
-    ftype: int
-
-    def pack(self) -> bytes:
-        return struct.pack("<I11i", GGML_MAGIC, *(getattr(self, name) for name in self.__dataclass_fields__))
-
-
-@dataclass(frozen=True)
 class Header:
-    hparams: HParams
+    #: The hyperparameters, read with the service's own parser (engine/catalog.py).
+    hparams: GgmlHeader
     #: (n_mels, n_fft // 2 + 1) float32: whisper.cpp multiplies power spectra by these rows.
     mel_filters: np.ndarray
     #: Everything from the vocabulary count to the end of the vocabulary, copied verbatim on export.
@@ -57,17 +41,16 @@ class Header:
         """The header bytes a ggml model file starts with; tensors follow."""
         n_mels, n_fft = self.mel_filters.shape
         filters = struct.pack("<ii", n_mels, n_fft) + self.mel_filters.astype("<f4").tobytes()
-        return self.hparams.pack() + filters + self.vocabulary_blob
+        return HEADER.pack(GGML_MAGIC, *astuple(self.hparams)) + filters + self.vocabulary_blob
 
 
 def read_header(path: Path = DEFAULT_HEADER) -> Header:
     """Parse the header of ggml whisper file `path`, ignoring any tensors after the vocabulary."""
     blob = path.read_bytes()
-    magic, *values = struct.unpack_from("<I11i", blob, 0)
-    if magic != GGML_MAGIC:
-        raise ValueError(f"{path} is not a ggml whisper model (magic {magic:#x})")
-    hparams = HParams(*values)
-    offset = 48
+    hparams = parse_header(blob)
+    if hparams is None:
+        raise ValueError(f"{path} is not a ggml whisper model")
+    offset = HEADER.size
     n_mels, n_fft = struct.unpack_from("<ii", blob, offset)
     offset += 8
     filters = np.frombuffer(blob, dtype="<f4", count=n_mels * n_fft, offset=offset).reshape(n_mels, n_fft)

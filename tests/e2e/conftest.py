@@ -130,6 +130,21 @@ def client(server: Server) -> openai.OpenAI:
 
 
 @pytest.fixture(scope="session")
+def trained_server(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The service with the model trained on synthetic speech as its default: it gets the words right."""
+    directory = tmp_path_factory.mktemp("trained-models")
+    (directory / trained_model.name).symlink_to(trained_model)
+    running = start_server(
+        directory,
+        tmp_path_factory.mktemp("trained-server") / "server.log",
+        "--default-model tiny-synth --workers 2 --threads 1",
+        env={"WHISPER_API_API_KEYS": API_KEY},
+    )
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture(scope="session")
 def long_wav(jfk_wav: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """66 s of speech (jfk six times): three of whisper's 30 s windows."""
     return _write(tmp_path_factory.mktemp("long") / "long.wav", np.tile(decode_audio(jfk_wav), 6))

@@ -1,0 +1,41 @@
+"""The trained model's accuracy through the HTTP service, on held-out sentences spoken by espeak-ng.
+
+Fifty sentences per language that training never saw (training.sentences.is_held_out), each spoken
+by a voice drawn with the evaluation's seed, sent with the openai SDK: once with the language
+given, once to be detected; then ten pairs of English sentences joined by two seconds of silence.
+"""
+
+from __future__ import annotations
+
+import pytest
+from training.evaluate import Report, http_transcriber, score
+from training.speech import espeak_available
+
+from tests.e2e.conftest import Server
+
+
+@pytest.fixture(scope="module")
+def report(trained_server: Server) -> Report:
+    if not espeak_available():
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng): no held-out speech to score")
+    result = score(http_transcriber(trained_server.client(timeout=120), "tiny-synth"), count=50, gap_pairs=10)
+    print(result)
+    return result
+
+
+def test_english_word_error_rate_is_at_most_ten_percent(report: Report) -> None:
+    assert report.languages["en"].wer <= 0.10
+
+
+def test_spanish_word_error_rate_is_at_most_twenty_percent(report: Report) -> None:
+    assert report.languages["es"].wer <= 0.20
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_language_is_detected_on_ninety_percent_of_clips(report: Report, language: str) -> None:
+    assert report.languages[language].language_accuracy >= 0.90
+
+
+def test_second_sentence_after_a_two_second_gap_always_starts_after_it(report: Report) -> None:
+    assert report.gap_pairs == 10
+    assert report.gap_respected == 1.0
