@@ -13,6 +13,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("WHISPER_API_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures"))
 #: The small whisper trained on synthetic speech (training/), committed: it transcribes tests/fixtures/speech.
 TRAINED_MODEL = REPO_ROOT / "models" / "ggml-tiny-synth.bin"
+#: The service's default voice activity detection model (Silero, converted by whisper.cpp).
+VAD_MODEL = "ggml-silero-v5.1.2.bin"
 
 
 @pytest.fixture(scope="session")
@@ -33,12 +35,18 @@ def jfk_mp3(fixtures_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def vad_model(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "models" / VAD_MODEL
+
+
+@pytest.fixture(scope="session")
 def models_dir(fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic models with small dimensions: `ggml-mini.bin` (multilingual) and `ggml-mini.en.bin`."""
     directory = tmp_path_factory.mktemp("models")
     headers = fixtures_dir / "models"
     write_synthetic_model(headers / "for-tests-ggml-tiny.bin", directory / "ggml-mini.bin", MINI)
     write_synthetic_model(headers / "for-tests-ggml-tiny.en.bin", directory / "ggml-mini.en.bin", MINI)
+    (directory / VAD_MODEL).symlink_to(headers / VAD_MODEL)
     return directory
 
 

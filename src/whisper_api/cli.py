@@ -132,6 +132,44 @@ def _transcribe(args: argparse.Namespace) -> int:
     )
 
 
+def _keys_create(args: argparse.Namespace) -> int:
+    from whisper_api.accounts.keys import KeyStore
+
+    record, secret = KeyStore(_settings(args).data_dir).create(args.name)
+    print(f"Created {record.id} ({record.name}). The key is shown this once; store it now:", file=sys.stderr)
+    print(secret)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from whisper_api.accounts.keys import KeyStore
+
+    def when(stamp: int) -> str:
+        return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M")
+
+    keys = KeyStore(_settings(args).data_dir).list()
+    if not keys:
+        print("No keys. Make one with: whisper-api keys create NAME")
+    for key in keys:
+        state = f"revoked {when(key.revoked)}" if key.revoked else "active"
+        print(f"{key.id:18} {key.prefix}…  {key.name:20} created {when(key.created)}  {state}")
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from whisper_api.accounts.keys import KeyNotFound, KeyStore
+
+    try:
+        record = KeyStore(_settings(args).data_dir).revoke(args.key)
+    except KeyNotFound as error:
+        print(f"whisper-api: {error.args[0]}", file=sys.stderr)
+        return 1
+    print(f"Revoked {record.id} ({record.name}).")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="whisper-api", description=__doc__)
     parser.add_argument("--version", action="version", version=f"whisper-api {__version__}")
@@ -171,6 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
     pulling.add_argument("--force", action="store_true", help="Download again even if present.")
     _add_settings_flags(pulling)
     pulling.set_defaults(run=_models_pull)
+
+    keys = commands.add_parser("keys", help="Make, list and revoke API keys (stored hashed in --data-dir).")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    creating = key_commands.add_parser("create", help="Make a key; it is printed once.")
+    creating.add_argument("name", help="What the key is for, e.g. the client's name.")
+    creating.set_defaults(run=_keys_create)
+    key_listing = key_commands.add_parser("list", help="Keys with their ids, names and state.")
+    key_listing.set_defaults(run=_keys_list)
+    revoking = key_commands.add_parser("revoke", help="Stop accepting a key, at once.")
+    revoking.add_argument("key", help="The key's id (or its name, when only one active key has it).")
+    revoking.set_defaults(run=_keys_revoke)
+    for command in (creating, key_listing, revoking):
+        _add_settings_flags(command)
     return parser
 
 

@@ -6,6 +6,7 @@ Each field is also a `whisper-api serve` flag (`--max-queue`) and an environment
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,7 +17,7 @@ import msgspec
 from whisper_api.engine.download import DEFAULT_BASE_URL
 
 ENV_PREFIX = "WHISPER_API_"
-_LISTS = {"api_keys", "cors_origins"}
+_LISTS = {"api_keys", "cors_origins", "url_fetch_allow"}
 
 
 def _doc(text: str) -> msgspec.Meta:
@@ -27,9 +28,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: Annotated[str, _doc("Address to listen on.")] = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535, description="Port to listen on.")] = 8000
     models_dir: Annotated[Path, _doc("Directory of ggml model files.")] = Path("models")
+    data_dir: Annotated[
+        Path, _doc("Directory of the service's own state (API keys made by `keys create`).")
+    ] = Path("data")
     default_model: Annotated[str, _doc("Model used for `whisper-1` and when a request names none.")] = (
         "base.en"
     )
+    vad_model: Annotated[
+        str,
+        _doc("Silero VAD model in the models dir for chunking_strategy and live streams ('' = none)."),
+    ] = "silero-v5.1.2"
     preload: Annotated[bool, _doc("Load the default model at start (downloading it if missing).")] = True
     model_base_url: Annotated[
         str, _doc("Where `models pull` downloads from (a mirror of whisper.cpp's).")
@@ -76,6 +84,22 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         list[str],
         _doc("Origins browsers may call the API from (comma-separated in the environment; * for any)."),
     ] = msgspec.field(default_factory=list)
+    url_fetch_allow: Annotated[
+        list[str],
+        _doc(
+            "Non-public addresses or networks audio URLs may point at (e.g. 10.0.0.0/8, 127.0.0.1); "
+            "public ones are always allowed."
+        ),
+    ] = msgspec.field(default_factory=list)
+    url_fetch_timeout: Annotated[
+        float, msgspec.Meta(gt=0, description="Seconds an audio URL may take to download.")
+    ] = 60
+    live_idle_seconds: Annotated[
+        float,
+        msgspec.Meta(
+            gt=0, description="A live stream sending neither audio nor KeepAlive this long is closed."
+        ),
+    ] = 10
     use_gpu: Annotated[
         bool, _doc("Use the GPU backend pywhispercpp was built with (no effect on CPU builds).")
     ] = True
@@ -89,6 +113,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         Literal["auto", "json", "console"], _doc("`auto`: console on a terminal, JSON otherwise.")
     ] = "auto"
     log_level: Annotated[Literal["debug", "info", "warning", "error"], _doc("Lowest level logged.")] = "info"
+
+    def __post_init__(self) -> None:
+        for entry in self.url_fetch_allow:
+            ipaddress.ip_network(entry.strip(), strict=False)  # ValueError names the bad entry
 
     @property
     def max_upload_bytes(self) -> int:

@@ -130,10 +130,13 @@ def client(server: Server) -> openai.OpenAI:
 
 
 @pytest.fixture(scope="session")
-def trained_server(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def trained_server(
+    trained_model: Path, vad_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     """The service with the model trained on synthetic speech as its default: it gets the words right."""
     directory = tmp_path_factory.mktemp("trained-models")
     (directory / trained_model.name).symlink_to(trained_model)
+    (directory / vad_model.name).symlink_to(vad_model)
     running = start_server(
         directory,
         tmp_path_factory.mktemp("trained-server") / "server.log",

@@ -131,7 +131,7 @@ def _first_audio_stream(container: InputContainer) -> AudioStream:
 def _decode_stream(container: InputContainer, stream: AudioStream, max_seconds: float) -> np.ndarray:
     chunks: list[np.ndarray] = []
     total = 0
-    for chunk in _resampled(_decoded_frames(container, stream)):
+    for chunk in resampled(decoded_frames(container, stream)):
         chunks.append(chunk)
         total += chunk.size
         if total > max_seconds * SAMPLE_RATE:
@@ -141,7 +141,7 @@ def _decode_stream(container: InputContainer, stream: AudioStream, max_seconds: 
     return np.concatenate(chunks)
 
 
-def _decoded_frames(container: InputContainer, stream: AudioStream) -> Iterator[AudioFrame]:
+def decoded_frames(container: InputContainer, stream: AudioStream) -> Iterator[AudioFrame]:
     """Frames of `stream`, skipping packets the decoder rejects; raise if none at all decode."""
     decoded_any = False
     failure: av.FFmpegError | None = None
@@ -169,7 +169,7 @@ def _decoded_frames(container: InputContainer, stream: AudioStream) -> Iterator[
         raise UndecodableAudio(_reason(failure)) from failure
 
 
-def _resampled(frames: Iterator[AudioFrame]) -> Iterator[np.ndarray]:
+def resampled(frames: Iterator[AudioFrame]) -> Iterator[np.ndarray]:
     # A stream may change rate or layout midway (joined recordings, radio captures) and PyAV's resampler
     # is fixed to its first frame's parameters, so each run of alike frames gets its own.
     for _, alike in itertools.groupby(frames, key=_parameters):

@@ -1,4 +1,4 @@
-"""The two whisper.cpp C functions pywhispercpp does not bind, called on the library it already loaded.
+"""whisper.cpp C functions pywhispercpp does not bind, called on the library it already loaded.
 
 pywhispercpp 1.5.1 exposes no `whisper_full_get_segment_no_speech_prob` and no
 `whisper_lang_str_full`. Both live in the same libwhisper the binding links against, so ctypes
@@ -33,16 +33,17 @@ def library_path() -> str | None:
 
 
 @functools.cache
-def _library() -> ctypes.CDLL | None:
+def library() -> ctypes.CDLL | None:
+    """The libwhisper pywhispercpp loaded, through ctypes; None where it cannot be found."""
     path = library_path()
     if path is None:
         return None
     try:
-        library = ctypes.CDLL(path)
+        lib = ctypes.CDLL(path)
     except OSError:
         return None
-    _declare(library)
-    return library
+    _declare(lib)
+    return lib
 
 
 def _declare(library: ctypes.CDLL) -> None:
@@ -64,22 +65,22 @@ def context_pointer(context: binding.whisper_context) -> int | None:
 
 def no_speech_reader(context: binding.whisper_context) -> Callable[[int], float] | None:
     """A function giving segment i's no-speech probability for this context, or None if unreachable."""
-    library = _library()
-    if library is None:
+    lib = library()
+    if lib is None:
         return None
     pointer = context_pointer(context)
-    if not pointer or library.whisper_model_n_vocab(pointer) != binding.whisper_model_n_vocab(context):
+    if not pointer or lib.whisper_model_n_vocab(pointer) != binding.whisper_model_n_vocab(context):
         return None
-    return functools.partial(library.whisper_full_get_segment_no_speech_prob, pointer)
+    return functools.partial(lib.whisper_full_get_segment_no_speech_prob, pointer)
 
 
 @functools.cache
 def language_names() -> dict[str, str]:
     """ISO-639-1 code → whisper's English name ("en" → "english") for every language whisper knows."""
-    library = _library()
+    lib = library()
     names = {}
     for language_id in range(binding.whisper_lang_max_id() + 1):
         code = binding.whisper_lang_str(language_id)
-        full = library.whisper_lang_str_full(language_id).decode() if library else code
+        full = lib.whisper_lang_str_full(language_id).decode() if lib else code
         names[code] = full
     return names

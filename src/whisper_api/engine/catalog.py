@@ -14,6 +14,7 @@ FILE_PREFIX = "ggml-"
 OPENAI_ALIAS = "whisper-1"
 #: English-only vocabularies have 51864 tokens; every multilingual one has at least 51865.
 MULTILINGUAL_VOCAB = 51865
+_VAD_HEADER_BYTES = 64
 
 _SIZE_BY_AUDIO_LAYERS = {4: "tiny", 6: "base", 12: "small", 24: "medium", 32: "large"}
 # whisper.cpp stores ftype + 1000 * quantization-format version; the remainder is ggml's ftype.
@@ -137,6 +138,16 @@ def read_header(path: Path) -> GgmlHeader | None:
         return parse_header(f.read(HEADER.size))
 
 
+def is_vad_model(path: Path) -> bool:
+    """Whether `path` is one of whisper.cpp's Silero VAD models (ggml magic, then "silero-...")."""
+    try:
+        with path.open("rb") as f:
+            blob = f.read(_VAD_HEADER_BYTES)
+    except OSError:
+        return False
+    return len(blob) >= 4 and struct.unpack_from("<I", blob)[0] == GGML_MAGIC and b"silero" in blob
+
+
 def _model_id(file_name: str) -> str:
     return file_name.removesuffix(MODEL_SUFFIX)
 
@@ -177,6 +188,10 @@ class ModelCatalog:
                 if candidate in by_id:
                     return by_id[candidate]
         raise ModelNotFound(requested, list(by_id), default_model=wanted if aliased else None)
+
+    def vad_model(self, name: str) -> Path:
+        """Where VAD model `name` (`silero-v5.1.2`, or its file name) is or would be stored."""
+        return self.directory / (FILE_PREFIX + _model_id(name).removeprefix(FILE_PREFIX) + MODEL_SUFFIX)
 
     def _candidates(self) -> list[Path]:
         try:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 from tqdm import tqdm
 
-from whisper_api.engine.catalog import FILE_PREFIX, MODEL_SUFFIX, read_header
+from whisper_api.engine.catalog import FILE_PREFIX, MODEL_SUFFIX, is_vad_model, read_header
 
 DEFAULT_BASE_URL = "https://huggingface.co/ggerganov/whisper.cpp/resolve/main"
 PARTIAL_SUFFIX = ".partial"
@@ -40,6 +40,9 @@ KNOWN_MODELS: Mapping[str, str] = MappingProxyType(
         "large-v3-q5_0": "e6e2ed78495d403bef4b7cff42ef4aaadcfea8de",
         "large-v3-turbo": "4af2b29d7ec73d781377bfd1758ca957a807e941",
         "large-v3-turbo-q5_0": "e050f7970618a659205450ad97eb95a18d69c9ee",
+        # Silero VAD, converted by whisper.cpp (ggml-org/whisper-vad).
+        "silero-v5.1.2": "a372f48dcf0bd9e4330eef2802bc46e061c19634",
+        "silero-v6.2.0": "470e5d9d094ddba2f0a512cecc3732a252188abd",
     }
 )
 
@@ -51,10 +54,16 @@ PUBLISHED_MODELS: tuple[str, ...] = (
     *("medium", "medium.en", "medium-q5_0", "medium.en-q5_0", "medium-q8_0"),
     *("large-v1", "large-v2", "large-v2-q5_0", "large-v2-q8_0", "large-v3", "large-v3-q5_0"),
     *("large-v3-turbo", "large-v3-turbo-q5_0", "large-v3-turbo-q8_0"),
+    *("silero-v5.1.2", "silero-v6.2.0"),
 )
 
-# The tinydiarize model lives in its author's repository, not whisper.cpp's.
-_ELSEWHERE = {"small.en-tdrz": "https://huggingface.co/akashmjn/tinydiarize-whisper.cpp/resolve/main"}
+# The tinydiarize model lives in its author's repository, the VAD models in ggml-org's.
+_VAD_REPOSITORY = "https://huggingface.co/ggml-org/whisper-vad/resolve/main"
+_ELSEWHERE = {
+    "small.en-tdrz": "https://huggingface.co/akashmjn/tinydiarize-whisper.cpp/resolve/main",
+    "silero-v5.1.2": _VAD_REPOSITORY,
+    "silero-v6.2.0": _VAD_REPOSITORY,
+}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _CHUNK = 1 << 20
 
@@ -211,7 +220,7 @@ def _verify(partial: Path, url: str, received: _Received, expected_sha1: str | N
             "the file was discarded."
         )
     # Catches what a checksum cannot: an HTML error page or a non-whisper file served by a mirror.
-    if read_header(partial) is None:
+    if read_header(partial) is None and not is_vad_model(partial):
         raise DownloadError(f"{url} is not a whisper ggml model (bad header); the file was discarded.")
 
 

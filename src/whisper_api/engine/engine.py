@@ -6,13 +6,16 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import structlog
 
 from whisper_api.engine.catalog import ModelCatalog, ModelFile
 from whisper_api.engine.pool import Job, ModelPool
-from whisper_api.engine.types import DecodeOptions, Transcript
+from whisper_api.engine.speech_only import SpeechCut
+from whisper_api.engine.types import DecodeOptions, LanguageGuess, SpeechRules, Transcript
+from whisper_api.engine.vad import Span, VadError, VoiceActivity
 from whisper_api.engine.whisper import SAMPLE_RATE, OnProgress, OnSegment, ShouldAbort, WhisperContext
 from whisper_api.ops import metrics
 
@@ -43,6 +46,8 @@ class EngineConfig:
     idle_unload_seconds: float = 0
     use_gpu: bool = False
     flash_attn: bool = False
+    #: Silero VAD model (ggml) for speech-only transcription; None disables it.
+    vad_model: Path | None = None
 
 
 class Engine:
@@ -105,17 +110,73 @@ class Engine:
         on_segment: OnSegment | None = None,
         on_progress: OnProgress | None = None,
     ) -> Transcript:
+        threads = self.config.threads
+
         def work(context: WhisperContext, should_abort: ShouldAbort) -> Transcript:
-            return context.transcribe(
-                samples,
-                options,
-                threads=self.config.threads,
-                on_segment=on_segment,
-                on_progress=on_progress,
-                should_abort=should_abort,
+            if options.speech_only is None:
+                return context.transcribe(
+                    samples,
+                    options,
+                    threads=threads,
+                    on_segment=on_segment,
+                    on_progress=on_progress,
+                    should_abort=should_abort,
+                )
+            return self._transcribe_speech(
+                context, samples, options, options.speech_only, on_segment, on_progress, should_abort
             )
 
         return await self.run(model, len(samples) / SAMPLE_RATE, work, timeout=timeout)
+
+    async def detect_language(self, model: ModelFile, samples: np.ndarray) -> LanguageGuess:
+        threads = self.config.threads
+
+        def work(context: WhisperContext, _should_abort: ShouldAbort) -> LanguageGuess:
+            return context.detect_language(samples, threads)
+
+        return await self.run(model, min(len(samples) / SAMPLE_RATE, 30.0), work)
+
+    @property
+    def detects_speech(self) -> bool:
+        """Whether a VAD model is configured, so `DecodeOptions.speech_only` can be honoured."""
+        return self.config.vad_model is not None and self.config.vad_model.is_file()
+
+    def speech(self, samples: np.ndarray, rules: SpeechRules) -> list[Span]:
+        """Speech spans of `samples` by Silero VAD, on the calling thread."""
+        if self.config.vad_model is None:
+            raise VadError("no voice activity detection model is configured")
+        detector = VoiceActivity(self.config.vad_model)
+        try:
+            return detector.speech(samples, rules)
+        finally:
+            detector.close()
+
+    def _transcribe_speech(
+        self,
+        context: WhisperContext,
+        samples: np.ndarray,
+        options: DecodeOptions,
+        rules: SpeechRules,
+        on_segment: OnSegment | None,
+        on_progress: OnProgress | None,
+        should_abort: ShouldAbort,
+    ) -> Transcript:
+        """Transcribe only the speech VAD finds (speech_only.py); silence alone gives no segments."""
+        threads = self.config.threads
+        duration = len(samples) / SAMPLE_RATE
+        cut = SpeechCut.of(self.speech(samples, rules))
+        if not cut.spans:
+            language = context.language(samples, options.language, threads)
+            return Transcript(options.task, language, duration, (), options.temperature)
+        joined = context.transcribe(
+            cut.join(samples),
+            options,
+            threads=threads,
+            on_segment=None if on_segment is None else lambda segment: on_segment(cut.segment(segment)),
+            on_progress=on_progress,
+            should_abort=should_abort,
+        )
+        return cut.transcript(joined, duration)
 
     async def prepare(self, model: ModelFile) -> None:
         """Load `model` and check there is room in the queue, without queueing anything."""

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Task = Literal["transcribe", "translate"]
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechRules:
+    """How voice activity detection finds speech (whisper.cpp's whisper_vad_params, in our units)."""
+
+    #: A 32 ms frame whose speech probability reaches this is speech.
+    threshold: float = 0.5
+    #: Shorter bursts are dropped as noise.
+    min_speech_ms: int = 250
+    #: Silence must last this long to end a span.
+    min_silence_ms: int = 300
+    #: Audio kept before and after each span, so word edges are not clipped.
+    pad_ms: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +45,8 @@ class DecodeOptions:
     suppress_blank: bool = True
     suppress_non_speech_tokens: bool = False
     word_timestamps: bool = False
+    #: Transcribe only what voice activity detection finds to be speech; None transcribes everything.
+    speech_only: SpeechRules | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +118,22 @@ class Transcript:
     @property
     def text(self) -> str:
         return "".join(segment.text for segment in self.segments).strip()
+
+    def shifted(self, seconds: float) -> Transcript:
+        """The same transcript with every time moved `seconds` later (a clip cut from a longer one)."""
+        if not seconds:
+            return self
+        segments = tuple(
+            replace(
+                segment,
+                start=segment.start + seconds,
+                end=segment.end + seconds,
+                tokens=tuple(
+                    replace(token, start=token.start + seconds, end=token.end + seconds)
+                    for token in segment.tokens
+                ),
+            )
+            for segment in self.segments
+        )
+        words = tuple(replace(w, start=w.start + seconds, end=w.end + seconds) for w in self.words)
+        return replace(self, segments=segments, words=words)

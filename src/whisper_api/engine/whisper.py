@@ -106,6 +106,12 @@ class WhisperContext:
         code = binding.whisper_lang_str(best)
         return LanguageGuess(code, language_name(code), float(probabilities[best]), candidates)
 
+    def language(self, samples: np.ndarray, code: str | None, threads: int) -> LanguageGuess:
+        """The language `code` names, or the one detected in `samples` when it is None."""
+        if code is None:
+            return self.detect_language(_padded(samples), threads)
+        return LanguageGuess(code, language_name(code), 1.0)
+
     def transcribe(
         self,
         samples: np.ndarray,
@@ -118,10 +124,7 @@ class WhisperContext:
     ) -> Transcript:
         duration = len(samples) / SAMPLE_RATE
         samples = _padded(np.ascontiguousarray(samples, dtype=np.float32))
-        if options.language is None:
-            language = self.detect_language(samples, threads)
-        else:
-            language = LanguageGuess(options.language, language_name(options.language), 1.0)
+        language = self.language(samples, options.language, threads)
         params = self._params(options, language.code, threads)
         segments: list[Segment] = []
         failure: list[BaseException] = []

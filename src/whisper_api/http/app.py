@@ -16,13 +16,15 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
 from whisper_api import __version__
+from whisper_api.accounts.keys import KeyStore
 from whisper_api.engine.catalog import ModelCatalog, ModelNotFound
 from whisper_api.engine.download import DownloadError, pull
 from whisper_api.engine.engine import Engine, EngineConfig
 from whisper_api.http.auth import ApiKeys
 from whisper_api.http.errors import handle_exception
 from whisper_api.http.observability import observability_middleware
-from whisper_api.http.routes import audio, models, system
+from whisper_api.http.routes import audio, language, listen, models, system
+from whisper_api.service.fetch import FetchPolicy
 from whisper_api.service.transcription import Limits, TranscriptionService
 from whisper_api.settings import Settings
 
@@ -34,6 +36,7 @@ _IDLE_SWEEP_SECONDS = 30
 
 
 def build_engine(settings: Settings) -> Engine:
+    catalog = ModelCatalog(settings.models_dir, settings.default_model)
     workers, threads = settings.parallelism()
     config = EngineConfig(
         workers=workers,
@@ -43,8 +46,22 @@ def build_engine(settings: Settings) -> Engine:
         idle_unload_seconds=settings.idle_unload_seconds,
         use_gpu=settings.use_gpu,
         flash_attn=settings.flash_attn,
+        vad_model=catalog.vad_model(settings.vad_model) if settings.vad_model else None,
     )
-    return Engine(ModelCatalog(settings.models_dir, settings.default_model), config, settings.default_model)
+    return Engine(catalog, config, settings.default_model)
+
+
+async def _ensure_vad_model(settings: Settings, engine: Engine) -> None:
+    """Download the VAD model if it is missing; without it, speech-only requests are refused."""
+    path = engine.config.vad_model
+    if path is None or path.is_file():
+        return
+    try:
+        await asyncio.to_thread(
+            pull, settings.vad_model, settings.models_dir, base_url=settings.model_base_url, progress=False
+        )
+    except DownloadError as error:
+        log.warning("vad_model_unavailable", model=settings.vad_model, error=str(error))
 
 
 async def _ensure_default_model(settings: Settings, engine: Engine) -> None:
@@ -89,6 +106,7 @@ def create_app(settings: Settings) -> Litestar:
         background = []
         if settings.preload:
             background.append(asyncio.create_task(_ensure_default_model(settings, engine)))
+            background.append(asyncio.create_task(_ensure_vad_model(settings, engine)))
         background.append(asyncio.create_task(_unload_idle_models(engine)))
         try:
             yield
@@ -102,8 +120,12 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             audio.create_transcription,
             audio.create_translation,
+            language.detect_language,
+            listen.listen,
+            listen.listen_live,
             models.list_models,
             models.retrieve_model,
+            system.ping,
             system.health,
             system.ready,
             system.prometheus_metrics,
@@ -113,7 +135,16 @@ def create_app(settings: Settings) -> Litestar:
             "engine": Provide(lambda: engine, use_cache=True, sync_to_thread=False),
         },
         state=State(
-            {"api_keys": ApiKeys(settings.all_api_keys), "max_upload_bytes": settings.max_upload_bytes}
+            {
+                "api_keys": ApiKeys(settings.all_api_keys, KeyStore(settings.data_dir)),
+                "max_upload_bytes": settings.max_upload_bytes,
+                "fetch_policy": FetchPolicy.with_allowed(
+                    settings.url_fetch_allow,
+                    max_bytes=settings.max_upload_bytes,
+                    timeout=settings.url_fetch_timeout,
+                ),
+                "live_idle_seconds": settings.live_idle_seconds,
+            }
         ),
         exception_handlers={Exception: handle_exception},
         middleware=[observability_middleware],

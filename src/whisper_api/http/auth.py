@@ -1,4 +1,8 @@
-"""Optional API keys: `Authorization: Bearer <key>` (OpenAI SDKs) or `Token <key>` (Deepgram clients)."""
+"""Optional API keys: `Authorization: Bearer <key>` (OpenAI SDKs) or `Token <key>` (Deepgram clients).
+
+Browsers cannot set headers on a WebSocket, so live connections may also send the key as `?token=`
+or as the subprotocol pair `token, <key>` (what Deepgram's browser SDK does).
+"""
 
 from __future__ import annotations
 
@@ -8,30 +12,43 @@ from collections.abc import Callable
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
+from whisper_api.accounts.keys import KeyStore, digest
 from whisper_api.http.errors import ApiError
 
 _SCHEMES = ("bearer", "token")
 
 
 class ApiKeys:
-    """The accepted keys, read through `source` on every check so a changed key file needs no restart."""
+    """Configured keys (read through `configured` on every check, so a changed key file needs no
+    restart) and the hashed keys of `store`. With neither, the API is open."""
 
-    def __init__(self, source: Callable[[], frozenset[str]]) -> None:
-        self._source = source
+    def __init__(self, configured: Callable[[], frozenset[str]], store: KeyStore | None = None) -> None:
+        self._configured = configured
+        self._store = store
 
-    def accepts(self, authorization: str | None) -> bool:
-        keys = self._source()
-        if not keys:
+    def accepts(self, key: str | None) -> bool:
+        configured = self._configured()
+        stored = self._store.active_digests() if self._store is not None else frozenset()
+        if not configured and not stored:
             return True
-        presented = _credential(authorization)
-        if presented is None:
+        if key is None:
             return False
-        # Compare against every key so the time taken does not reveal which one nearly matched.
-        matches = [hmac.compare_digest(presented.encode(), key.encode()) for key in keys]
-        return any(matches)
+        # Compare against every configured key so the time taken does not reveal which one nearly
+        # matched; stored keys are looked up by digest, which reveals nothing about the secret.
+        matches = [hmac.compare_digest(key.encode(), candidate.encode()) for candidate in configured]
+        return any(matches) or digest(key) in stored
 
 
-def _credential(authorization: str | None) -> str | None:
+def presented_key(connection: ASGIConnection) -> str | None:
+    """The key a request carries: the Authorization header, or for WebSockets `?token=` or the
+    `token` subprotocol."""
+    key = header_credential(connection.headers.get("authorization"))
+    if key is None and connection.scope["type"] == "websocket":
+        key = connection.query_params.get("token") or _subprotocol_token(connection)
+    return key
+
+
+def header_credential(authorization: str | None) -> str | None:
     if not authorization:
         return None
     scheme, _, credential = authorization.strip().partition(" ")
@@ -40,9 +57,16 @@ def _credential(authorization: str | None) -> str | None:
     return credential.strip()
 
 
+def _subprotocol_token(connection: ASGIConnection) -> str | None:
+    offered = [p.strip() for p in connection.headers.get("sec-websocket-protocol", "").split(",")]
+    if len(offered) == 2 and offered[0].lower() == "token" and offered[1]:
+        return offered[1]
+    return None
+
+
 def require_api_key(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
     keys: ApiKeys = connection.app.state.api_keys
-    if not keys.accepts(connection.headers.get("authorization")):
+    if not keys.accepts(presented_key(connection)):
         raise ApiError(
             401,
             "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'.",

@@ -1,7 +1,8 @@
 """Every error leaves the service in OpenAI's shape: {"error": {message, type, param, code}}.
 
 SDK clients turn the status into their exception classes and read these four keys; anything
-else (Litestar's own error bodies, a stack trace) would break them.
+else (Litestar's own error bodies, a stack trace) would break them. Deepgram's endpoint
+(/v1/listen) answers in Deepgram's shape instead: {"err_code", "err_msg", "request_id"}.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from whisper_api.engine.catalog import ModelNotFound
 from whisper_api.engine.engine import QueueFull
 from whisper_api.engine.pool import TimedOut
 from whisper_api.engine.whisper import ModelLoadError
+from whisper_api.service.fetch import FetchError
 from whisper_api.service.transcription import InvalidRequest
 
 log = structlog.get_logger("whisper_api.http")
@@ -32,6 +34,15 @@ class ErrorDetail(msgspec.Struct):
 
 class ErrorBody(msgspec.Struct):
     error: ErrorDetail
+
+
+class DeepgramError(msgspec.Struct):
+    err_code: str
+    err_msg: str
+    request_id: str
+
+
+DEEPGRAM_PATH = "/v1/listen"
 
 
 class ApiError(Exception):
@@ -54,6 +65,16 @@ class ApiError(Exception):
 
     def response(self) -> Response[ErrorBody]:
         return Response(self.body, status_code=self.status, headers=self.headers, media_type=MediaType.JSON)
+
+    def deepgram_body(self, request_id: str) -> DeepgramError:
+        detail = self.body.error
+        return DeepgramError(
+            err_code=(detail.code or detail.type).upper(), err_msg=detail.message, request_id=request_id
+        )
+
+    def deepgram_response(self, request_id: str) -> Response[DeepgramError]:
+        body = self.deepgram_body(request_id)
+        return Response(body, status_code=self.status, headers=self.headers, media_type=MediaType.JSON)
 
 
 def bad_request(message: str, *, param: str | None = None, code: str | None = "invalid_value") -> ApiError:
@@ -86,6 +107,9 @@ def to_api_error(exc: Exception) -> ApiError:
             return bad_request(exc.message, param="file", code=exc.code)
         case AudioError():
             return bad_request(exc.message, param="file", code=exc.code)
+        case FetchError():
+            status = 413 if exc.code == "file_too_large" else 400
+            return ApiError(status, exc.message, param="url", code=exc.code)
         case ModelNotFound():
             return ApiError(404, str(exc), param="model", code="model_not_found")
         case QueueFull():
@@ -113,5 +137,8 @@ def to_api_error(exc: Exception) -> ApiError:
     return ApiError(500, "The server had an error while processing your request.", type="server_error")
 
 
-def handle_exception(_request: Request, exc: Exception) -> Response[ErrorBody]:
-    return to_api_error(exc).response()
+def handle_exception(request: Request, exc: Exception) -> Response:
+    error = to_api_error(exc)
+    if request.scope["path"].startswith(DEEPGRAM_PATH):
+        return error.deepgram_response(request.scope.get("state", {}).get("request_id", ""))
+    return error.response()

@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar, cast, get_args
+from typing import Annotated, Literal, TypeVar, cast, get_args
 
-from whisper_api.engine.types import DecodeOptions, Task
+import msgspec
+
+from whisper_api.engine.types import DecodeOptions, SpeechRules, Task
 from whisper_api.http.errors import bad_request
 
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
@@ -27,6 +29,17 @@ Fields = Mapping[str, Sequence[str]]
 N = TypeVar("N", int, float)
 
 
+#: OpenAI's `chunking_strategy`: "auto" (the server chooses), or server-side VAD with these rules.
+Chunking = Literal["auto"] | SpeechRules | None
+
+
+class _ServerVad(msgspec.Struct, forbid_unknown_fields=True):
+    type: Literal["server_vad"]
+    prefix_padding_ms: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 300
+    silence_duration_ms: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 200
+    threshold: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.5
+
+
 @dataclass(frozen=True, slots=True)
 class TranscriptionForm:
     model: str | None
@@ -35,6 +48,7 @@ class TranscriptionForm:
     stream: bool
     include_logprobs: bool
     word_timestamps: bool
+    chunking: Chunking = None
 
 
 def _values(fields: Fields, name: str) -> list[str]:
@@ -121,6 +135,34 @@ def _language(fields: Fields, task: Task) -> str | None:
     return raw.lower() if raw and raw.lower() != "auto" else None
 
 
+def _chunking(fields: Fields) -> Chunking:
+    """ "auto", a JSON object, or the object's fields sent one by one (`chunking_strategy[type]`,
+    as the OpenAI SDK writes a nested object into a form)."""
+    prefix = "chunking_strategy["
+    nested_keys = [key for key in fields if key.startswith(prefix) and key.endswith("]")]
+    nested = {key[len(prefix) : -1]: _one(fields, key) for key in nested_keys}
+    raw = _one(fields, "chunking_strategy")
+    if raw is None and not nested:
+        return None
+    if raw == "auto":
+        return "auto"
+    try:
+        if nested:
+            vad = msgspec.convert(nested, _ServerVad, strict=False)
+        else:
+            vad = msgspec.json.decode(raw or "", type=_ServerVad)
+    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+        raise bad_request(
+            'chunking_strategy must be "auto" or an object like {"type": "server_vad", '
+            f'"prefix_padding_ms": 300, "silence_duration_ms": 200, "threshold": 0.5}}: {error}.',
+            param="chunking_strategy",
+            code="invalid_value",
+        ) from None
+    return SpeechRules(
+        threshold=vad.threshold, min_silence_ms=vad.silence_duration_ms, pad_ms=vad.prefix_padding_ms
+    )
+
+
 def parse_fields(fields: Fields, task: Task) -> TranscriptionForm:
     """Validate every non-file field; raises ApiError(400) naming the first bad one."""
     response_format = _response_format(fields)
@@ -161,4 +203,5 @@ def parse_fields(fields: Fields, task: Task) -> TranscriptionForm:
         stream=stream,
         include_logprobs="logprobs" in include,
         word_timestamps=word_timestamps,
+        chunking=_chunking(fields),
     )

@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 import structlog
 
-from whisper_api.audio import AudioError, decode_audio
+from whisper_api.audio import AudioError, AudioTooLong, EmptyAudio, decode_audio
+from whisper_api.audio.stream import RawFormat, decode_raw
 from whisper_api.engine.catalog import ModelCatalog, ModelFile
 from whisper_api.engine.engine import Engine
-from whisper_api.engine.types import DecodeOptions, Segment, Transcript
+from whisper_api.engine.speech_only import SpeechCut
+from whisper_api.engine.types import DecodeOptions, LanguageGuess, Segment, SpeechRules, Transcript
 from whisper_api.engine.whisper import SAMPLE_RATE, known_language
 from whisper_api.ops import metrics
 
@@ -64,16 +67,63 @@ class TranscriptionService:
         """The model file for a requested name; `whisper-1` and no name mean the default model."""
         return self.catalog.resolve(name or self.engine.default_model)
 
-    async def decode(self, upload: bytes, usage: Usage | None = None) -> np.ndarray:
-        """Decode an upload to 16 kHz mono samples, off the event loop; AudioError says what is wrong."""
+    async def decode(
+        self, upload: bytes, usage: Usage | None = None, raw: RawFormat | None = None
+    ) -> np.ndarray:
+        """Decode an upload to 16 kHz mono samples, off the event loop; AudioError says what is wrong.
+
+        `raw` names the encoding of headerless audio; without it the container says what it holds.
+        """
         try:
-            samples = await asyncio.to_thread(decode_audio, upload, max_seconds=self.limits.max_audio_seconds)
+            if raw is None:
+                samples = await asyncio.to_thread(
+                    decode_audio, upload, max_seconds=self.limits.max_audio_seconds
+                )
+            else:
+                samples = await asyncio.to_thread(decode_raw, upload, raw)
+                if len(samples) == 0:
+                    raise EmptyAudio
+                if len(samples) > self.limits.max_audio_seconds * SAMPLE_RATE:
+                    raise AudioTooLong(self.limits.max_audio_seconds)
         except AudioError as error:
             metrics.DECODE_FAILURES.labels(error.code).inc()
             raise
         if usage is not None:
             usage.audio_seconds = len(samples) / SAMPLE_RATE
         return samples
+
+    async def detect_language(self, model: ModelFile, samples: np.ndarray) -> LanguageGuess:
+        """The spoken language, judged from the first 30 s of speech (silence cut out when VAD is
+        installed, so a quiet start does not decide it)."""
+        if not model.multilingual:
+            raise InvalidRequest(
+                f"Model '{model.id}' is English-only; language detection needs a multilingual model.",
+                param="model",
+                code="model_not_multilingual",
+            )
+        if self.engine.detects_speech:
+            cut = SpeechCut.of(await asyncio.to_thread(self.engine.speech, samples, SpeechRules()))
+            samples = cut.join(samples) if cut.spans else samples
+        return await self.engine.detect_language(model, samples)
+
+    def with_chunking(
+        self, options: DecodeOptions, chunking: SpeechRules | Literal["auto"] | None
+    ) -> DecodeOptions:
+        """`options` set to transcribe only speech when `chunking` asks for it: "auto" uses voice
+        activity detection where its model is installed (whisper's own 30 s windows otherwise);
+        explicit rules need it."""
+        if chunking is None:
+            return options
+        if not self.engine.detects_speech:
+            if chunking == "auto":
+                return options
+            raise InvalidRequest(
+                "chunking_strategy server_vad needs the Silero VAD model, which is not installed; "
+                "run `whisper-api models pull silero-v5.1.2`.",
+                param="chunking_strategy",
+                code="vad_unavailable",
+            )
+        return replace(options, speech_only=SpeechRules() if chunking == "auto" else chunking)
 
     def check(self, model: ModelFile, options: DecodeOptions) -> None:
         """Refuse what the model cannot do, before any work is queued."""

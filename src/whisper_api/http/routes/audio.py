@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
 import msgspec
 from litestar import MediaType, Request, Response, post
@@ -14,6 +12,7 @@ from litestar.response import Stream
 from whisper_api.engine.types import Segment, Task, Transcript
 from whisper_api.http import schemas
 from whisper_api.http.auth import require_api_key
+from whisper_api.http.disconnect import ClientDisconnected, until_disconnected
 from whisper_api.http.errors import ApiError, bad_request, to_api_error
 from whisper_api.http.forms import TranscriptionForm, parse_fields
 from whisper_api.http.observability import CLIENT_CLOSED_REQUEST, request_usage
@@ -21,13 +20,7 @@ from whisper_api.http.openapi import TranscriptionOperation, TranslationOperatio
 from whisper_api.service import formats
 from whisper_api.service.transcription import TranscriptionService
 
-T = TypeVar("T")
-
 _TEXT = "text/plain; charset=utf-8"
-
-
-class ClientDisconnected(Exception):
-    pass
 
 
 @post(
@@ -55,18 +48,17 @@ async def create_translation(request: Request, service: TranscriptionService) ->
 async def _transcribe(request: Request, service: TranscriptionService, task: Task) -> Response | Stream:
     upload, form = await _read_form(request, task, request.app.state.max_upload_bytes)
     model = service.model(form.model)
-    service.check(model, form.options)
+    options = service.with_chunking(form.options, form.chunking)
+    service.check(model, options)
     usage = request_usage(request.scope)
     samples = await service.decode(upload, usage)
     if form.stream:
-        segments = await service.stream(model, samples, form.options, usage)
+        segments = await service.stream(model, samples, options, usage)
         return Stream(
             _events(segments, form), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
     try:
-        transcript = await _until_disconnected(
-            request, service.transcribe(model, samples, form.options, usage)
-        )
+        transcript = await until_disconnected(request, service.transcribe(model, samples, options, usage))
     except ClientDisconnected:
         return Response(b"", status_code=CLIENT_CLOSED_REQUEST)
     return _render(transcript, form)
@@ -97,26 +89,6 @@ async def _read_form(request: Request, task: Task, max_upload_bytes: int) -> tup
             code="file_too_large",
         )
     return data, parsed
-
-
-async def _until_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Await `work`, cancelling it (and so aborting whisper.cpp) if the client hangs up first."""
-    task = asyncio.ensure_future(work)
-    hang_up = asyncio.ensure_future(_disconnect(request))
-    try:
-        await asyncio.wait({task, hang_up}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            return task.result()
-        raise ClientDisconnected()
-    finally:
-        hang_up.cancel()
-        task.cancel()
-
-
-async def _disconnect(request: Request) -> None:
-    # The body has been read, so the next ASGI message can only be the disconnect.
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 def _render(transcript: Transcript, form: TranscriptionForm) -> Response:

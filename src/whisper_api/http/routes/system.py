@@ -19,6 +19,15 @@ class Readiness(msgspec.Struct):
     detail: str | None = None
 
 
+class Pong(msgspec.Struct):
+    message: str
+
+
+@get("/ping", summary="A quick reachability check (Deepgram-style clients call it)")
+async def ping() -> Pong:
+    return Pong(message="pong")
+
+
 @get("/health", summary="The process is up", include_in_schema=True)
 async def health() -> Health:
     return Health(status="ok")

@@ -1,0 +1,201 @@
+"""Audio that arrives in pieces (a live WebSocket stream), decoded to 16 kHz mono float32 as it comes.
+
+Two kinds of input, as Deepgram's live API takes them: raw samples whose encoding, rate and channel
+count the client names (`PcmStream`), and containerised audio (WAV, WebM/Opus, Ogg, MP3, FLAC...)
+whose container says it all (`ContainerStream`). Both turn bytes into samples incrementally; neither
+holds more than the undecoded remainder.
+"""
+
+from __future__ import annotations
+
+import io
+import queue
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal, get_args
+
+import av
+import numpy as np
+
+from whisper_api.audio.decode import SAMPLE_RATE, AudioError, UndecodableAudio, decoded_frames, resampled
+
+RawEncoding = Literal["linear16", "linear32", "mulaw", "alaw"]
+RAW_ENCODINGS: tuple[str, ...] = get_args(RawEncoding)
+#: Bytes FFmpeg may read before it must say what the container is; small, so a live stream starts fast.
+_PROBE_BYTES = "32768"
+
+
+def _g711_table(encoding: Literal["mulaw", "alaw"]) -> np.ndarray:
+    """The 256 linear values of G.711 mu-law or A-law bytes, as int16."""
+    codes = np.arange(256, dtype=np.int32)
+    if encoding == "mulaw":
+        inverted = ~codes & 0xFF
+        exponent, mantissa = (inverted >> 4) & 0x07, inverted & 0x0F
+        magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84
+        values = np.where(inverted & 0x80, -magnitude, magnitude)
+    else:
+        toggled = codes ^ 0x55
+        exponent, mantissa = (toggled >> 4) & 0x07, toggled & 0x0F
+        magnitude = np.where(
+            exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0)
+        )
+        values = np.where(toggled & 0x80, magnitude, -magnitude)
+    return values.astype(np.int16)
+
+
+@dataclass(frozen=True, slots=True)
+class RawFormat:
+    """What raw audio is, since it cannot say so itself."""
+
+    encoding: RawEncoding
+    sample_rate: int
+    channels: int = 1
+
+
+def decode_raw(data: bytes, raw: RawFormat) -> np.ndarray:
+    """A whole body of raw audio as 16 kHz mono float32."""
+    stream = PcmStream(raw)
+    return np.concatenate([stream.push(data), stream.finish()])
+
+
+class PcmStream:
+    """Raw samples in a named encoding, interleaved over `channels`, at `sample_rate`."""
+
+    def __init__(self, raw: RawFormat) -> None:
+        encoding, sample_rate, channels = raw.encoding, raw.sample_rate, raw.channels
+        if encoding not in RAW_ENCODINGS:
+            raise ValueError(f"unknown raw encoding {encoding!r}")
+        self._encoding = encoding
+        self._width = {"linear16": 2, "linear32": 4}.get(encoding, 1)
+        self._channels = channels
+        self._rate = sample_rate
+        self._layout = "mono" if channels == 1 else "stereo" if channels == 2 else f"{channels}c"
+        self._pending = b""
+        self._resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        self._position = 0
+        self._table = _g711_table(encoding) if encoding in ("mulaw", "alaw") else None
+
+    def push(self, data: bytes) -> np.ndarray:
+        """The samples `data` completes (a partial frame waits for the next push)."""
+        data = self._pending + data
+        frame_bytes = self._width * self._channels
+        usable = len(data) - len(data) % frame_bytes
+        self._pending = data[usable:]
+        if usable == 0:
+            return np.zeros(0, dtype=np.float32)
+        return self._resample(self._as_float(data[:usable]))
+
+    def finish(self) -> np.ndarray:
+        """What the resampler still holds; the stream is over."""
+        return _joined([frame.to_ndarray()[0] for frame in self._resampler.resample(None)])
+
+    def _as_float(self, data: bytes) -> np.ndarray:
+        if self._table is not None:
+            values = self._table[np.frombuffer(data, dtype=np.uint8)].astype(np.float32) / 32768
+        elif self._encoding == "linear16":
+            values = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768
+        else:
+            values = (np.frombuffer(data, dtype="<i4").astype(np.float64) / 2**31).astype(np.float32)
+        return values.reshape(-1, self._channels).T
+
+    def _resample(self, planar: np.ndarray) -> np.ndarray:
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planar), format="fltp", layout=self._layout)
+        frame.sample_rate = self._rate
+        frame.pts, frame.time_base = self._position, Fraction(1, self._rate)
+        self._position += planar.shape[1]
+        return _joined([out.to_ndarray()[0] for out in self._resampler.resample(frame)])
+
+
+class _Pipe(io.RawIOBase):
+    """Bytes pushed by one thread, read (blocking) by FFmpeg on another; empty read = end of stream."""
+
+    def __init__(self) -> None:
+        self._chunks: queue.Queue[bytes | None] = queue.Queue()
+        self._buffer = b""
+        self._ended = False
+        #: Set while the reader waits for bytes nobody has pushed yet: all input so far is consumed.
+        self.starved = threading.Event()
+
+    def readable(self) -> bool:
+        return True
+
+    def put(self, data: bytes | None) -> None:
+        self.starved.clear()
+        self._chunks.put(data)
+
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._buffer and not self._ended:
+            if self._chunks.empty():
+                self.starved.set()
+            chunk = self._chunks.get()
+            if chunk is None:
+                self._ended = True
+            else:
+                self._buffer = chunk
+        count = min(len(target), len(self._buffer))
+        target[:count] = self._buffer[:count]
+        self._buffer = self._buffer[count:]
+        return count
+
+
+class ContainerStream:
+    """Containerised audio pushed in pieces, demuxed and decoded on a thread of its own."""
+
+    def __init__(self) -> None:
+        self._pipe = _Pipe()
+        self._decoded: queue.Queue[np.ndarray] = queue.Queue()
+        self._failure: AudioError | None = None
+        self._thread = threading.Thread(target=self._decode, name="stream-decoder", daemon=True)
+        self._thread.start()
+
+    def push(self, data: bytes) -> np.ndarray:
+        """Hand over `data`; returns whatever has been decoded so far (decoding lags a little)."""
+        if data:
+            self._pipe.put(bytes(data))
+        return self._drain()
+
+    def finish(self, timeout: float = 10.0) -> np.ndarray:
+        """End the input and return the rest of the audio (blocking until the decoder is done)."""
+        self._pipe.put(None)
+        self._thread.join(timeout)
+        return self._drain()
+
+    def flush(self, timeout: float = 2.0) -> np.ndarray:
+        """Everything decodable from the input so far (blocking until the decoder has caught up)."""
+        self._pipe.starved.wait(timeout)
+        return self._drain()
+
+    def close(self) -> None:
+        """Abandon the stream: the decoder thread ends without waiting for more input."""
+        self._pipe.put(None)
+
+    def _drain(self) -> np.ndarray:
+        if self._failure is not None:
+            raise self._failure
+        pieces = []
+        while True:
+            try:
+                pieces.append(self._decoded.get_nowait())
+            except queue.Empty:
+                return _joined(pieces)
+
+    def _decode(self) -> None:
+        try:
+            options = {"probesize": _PROBE_BYTES, "analyzeduration": "0"}
+            with av.open(self._pipe, mode="r", options=options) as container:
+                if not container.streams.audio:
+                    raise UndecodableAudio("the stream has no audio track")
+                stream = container.streams.audio[0]
+                for chunk in resampled(decoded_frames(container, stream)):
+                    self._decoded.put(chunk)
+        except AudioError as error:
+            self._failure = error
+        except (av.FFmpegError, ValueError) as error:
+            self._failure = UndecodableAudio(f"unrecognised audio stream: {error.__class__.__name__}")
+        finally:
+            self._pipe.put(None)
+
+
+def _joined(pieces: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(pieces).astype(np.float32, copy=False) if pieces else np.zeros(0, dtype=np.float32)

@@ -1,0 +1,158 @@
+"""Silero voice activity detection, run by whisper.cpp's VAD API.
+
+pywhispercpp 1.5.1 binds the `whisper_vad_*` functions but cannot return their context (its
+wrapper type is unregistered), so they are called through ctypes on the libwhisper the binding
+loaded, as `capi` does for the few other functions it lacks. A `VoiceActivity` holds one Silero
+model and its LSTM state: use it from one thread at a time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from whisper_api.engine import capi
+from whisper_api.engine.types import SpeechRules
+
+SAMPLE_RATE = 16_000
+#: Silero scores audio in windows of this many samples (32 ms).
+FRAME_SAMPLES = 512
+#: Spans are cut into 30 s windows by whisper itself; whisper.cpp need not split them.
+_UNBOUNDED_SPEECH_SECONDS = 1e9
+#: whisper.cpp's VAD segment times are in centiseconds.
+_SEGMENT_TIME_UNIT = 0.01
+
+
+class VadError(RuntimeError):
+    pass
+
+
+class _VadParams(ctypes.Structure):
+    _fields_ = (
+        ("threshold", ctypes.c_float),
+        ("min_speech_duration_ms", ctypes.c_int),
+        ("min_silence_duration_ms", ctypes.c_int),
+        ("max_speech_duration_s", ctypes.c_float),
+        ("speech_pad_ms", ctypes.c_int),
+        ("samples_overlap", ctypes.c_float),
+    )
+
+
+class _VadContextParams(ctypes.Structure):
+    _fields_ = (("n_threads", ctypes.c_int), ("use_gpu", ctypes.c_bool), ("gpu_device", ctypes.c_int))
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Speech from `start` to `end`, in seconds from the start of the audio."""
+
+    start: float
+    end: float
+
+
+def _library() -> ctypes.CDLL:
+    library = capi.library()
+    if library is None:
+        raise VadError("whisper.cpp's library was not found; voice activity detection is unavailable")
+    if not getattr(library, "_vad_declared", False):
+        void_p, floats = ctypes.c_void_p, ctypes.POINTER(ctypes.c_float)
+        library.whisper_vad_default_context_params.restype = _VadContextParams
+        library.whisper_vad_init_from_file_with_params.argtypes = [ctypes.c_char_p, _VadContextParams]
+        library.whisper_vad_init_from_file_with_params.restype = void_p
+        for name in ("whisper_vad_detect_speech", "whisper_vad_detect_speech_no_reset"):
+            getattr(library, name).argtypes = [void_p, floats, ctypes.c_int]
+            getattr(library, name).restype = ctypes.c_bool
+        library.whisper_vad_reset_state.argtypes = [void_p]
+        library.whisper_vad_n_probs.argtypes = [void_p]
+        library.whisper_vad_n_probs.restype = ctypes.c_int
+        library.whisper_vad_probs.argtypes = [void_p]
+        library.whisper_vad_probs.restype = floats
+        library.whisper_vad_segments_from_samples.argtypes = [void_p, _VadParams, floats, ctypes.c_int]
+        library.whisper_vad_segments_from_samples.restype = void_p
+        library.whisper_vad_segments_n_segments.argtypes = [void_p]
+        library.whisper_vad_segments_n_segments.restype = ctypes.c_int
+        for name in ("whisper_vad_segments_get_segment_t0", "whisper_vad_segments_get_segment_t1"):
+            getattr(library, name).argtypes = [void_p, ctypes.c_int]
+            getattr(library, name).restype = ctypes.c_float
+        library.whisper_vad_free_segments.argtypes = [void_p]
+        library.whisper_vad_free.argtypes = [void_p]
+        library._vad_declared = True
+    return library
+
+
+def _float_pointer(samples: np.ndarray) -> ctypes._Pointer:
+    return samples.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+
+
+class VoiceActivity:
+    """A Silero VAD model loaded by whisper.cpp. Call `close()` when done."""
+
+    def __init__(self, path: Path, *, threads: int = 1) -> None:
+        self._lib = _library()
+        params = self._lib.whisper_vad_default_context_params()
+        params.n_threads = threads
+        params.use_gpu = False  # Silero is tiny; a GPU round trip would cost more than it saves
+        context = self._lib.whisper_vad_init_from_file_with_params(str(path).encode(), params)
+        if not context:
+            raise VadError(f"whisper.cpp could not load the VAD model {Path(path).name}")
+        self._context: int | None = context
+        # The LSTM state is not cleared on load; `speech` resets it itself, `probabilities` does not.
+        self.reset()
+
+    @property
+    def _ctx(self) -> int:
+        if self._context is None:
+            raise RuntimeError("VAD context used after close()")
+        return self._context
+
+    def close(self) -> None:
+        if self._context is not None:
+            self._lib.whisper_vad_free(self._context)
+            self._context = None
+
+    def speech(self, samples: np.ndarray, rules: SpeechRules) -> list[Span]:
+        """The spans of `samples` (16 kHz mono) that hold speech."""
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        if len(samples) < FRAME_SAMPLES:
+            return []
+        params = _VadParams(
+            threshold=rules.threshold,
+            min_speech_duration_ms=rules.min_speech_ms,
+            min_silence_duration_ms=rules.min_silence_ms,
+            max_speech_duration_s=_UNBOUNDED_SPEECH_SECONDS,
+            speech_pad_ms=rules.pad_ms,
+            samples_overlap=0.0,
+        )
+        segments = self._lib.whisper_vad_segments_from_samples(
+            self._ctx, params, _float_pointer(samples), len(samples)
+        )
+        if not segments:
+            raise VadError("whisper.cpp voice activity detection failed")
+        try:
+            duration = len(samples) / SAMPLE_RATE
+            spans = []
+            for i in range(self._lib.whisper_vad_segments_n_segments(segments)):
+                start = self._lib.whisper_vad_segments_get_segment_t0(segments, i) * _SEGMENT_TIME_UNIT
+                end = self._lib.whisper_vad_segments_get_segment_t1(segments, i) * _SEGMENT_TIME_UNIT
+                spans.append(Span(max(0.0, start), min(duration, end)))
+            return [span for span in spans if span.end > span.start]
+        finally:
+            self._lib.whisper_vad_free_segments(segments)
+
+    def probabilities(self, samples: np.ndarray) -> np.ndarray:
+        """Speech probability of each whole 512-sample frame of `samples`, continuing from the frames
+        given before (the model's memory carries over; `reset()` forgets it)."""
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        usable = len(samples) - len(samples) % FRAME_SAMPLES
+        if usable == 0:
+            return np.zeros(0, dtype=np.float32)
+        if not self._lib.whisper_vad_detect_speech_no_reset(self._ctx, _float_pointer(samples), usable):
+            raise VadError("whisper.cpp voice activity detection failed")
+        count = self._lib.whisper_vad_n_probs(self._ctx)
+        return np.ctypeslib.as_array(self._lib.whisper_vad_probs(self._ctx), shape=(count,)).copy()
+
+    def reset(self) -> None:
+        self._lib.whisper_vad_reset_state(self._ctx)

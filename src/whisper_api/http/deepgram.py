@@ -1,0 +1,390 @@
+"""Deepgram's /v1/listen, as its clients see it: query parameters in, its JSON shapes out.
+
+Pre-recorded answers and live messages are built here from the engine's Transcript. What Deepgram
+offers and whisper.cpp cannot do is refused where ignoring it would mislead (diarize, multichannel),
+and accepted where whisper already does it (punctuate, smart_format: whisper writes punctuated,
+capitalised text with digits).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import msgspec
+
+from whisper_api.engine.types import DecodeOptions, Segment, Transcript, Word
+from whisper_api.http.errors import bad_request
+from whisper_api.service.live import DEFAULT_ENDPOINTING_MS, LiveOptions
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+#: Deepgram's own model names: a client written for Deepgram sends these, and gets the default model.
+DEEPGRAM_MODELS = ("nova-3", "nova-2", "nova", "enhanced", "general", "base")
+_UNSUPPORTED = {
+    "diarize": "speaker diarization is not available with whisper.cpp models",
+    "multichannel": "channels are mixed to mono; per-channel transcripts are not available",
+}
+
+Query = Mapping[str, Sequence[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class ListenRequest:
+    model: str | None
+    options: DecodeOptions
+    #: Milliseconds: transcribe only this window of the audio.
+    start_ms: int | None
+    duration_ms: int | None
+    response_format: Literal["json", "srt", "vtt"]
+    detect_language: bool
+    utterances: bool
+    #: Raw audio (encoding given) or None for containerised audio.
+    encoding: str | None
+    sample_rate: int | None
+    channels: int
+    live: LiveOptions
+
+
+def _one(query: Query, name: str) -> str | None:
+    values = query.get(name)
+    return values[-1].strip() if values and values[-1].strip() else None
+
+
+def _flag(query: Query, name: str, default: bool = False) -> bool:
+    raw = _one(query, name)
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise bad_request(f"'{name}' must be true or false, got {raw!r}.", param=name)
+
+
+def _integer(query: Query, name: str, low: int, high: int) -> int | None:
+    raw = _one(query, name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_request(f"'{name}' must be an integer, got {raw!r}.", param=name) from None
+    if not low <= value <= high:
+        raise bad_request(f"'{name}' must be between {low} and {high}, got {value}.", param=name)
+    return value
+
+
+def _optional_ms(query: Query, name: str, default: int | None) -> int | None:
+    """Milliseconds, or `false` for none (Deepgram's endpointing and utterance_end_ms)."""
+    raw = _one(query, name)
+    if raw is not None and raw.lower() in _FALSE:
+        return None
+    value = _integer(query, name, 0, 60_000)
+    return default if value is None else value
+
+
+def _prompt(query: Query) -> str | None:
+    """`prompt`, plus Deepgram's `keywords` (word:boost) and `keyterm` as vocabulary hints."""
+    terms = [value.split(":")[0].strip() for value in query.get("keywords", ())]
+    terms += [value.strip() for value in query.get("keyterm", ())]
+    parts = [_one(query, "prompt"), ", ".join(term for term in terms if term)]
+    joined = ". ".join(part for part in parts if part)
+    return joined or None
+
+
+def _language(query: Query) -> str | None:
+    raw = _one(query, "language")
+    if raw is None or raw.lower() in ("multi", "auto"):
+        return None
+    # Deepgram takes regional tags (en-US, pt-BR); whisper knows languages.
+    return raw.split("-")[0].lower()
+
+
+def parse_listen_query(query: Query) -> ListenRequest:
+    for name, reason in _UNSUPPORTED.items():
+        if _flag(query, name):
+            raise bad_request(f"'{name}' is not supported: {reason}.", param=name, code="unsupported_value")
+    response_format = _one(query, "response_format") or "json"
+    if response_format not in ("json", "srt", "vtt"):
+        raise bad_request(
+            f"response_format must be json, srt or vtt; got {response_format!r}.", param="response_format"
+        )
+    language = _language(query)
+    detect_value = _one(query, "detect_language")
+    detect = detect_value is not None and detect_value.lower() not in _FALSE
+    options = DecodeOptions(
+        language=None if detect else language, prompt=_prompt(query), word_timestamps=True
+    )
+    encoding = _one(query, "encoding")
+    sample_rate = _integer(query, "sample_rate", 1000, 384_000)
+    if encoding is not None and sample_rate is None:
+        raise bad_request("Raw audio needs its 'sample_rate' as well as its 'encoding'.", param="sample_rate")
+    live = LiveOptions(
+        interim_results=_flag(query, "interim_results"),
+        endpointing_ms=_optional_ms(query, "endpointing", DEFAULT_ENDPOINTING_MS),
+        vad_events=_flag(query, "vad_events"),
+        utterance_end_ms=_optional_ms(query, "utterance_end_ms", None),
+    )
+    return ListenRequest(
+        model=_one(query, "model"),
+        options=options,
+        start_ms=_integer(query, "start", 0, 2**31),
+        duration_ms=_integer(query, "duration", 1, 2**31),
+        response_format=response_format,  # type: ignore[arg-type]
+        detect_language=detect,
+        utterances=_flag(query, "utterances"),
+        encoding=encoding.lower() if encoding else None,
+        sample_rate=sample_rate,
+        channels=_integer(query, "channels", 1, 8) or 1,
+        live=live,
+    )
+
+
+# -- response shapes ----------------------------------------------------------------------------
+
+
+class DeepgramWord(msgspec.Struct):
+    word: str
+    start: float
+    end: float
+    confidence: float
+    punctuated_word: str
+
+
+class Alternative(msgspec.Struct):
+    transcript: str
+    confidence: float
+    words: list[DeepgramWord]
+
+
+class Channel(msgspec.Struct, omit_defaults=True):
+    alternatives: list[Alternative]
+    detected_language: str | None = None
+    language_confidence: float | None = None
+
+
+class Utterance(msgspec.Struct):
+    start: float
+    end: float
+    confidence: float
+    channel: int
+    transcript: str
+    words: list[DeepgramWord]
+    id: str
+
+
+class Results(msgspec.Struct, omit_defaults=True):
+    channels: list[Channel]
+    utterances: list[Utterance] | None = None
+
+
+class ModelInfo(msgspec.Struct):
+    name: str
+    version: str
+    arch: str
+
+
+class Metadata(msgspec.Struct):
+    transaction_key: str
+    request_id: str
+    sha256: str
+    created: str
+    duration: float
+    channels: int
+    models: list[str]
+    model_info: dict[str, ModelInfo]
+
+
+class PrerecordedResponse(msgspec.Struct):
+    metadata: Metadata
+    results: Results
+
+
+class LiveChannel(msgspec.Struct):
+    alternatives: list[Alternative]
+
+
+class LiveMetadata(msgspec.Struct):
+    request_id: str
+    model_info: ModelInfo
+    model_uuid: str
+
+
+class LiveResults(msgspec.Struct, tag_field="type", tag="Results"):
+    channel_index: list[int]
+    duration: float
+    start: float
+    is_final: bool
+    speech_final: bool
+    from_finalize: bool
+    channel: LiveChannel
+    metadata: LiveMetadata
+
+
+class StreamMetadata(msgspec.Struct, tag_field="type", tag="Metadata"):
+    transaction_key: str
+    request_id: str
+    sha256: str
+    created: str
+    duration: float
+    channels: int
+    models: list[str]
+    model_info: dict[str, ModelInfo]
+
+
+class SpeechStartedMessage(msgspec.Struct, tag_field="type", tag="SpeechStarted"):
+    channel: list[int]
+    timestamp: float
+
+
+class UtteranceEndMessage(msgspec.Struct, tag_field="type", tag="UtteranceEnd"):
+    channel: list[int]
+    last_word_end: float
+
+
+class ErrorMessage(msgspec.Struct, tag_field="type", tag="Error"):
+    description: str
+    message: str
+    variant: str = "error"
+
+
+def model_uuid(model_id: str) -> str:
+    """A stable UUID for a model file, as Deepgram identifies models by UUID."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"whisper-api:model:{model_id}"))
+
+
+def model_info(model_id: str) -> ModelInfo:
+    return ModelInfo(name=model_id, version="whisper.cpp", arch="whisper")
+
+
+def created_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _plain(word: str) -> str:
+    """Deepgram's `word`: lower case, without the punctuation `punctuated_word` keeps."""
+    return "".join(ch for ch in word.lower() if ch.isalnum() or ch in "'-").strip("'-") or word.lower()
+
+
+def _words(words: Sequence[Word]) -> list[DeepgramWord]:
+    return [
+        DeepgramWord(
+            word=_plain(word.word),
+            start=round(word.start, 3),
+            end=round(word.end, 3),
+            confidence=round(word.probability, 4),
+            punctuated_word=word.word,
+        )
+        for word in words
+    ]
+
+
+def _confidence(words: Sequence[Word], segments: Sequence[Segment]) -> float:
+    if words:
+        return round(sum(word.probability for word in words) / len(words), 4)
+    tokens = [token for segment in segments for token in segment.text_tokens]
+    return round(math.exp(sum(t.logprob for t in tokens) / len(tokens)), 4) if tokens else 0.0
+
+
+def alternative(transcript: Transcript | None) -> Alternative:
+    if transcript is None:
+        return Alternative(transcript="", confidence=0.0, words=[])
+    return Alternative(
+        transcript=transcript.text,
+        confidence=_confidence(transcript.words, transcript.segments),
+        words=_words(transcript.words),
+    )
+
+
+def _utterances(transcript: Transcript) -> list[Utterance]:
+    utterances = []
+    for segment in transcript.segments:
+        if not segment.text.strip():
+            continue
+        words = [w for w in transcript.words if segment.start <= w.start <= segment.end]
+        utterances.append(
+            Utterance(
+                start=round(segment.start, 3),
+                end=round(segment.end, 3),
+                confidence=_confidence(words, [segment]),
+                channel=0,
+                transcript=segment.text.strip(),
+                words=_words(words),
+                id=str(uuid.uuid4()),
+            )
+        )
+    return utterances
+
+
+def prerecorded(
+    transcript: Transcript,
+    *,
+    request_id: str,
+    sha256: str,
+    model_id: str,
+    duration: float,
+    detect_language: bool,
+    utterances: bool,
+) -> PrerecordedResponse:
+    channel = Channel(alternatives=[alternative(transcript)])
+    if detect_language:
+        channel.detected_language = transcript.language.code
+        channel.language_confidence = round(transcript.language.probability, 4)
+    key = model_uuid(model_id)
+    return PrerecordedResponse(
+        metadata=Metadata(
+            transaction_key="deprecated",
+            request_id=request_id,
+            sha256=sha256,
+            created=created_now(),
+            duration=round(duration, 3),
+            channels=1,
+            models=[key],
+            model_info={key: model_info(model_id)},
+        ),
+        results=Results(channels=[channel], utterances=_utterances(transcript) if utterances else None),
+    )
+
+
+def stream_metadata(request_id: str, model_id: str, duration: float, sha256: str = "") -> StreamMetadata:
+    key = model_uuid(model_id)
+    return StreamMetadata(
+        transaction_key="deprecated",
+        request_id=request_id,
+        sha256=sha256,
+        created=created_now(),
+        duration=round(duration, 3),
+        channels=1,
+        models=[key],
+        model_info={key: model_info(model_id)},
+    )
+
+
+def live_results(
+    transcript: Transcript | None,
+    *,
+    start: float,
+    duration: float,
+    is_final: bool,
+    speech_final: bool,
+    from_finalize: bool,
+    request_id: str,
+    model_id: str,
+) -> LiveResults:
+    return LiveResults(
+        channel_index=[0, 1],
+        duration=round(duration, 3),
+        start=round(start, 3),
+        is_final=is_final,
+        speech_final=speech_final,
+        from_finalize=from_finalize,
+        channel=LiveChannel(alternatives=[alternative(transcript)]),
+        metadata=LiveMetadata(
+            request_id=request_id, model_info=model_info(model_id), model_uuid=model_uuid(model_id)
+        ),
+    )

@@ -1,0 +1,64 @@
+"""POST /v1/audio/language (and /v1/detect-language): which language is spoken, and how sure."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Request, post
+from litestar.datastructures import UploadFile
+
+from whisper_api.engine.whisper import language_name
+from whisper_api.http.auth import require_api_key
+from whisper_api.http.errors import bad_request
+from whisper_api.http.observability import request_usage
+from whisper_api.service.transcription import TranscriptionService
+
+
+class LanguageCandidate(msgspec.Struct):
+    language_code: str
+    language: str
+    probability: float
+
+
+class LanguageDetection(msgspec.Struct):
+    #: whisper's English name of the language ("english"), as verbose_json's `language`.
+    language: str
+    language_code: str
+    probability: float
+    #: The most probable languages, best first.
+    candidates: list[LanguageCandidate]
+
+
+@post(
+    ["/v1/audio/language", "/v1/detect-language"],
+    status_code=200,
+    guards=[require_api_key],
+    summary="Detect the spoken language",
+    description="Multipart with a `file` field (and optionally `model`), or the audio as the raw body "
+    "with `?model=`. Judged by whisper from the first 30 s of speech.",
+)
+async def detect_language(request: Request, service: TranscriptionService) -> LanguageDetection:
+    model_name = request.query_params.get("model")
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await request.form()
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise bad_request("The 'file' field is required.", param="file", code="missing_file")
+        data = await upload.read()
+        name = form.get("model")
+        model_name = name if isinstance(name, str) and name.strip() else model_name
+    else:
+        data = await request.body()
+    model = service.model(model_name)
+    usage = request_usage(request.scope)
+    samples = await service.decode(data, usage)
+    guess = await service.detect_language(model, samples)
+    usage.model = model.id
+    return LanguageDetection(
+        language=guess.name,
+        language_code=guess.code,
+        probability=round(guess.probability, 4),
+        candidates=[
+            LanguageCandidate(code, language_name(code), round(probability, 4))
+            for code, probability in guess.candidates
+        ],
+    )

@@ -1,0 +1,311 @@
+"""Deepgram's /v1/listen: pre-recorded audio (POST) and live streams (WebSocket)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import uuid
+
+import msgspec
+import numpy as np
+from litestar import MediaType, Request, Response, WebSocket, post, websocket
+from litestar.exceptions import WebSocketDisconnect
+
+from whisper_api.audio import AudioError
+from whisper_api.audio.stream import RAW_ENCODINGS, ContainerStream, PcmStream, RawFormat
+from whisper_api.engine.catalog import ModelFile, ModelNotFound
+from whisper_api.engine.engine import Engine
+from whisper_api.engine.vad import VoiceActivity
+from whisper_api.engine.whisper import SAMPLE_RATE
+from whisper_api.http import deepgram
+from whisper_api.http.auth import presented_key, require_api_key
+from whisper_api.http.disconnect import ClientDisconnected, until_disconnected
+from whisper_api.http.errors import ApiError, bad_request, to_api_error
+from whisper_api.http.observability import CLIENT_CLOSED_REQUEST, request_usage
+from whisper_api.service import formats
+from whisper_api.service.fetch import fetch
+from whisper_api.service.live import LiveEvent, LiveTranscriber, PhraseResult, SpeechStarted
+from whisper_api.service.transcription import TranscriptionService
+
+_TEXT = "text/plain; charset=utf-8"
+#: Deepgram's close codes: no audio within the timeout (NET-0001), undecodable data (DATA-0000).
+CLOSE_IDLE = 1011
+CLOSE_BAD_DATA = 1008
+
+
+class UrlSource(msgspec.Struct, forbid_unknown_fields=True):
+    url: str
+
+
+def listen_model(service: TranscriptionService, name: str | None) -> ModelFile:
+    """A whisper model by name; Deepgram's own model names (nova-3, enhanced...) mean the default one,
+    and its whisper names (whisper-base) the whisper model of that size."""
+    try:
+        return service.model(name)
+    except ModelNotFound:
+        assert name is not None  # the default model is missing: nothing to fall back on
+        if name.startswith("whisper-"):
+            return service.model(name.removeprefix("whisper-"))
+        if name.split("-")[0] in deepgram.DEEPGRAM_MODELS:
+            return service.model(None)
+        raise
+
+
+def _raw_format(request: deepgram.ListenRequest) -> RawFormat | None:
+    if request.encoding is None:
+        return None
+    if request.encoding not in RAW_ENCODINGS:
+        raise bad_request(
+            f"encoding {request.encoding!r} is not supported for raw audio; use one of "
+            f"{', '.join(RAW_ENCODINGS)}, or send containerised audio (WAV, Ogg, WebM, MP3, FLAC...) "
+            "without an encoding.",
+            param="encoding",
+            code="unsupported_value",
+        )
+    return RawFormat(request.encoding, request.sample_rate or SAMPLE_RATE, request.channels)  # type: ignore[arg-type]
+
+
+@post(
+    "/v1/listen", status_code=200, guards=[require_api_key], summary="Transcribe audio (Deepgram-compatible)"
+)
+async def listen(request: Request, service: TranscriptionService) -> Response:
+    query = deepgram.parse_listen_query(request.query_params.dict())
+    model = listen_model(service, query.model)
+    service.check(model, query.options)
+    raw = _raw_format(query)
+    body = await request.body()
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            source = msgspec.json.decode(body, type=UrlSource)
+        except msgspec.DecodeError as error:
+            raise bad_request(
+                f'A JSON body must be {{"url": "https://..."}} ({error}).', param="url", code="invalid_url"
+            ) from None
+        body = await fetch(source.url, request.app.state.fetch_policy)
+    usage = request_usage(request.scope)
+    samples = await service.decode(body, usage, raw)
+    window, offset = _cropped(samples, query)
+    try:
+        transcript = await until_disconnected(
+            request, service.transcribe(model, window, query.options, usage)
+        )
+    except ClientDisconnected:
+        return Response(b"", status_code=CLIENT_CLOSED_REQUEST)
+    transcript = transcript.shifted(offset)
+    if query.response_format == "srt":
+        return Response(formats.to_srt(transcript), media_type=_TEXT)
+    if query.response_format == "vtt":
+        return Response(formats.to_vtt(transcript), media_type="text/vtt; charset=utf-8")
+    answer = deepgram.prerecorded(
+        transcript,
+        request_id=request.scope["state"]["request_id"],
+        sha256=hashlib.sha256(body).hexdigest(),
+        model_id=model.id,
+        duration=len(samples) / SAMPLE_RATE,
+        detect_language=query.detect_language,
+        utterances=query.utterances,
+    )
+    return Response(answer, media_type=MediaType.JSON)
+
+
+def _cropped(samples: np.ndarray, query: deepgram.ListenRequest) -> tuple[np.ndarray, float]:
+    """The `start`/`duration` window of `samples` (milliseconds), and where it starts in seconds."""
+    if query.start_ms is None and query.duration_ms is None:
+        return samples, 0.0
+    first = round((query.start_ms or 0) * SAMPLE_RATE / 1000)
+    if first >= len(samples):
+        raise bad_request(
+            f"'start' ({query.start_ms} ms) is past the end of the audio "
+            f"({len(samples) / SAMPLE_RATE:.2f} s).",
+            param="start",
+        )
+    last = (
+        len(samples) if query.duration_ms is None else first + round(query.duration_ms * SAMPLE_RATE / 1000)
+    )
+    return samples[first:last], first / SAMPLE_RATE
+
+
+# -- live ----------------------------------------------------------------------------------------
+
+
+class _Control(msgspec.Struct):
+    type: str
+
+
+@websocket("/v1/listen")
+async def listen_live(socket: WebSocket, service: TranscriptionService, engine: Engine) -> None:
+    """Deepgram's live streaming protocol: binary audio in, Results messages out."""
+    request_id = str(uuid.uuid4())
+    state = socket.app.state
+    try:
+        if not state.api_keys.accepts(presented_key(socket)):
+            raise ApiError(401, "Incorrect or missing API key.", code="invalid_auth")
+        query = deepgram.parse_listen_query(socket.query_params.dict())
+        model = listen_model(service, query.model)
+        service.check(model, query.options)
+        raw = _raw_format(query)
+        if not engine.detects_speech or engine.config.vad_model is None:
+            raise ApiError(
+                503,
+                "Live streaming needs the Silero VAD model; run `whisper-api models pull silero-v5.1.2`.",
+                type="server_error",
+                code="vad_unavailable",
+            )
+        await engine.prepare(model)
+    except Exception as error:
+        await _refuse(socket, to_api_error(error), request_id)
+        return
+    offered = [p.strip().lower() for p in socket.headers.get("sec-websocket-protocol", "").split(",")]
+    await socket.accept(
+        subprotocols="token" if offered[:1] == ["token"] else None, headers={"dg-request-id": request_id}
+    )
+    session = _LiveSession(socket, service, engine, model, query, raw, request_id, state.live_idle_seconds)
+    await session.run()
+
+
+async def _refuse(socket: WebSocket, error: ApiError, request_id: str) -> None:
+    """Answer the handshake with an HTTP error, as Deepgram does (a plain close where the server
+    cannot send one)."""
+    body = msgspec.json.encode(error.deepgram_body(request_id))
+    await socket.receive()  # the websocket.connect message
+    if "websocket.http.response" in socket.scope.get("extensions", {}):
+        await socket.send(
+            {
+                "type": "websocket.http.response.start",
+                "status": error.status,
+                "headers": [(b"content-type", b"application/json"), (b"dg-request-id", request_id.encode())],
+            }
+        )
+        await socket.send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await socket.close(code=CLOSE_BAD_DATA, reason=error.body.error.message[:120])
+
+
+class _LiveSession:
+    def __init__(
+        self,
+        socket: WebSocket,
+        service: TranscriptionService,
+        engine: Engine,
+        model: ModelFile,
+        query: deepgram.ListenRequest,
+        raw: RawFormat | None,
+        request_id: str,
+        idle_seconds: float,
+    ) -> None:
+        self.socket = socket
+        self.model = model
+        self.request_id = request_id
+        self.idle_seconds = idle_seconds
+        self.decoder: PcmStream | ContainerStream = PcmStream(raw) if raw else ContainerStream()
+        self.vad = VoiceActivity(engine.config.vad_model)  # type: ignore[arg-type]  # checked before accept
+        self.transcriber = LiveTranscriber(service, model, query.options, query.live, self.vad, self._emit)
+
+    async def run(self) -> None:
+        try:
+            await self._send(deepgram.stream_metadata(self.request_id, self.model.id, 0.0))
+            if await self._receive_until_closed():
+                await self._feed(await asyncio.to_thread(self.decoder.finish))
+                await self.transcriber.finish()
+                await self._send(
+                    deepgram.stream_metadata(
+                        self.request_id, self.model.id, self.transcriber.received_seconds
+                    )
+                )
+                await self.socket.close(1000)
+        except AudioError as error:
+            await self._fail(CLOSE_BAD_DATA, f"DATA-0000: {error.message}")
+        except (WebSocketDisconnect, ClientDisconnected):
+            pass  # the client left: nothing to send, the work is dropped below
+        except Exception as error:
+            api_error = to_api_error(error)
+            await self._fail(1011, api_error.body.error.message)
+        finally:
+            await self.transcriber.close()
+            if isinstance(self.decoder, ContainerStream):
+                self.decoder.close()
+            self.vad.close()
+
+    async def _receive_until_closed(self) -> bool:
+        """Handle client messages; True when the client asked to close (CloseStream), False when it left
+        or went quiet for too long."""
+        while True:
+            try:
+                message = await asyncio.wait_for(self.socket.receive(), self.idle_seconds)
+            except TimeoutError:
+                await self._fail(
+                    CLOSE_IDLE,
+                    f"NET-0001: no audio or KeepAlive received within {self.idle_seconds:g} seconds",
+                )
+                return False
+            if message["type"] == "websocket.disconnect":
+                return False
+            data = message.get("bytes")
+            if data is not None:
+                if not data:  # Deepgram's older clients end a stream with an empty binary message
+                    return True
+                await self._feed(self.decoder.push(data))
+                continue
+            if await self._control(message.get("text") or ""):
+                return True
+
+    async def _control(self, text: str) -> bool:
+        """Act on a text message; True for CloseStream."""
+        try:
+            kind = msgspec.json.decode(text, type=_Control).type
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            await self._send(
+                deepgram.ErrorMessage(
+                    description='Text messages must be JSON like {"type": "KeepAlive"}.',
+                    message="invalid control message",
+                )
+            )
+            return False
+        if kind == "KeepAlive":
+            return False
+        if kind == "CloseStream":
+            return True
+        if kind == "Finalize":
+            if isinstance(self.decoder, ContainerStream):  # its decoding lags what was sent
+                await self._feed(await asyncio.to_thread(self.decoder.flush))
+            await self.transcriber.finalize()
+            return False
+        await self._send(
+            deepgram.ErrorMessage(
+                description=f"Unknown message type {kind!r}; expected KeepAlive, Finalize or CloseStream.",
+                message="unknown control message",
+            )
+        )
+        return False
+
+    async def _feed(self, samples: np.ndarray) -> None:
+        await self.transcriber.feed(samples)
+
+    async def _emit(self, event: LiveEvent) -> None:
+        if isinstance(event, PhraseResult):
+            message: msgspec.Struct = deepgram.live_results(
+                event.transcript,
+                start=event.start,
+                duration=event.duration,
+                is_final=event.is_final,
+                speech_final=event.speech_final,
+                from_finalize=event.from_finalize,
+                request_id=self.request_id,
+                model_id=self.model.id,
+            )
+        elif isinstance(event, SpeechStarted):
+            message = deepgram.SpeechStartedMessage(channel=[0], timestamp=round(event.timestamp, 3))
+        else:
+            message = deepgram.UtteranceEndMessage(
+                channel=[0, 1], last_word_end=round(event.last_word_end, 3)
+            )
+        await self._send(message)
+
+    async def _send(self, message: msgspec.Struct) -> None:
+        await self.socket.send_text(msgspec.json.encode(message).decode())
+
+    async def _fail(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await self._send(deepgram.ErrorMessage(description=reason, message=reason.split(":")[0]))
+            await self.socket.close(code, reason[:120])

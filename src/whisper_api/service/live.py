@@ -1,0 +1,272 @@
+"""Live transcription: audio arriving in real time in, phrase results out, as it is spoken.
+
+Silero VAD (through whisper.cpp) scores every 32 ms of audio as it arrives. A phrase starts when
+speech does; while it lasts, an interim result re-transcribes it from its start every second or so
+(when asked for); when the speaker has been silent for the endpointing time, the phrase is
+transcribed once more and sent as final. A phrase that runs past `max_phrase_seconds` is finalised
+where it stands, so no result waits on a speaker who never pauses. Transcriptions run one at a time
+per stream, in order; an interim result that would only queue behind other work is skipped.
+
+Nothing here knows about WebSockets: the route feeds samples and control messages in and sends the
+events this emits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from whisper_api.engine.catalog import ModelFile
+from whisper_api.engine.types import DecodeOptions, Transcript
+from whisper_api.engine.vad import FRAME_SAMPLES, VoiceActivity
+from whisper_api.engine.whisper import SAMPLE_RATE
+from whisper_api.service.transcription import TranscriptionService
+
+#: Consecutive speech frames (32 ms each) that start a phrase: a click or a cough is not speech.
+_ONSET_FRAMES = 3
+#: Audio kept before speech starts and after it ends, so word edges are not clipped.
+_PAD_SECONDS = 0.3
+DEFAULT_ENDPOINTING_MS = 400
+
+
+@dataclass(frozen=True, slots=True)
+class LiveOptions:
+    interim_results: bool = False
+    #: Silence (ms) that ends a phrase; None leaves phrase ends to Finalize, CloseStream and the length cap.
+    endpointing_ms: int | None = DEFAULT_ENDPOINTING_MS
+    vad_events: bool = False
+    #: Silence (ms) after the last word before an UtteranceEnd event; None sends none.
+    utterance_end_ms: int | None = None
+    threshold: float = 0.5
+    interim_every_seconds: float = 1.0
+    max_phrase_seconds: float = 25.0
+
+
+@dataclass(frozen=True, slots=True)
+class PhraseResult:
+    """A phrase's transcription, its times in seconds from the start of the stream."""
+
+    start: float
+    duration: float
+    #: None when there was no audio to transcribe (a Finalize with nothing new).
+    transcript: Transcript | None
+    is_final: bool
+    speech_final: bool
+    from_finalize: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceEnd:
+    last_word_end: float
+
+
+LiveEvent = PhraseResult | SpeechStarted | UtteranceEnd
+Emit = Callable[[LiveEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    start: int
+    end: int
+    #: A copy: the stream's buffer moves on while this waits.
+    samples: np.ndarray
+    is_final: bool
+    speech_final: bool
+    from_finalize: bool
+
+
+class LiveTranscriber:
+    """One live stream. `feed` audio as it arrives; `finalize` and `finish` flush; `close` abandons."""
+
+    def __init__(
+        self,
+        service: TranscriptionService,
+        model: ModelFile,
+        options: DecodeOptions,
+        live: LiveOptions,
+        vad: VoiceActivity,
+        emit: Emit,
+    ) -> None:
+        self._service = service
+        self._model = model
+        self._options = replace(options, word_timestamps=True, speech_only=None)
+        self._live = live
+        self._vad = vad
+        self._emit = emit
+        # All audio not yet finalised, from absolute sample `_base` on; `_scored` is where VAD is up to.
+        self._audio = np.zeros(0, dtype=np.float32)
+        self._base = 0
+        self._scored = 0
+        self._phrase_start: int | None = None  # set while a phrase is open
+        self._onset = 0
+        self._last_speech = 0
+        self._last_interim = 0
+        self._utterance_open = False
+        self._jobs: asyncio.Queue[_Work | None] = asyncio.Queue()
+        self._running = False
+        self._worker = asyncio.ensure_future(self._work())
+        self.failure: BaseException | None = None
+
+    @property
+    def received_seconds(self) -> float:
+        return (self._base + len(self._audio)) / SAMPLE_RATE
+
+    async def feed(self, samples: np.ndarray) -> None:
+        self._raise_failure()
+        if len(samples) == 0:
+            return
+        self._audio = np.concatenate([self._audio, samples.astype(np.float32, copy=False)])
+        unscored = self._audio[self._scored - self._base :]
+        whole = len(unscored) - len(unscored) % FRAME_SAMPLES
+        if whole == 0:
+            return
+        probabilities = await asyncio.to_thread(self._vad.probabilities, unscored[:whole])
+        for probability in probabilities:
+            await self._frame(self._scored, float(probability))
+            self._scored += FRAME_SAMPLES
+        self._maybe_interim()
+        self._forget_silence()
+
+    async def finalize(self) -> None:
+        """Everything heard so far becomes a final result now (Deepgram's Finalize)."""
+        self._raise_failure()
+        end = self._base + len(self._audio)
+        start = self._phrase_start if self._phrase_start is not None else end
+        self._queue(start, end, is_final=True, speech_final=False, from_finalize=True)
+        self._close_phrase(end)
+        self._scored = end
+        self._vad.reset()
+
+    async def finish(self) -> None:
+        """The stream has ended: finalise an open phrase and wait for every result to be sent."""
+        if self._phrase_start is not None:
+            end = self._base + len(self._audio)
+            self._queue(self._phrase_start, end, is_final=True, speech_final=True, from_finalize=False)
+            self._close_phrase(end)
+        self._jobs.put_nowait(None)
+        await self._worker
+        self._raise_failure()
+
+    async def close(self) -> None:
+        """Abandon the stream: queued work is dropped, running work is aborted."""
+        self._worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._worker
+
+    # -- voice activity ------------------------------------------------------------------------
+
+    async def _frame(self, position: int, probability: float) -> None:
+        live = self._live
+        if probability >= live.threshold:
+            self._onset += 1
+            self._last_speech = position + FRAME_SAMPLES
+            self._utterance_open = True
+            if self._phrase_start is None and self._onset >= _ONSET_FRAMES:
+                onset = position - (_ONSET_FRAMES - 1) * FRAME_SAMPLES
+                self._phrase_start = max(self._base, onset - _samples(_PAD_SECONDS))
+                self._last_interim = position
+                if live.vad_events:
+                    await self._emit(SpeechStarted(onset / SAMPLE_RATE))
+            return
+        self._onset = 0
+        silence = position + FRAME_SAMPLES - self._last_speech
+        if (
+            self._phrase_start is not None
+            and live.endpointing_ms is not None
+            and silence >= _samples(live.endpointing_ms / 1000)
+        ):
+            end = min(self._last_speech + _samples(_PAD_SECONDS), position + FRAME_SAMPLES)
+            self._queue(self._phrase_start, end, is_final=True, speech_final=True, from_finalize=False)
+            self._close_phrase(end)
+        if (
+            self._utterance_open
+            and live.utterance_end_ms is not None
+            and silence >= _samples(live.utterance_end_ms / 1000)
+        ):
+            self._utterance_open = False
+            await self._emit(UtteranceEnd(self._last_speech / SAMPLE_RATE))
+
+    def _maybe_interim(self) -> None:
+        start = self._phrase_start
+        if start is None:
+            return
+        if self._scored - start >= _samples(self._live.max_phrase_seconds):
+            self._queue(start, self._scored, is_final=True, speech_final=False, from_finalize=False)
+            self._phrase_start = self._scored
+            self._last_interim = self._scored
+            self._drop_before(self._scored)
+            return
+        due = self._scored - self._last_interim >= _samples(self._live.interim_every_seconds)
+        if self._live.interim_results and due and not self._running and self._jobs.empty():
+            self._last_interim = self._scored
+            self._queue(start, self._scored, is_final=False, speech_final=False, from_finalize=False)
+
+    def _close_phrase(self, end: int) -> None:
+        self._phrase_start = None
+        self._onset = 0
+        # The audio up to `end` is spoken for; anything after it may begin the next phrase.
+        self._drop_before(end)
+
+    def _forget_silence(self) -> None:
+        """Between phrases keep only the pre-roll a new phrase would start with."""
+        if self._phrase_start is None:
+            self._drop_before(self._scored - _samples(_PAD_SECONDS))
+
+    def _drop_before(self, position: int) -> None:
+        if position > self._base:
+            self._audio = self._audio[position - self._base :]
+            self._base = position
+
+    # -- transcription ---------------------------------------------------------------------------
+
+    def _queue(
+        self, start: int, end: int, *, is_final: bool, speech_final: bool, from_finalize: bool
+    ) -> None:
+        samples = self._audio[max(start - self._base, 0) : max(end - self._base, 0)].copy()
+        self._jobs.put_nowait(_Work(start, end, samples, is_final, speech_final, from_finalize))
+
+    async def _work(self) -> None:
+        try:
+            while (work := await self._jobs.get()) is not None:
+                self._running = True
+                try:
+                    transcript = await self._transcribe(work.samples)
+                finally:
+                    self._running = False
+                offset = work.start / SAMPLE_RATE
+                await self._emit(
+                    PhraseResult(
+                        start=offset,
+                        duration=(work.end - work.start) / SAMPLE_RATE,
+                        transcript=None if transcript is None else transcript.shifted(offset),
+                        is_final=work.is_final,
+                        speech_final=work.speech_final,
+                        from_finalize=work.from_finalize,
+                    )
+                )
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:  # reported to the route on its next call
+            self.failure = error
+
+    async def _transcribe(self, samples: np.ndarray) -> Transcript | None:
+        if len(samples) == 0:
+            return None
+        return await self._service.transcribe(self._model, samples, self._options)
+
+    def _raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+
+def _samples(seconds: float) -> int:
+    return round(seconds * SAMPLE_RATE)
