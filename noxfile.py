@@ -17,8 +17,8 @@ def tests(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "src", "tests", "bench", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "bench", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "bench", "training", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "bench", "training", "noxfile.py")
 
 
 @nox.session(python="3.11")

@@ -32,6 +32,7 @@ from typing import IO, TypeVar
 
 import httpx
 import numpy as np
+
 from tests.support.synthetic_model import BASE, TINY, Dimensions, write_synthetic_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -21,6 +21,8 @@ from tests.support.media import pcm_wav
 from whisper_api.audio import SAMPLE_RATE, decode_audio
 
 API_KEY = "sk-test-0123456789"
+#: How long the trained-model server lets a live stream stay silent: short, so tests of it are quick.
+LIVE_IDLE_SECONDS = 3
 
 
 def _free_port() -> int:
@@ -140,7 +142,8 @@ def trained_server(
     running = start_server(
         directory,
         tmp_path_factory.mktemp("trained-server") / "server.log",
-        "--default-model tiny-synth --workers 2 --threads 1",
+        f"--default-model tiny-synth --workers 2 --threads 1 --url-fetch-allow 127.0.0.1"
+        f" --live-idle-seconds {LIVE_IDLE_SECONDS}",
         env={"WHISPER_API_API_KEYS": API_KEY},
     )
     yield running

@@ -8,10 +8,10 @@ given, once to be detected; then ten pairs of English sentences joined by two se
 from __future__ import annotations
 
 import pytest
-from training.evaluate import Report, http_transcriber, score
-from training.speech import espeak_available
 
 from tests.e2e.conftest import Server
+from training.evaluate import Report, http_transcriber, score
+from training.speech import espeak_available
 
 
 @pytest.fixture(scope="module")

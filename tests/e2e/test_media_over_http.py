@@ -8,11 +8,11 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
-from training.sentences import words
 
 from tests.e2e.conftest import API_KEY, Server
 from tests.support.media import AudioFormat, encode_audio, encode_video
 from tests.support.spoken import Spoken, spoken_clips
+from training.sentences import words
 from whisper_api.audio import SAMPLE_RATE
 
 FORMATS = {

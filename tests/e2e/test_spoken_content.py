@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import openai
 import pytest
-from training.sentences import words
 
 from tests.e2e.conftest import Server
 from tests.support.media import pcm_wav
 from tests.support.spoken import Spoken, spoken_clips
+from training.sentences import words
 from whisper_api.audio import SAMPLE_RATE
 
 CLIPS = spoken_clips()

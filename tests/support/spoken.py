@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from training.sentences import held_out_sentences, words
-from training.speech import SAMPLE_RATE, Voice, random_voice, synthesize
 
 from tests.support.media import AudioFormat, encode_audio
+from training.sentences import held_out_sentences, words
+from training.speech import SAMPLE_RATE, Voice, random_voice, synthesize
 from whisper_api.audio import decode_audio
 
 SPEECH_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "speech"

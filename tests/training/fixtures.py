@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from training.clips import ClipBank
 from training.export import export_ggml, round_to_export_precision
 from training.ggml_header import read_header
 from training.model import Dimensions, Whisper
 from training.speech import espeak_available
 from training.tokens import Tokenizer
-
 from whisper_api.audio import decode_audio
 
 #: Small enough for whisper.cpp and PyTorch to run a window in well under a second.

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from training.decode import RuleFilter, audio_frames, greedy_decode, segments, torch_step
 from training.features import log_mel
 from training.model import Whisper
 from training.native import NativeModel
 from training.tokens import Tokenizer
-
 from whisper_api.engine.types import DecodeOptions
 from whisper_api.engine.whisper import WhisperContext
 

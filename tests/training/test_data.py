@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+
 from training.batches import IGNORE, make_batch
 from training.clips import ClipBank
 from training.ctc import ALPHABET, encode_text

@@ -9,13 +9,13 @@ import _pywhispercpp as binding
 import numpy as np
 import pytest
 import torch
-from training.export import export_ggml
-from training.ggml_header import read_header
-from training.model import Dimensions, Whisper
 
 from tests.support.synthetic_model import Dimensions as SyntheticDimensions
 from tests.support.synthetic_model import write_synthetic_model
 from tests.training.fixtures import SMALL
+from training.export import export_ggml
+from training.ggml_header import read_header
+from training.model import Dimensions, Whisper
 from whisper_api.engine.types import DecodeOptions
 from whisper_api.engine.whisper import WhisperContext
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.training.fixtures import needs_espeak
 from training.features import N_FRAMES, log_mel
 from training.native import NativeModel
 from training.speech import Voice, synthesize
-
-from tests.training.fixtures import needs_espeak
 
 
 def _logits(model: NativeModel, mel: np.ndarray | None, samples: np.ndarray) -> np.ndarray:

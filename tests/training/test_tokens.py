@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from training.sentences import held_out_sentences
 from training.tokens import Segment, Tokenizer
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from tests.training.fixtures import SMALL
 from training.clips import ClipBank
 from training.tokens import Tokenizer
 from training.train import TrainConfig, load_model, train
-
-from tests.training.fixtures import SMALL
 
 TINY_RUN = TrainConfig(dims=SMALL, steps=6, batch_size=2, warmup_steps=2, log_every=2, prefetch=False)
 

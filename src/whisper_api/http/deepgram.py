@@ -79,6 +79,19 @@ def _integer(query: Query, name: str, low: int, high: int) -> int | None:
     return value
 
 
+def _number(query: Query, name: str, default: float) -> float:
+    raw = _one(query, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise bad_request(f"'{name}' must be a number, got {raw!r}.", param=name) from None
+    if not 0.0 <= value <= 1.0:
+        raise bad_request(f"'{name}' must be between 0 and 1, got {raw}.", param=name)
+    return value
+
+
 def _optional_ms(query: Query, name: str, default: int | None) -> int | None:
     """Milliseconds, or `false` for none (Deepgram's endpointing and utterance_end_ms)."""
     raw = _one(query, name)

@@ -1,0 +1,125 @@
+"""OpenAI's chunking_strategy (voice activity detection before whisper) and language detection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import numpy as np
+import openai
+import pytest
+
+from tests.e2e.conftest import API_KEY, Server
+from tests.support.media import pcm_wav
+from tests.support.spoken import spoken_clips
+from training.sentences import words
+from whisper_api.audio import SAMPLE_RATE
+
+CLIPS = spoken_clips()
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def wav(*parts: np.ndarray) -> tuple[str, bytes, str]:
+    return ("audio.wav", pcm_wav(np.concatenate(parts)[None], SAMPLE_RATE), "audio/wav")
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(round(seconds * SAMPLE_RATE), dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def client(trained_server: Server) -> openai.OpenAI:
+    return trained_server.client()
+
+
+def test_silence_alone_gives_no_text_with_voice_activity_detection(client: openai.OpenAI) -> None:
+    result = client.audio.transcriptions.create(
+        model="whisper-1", file=wav(silence(12)), response_format="verbose_json", chunking_strategy="auto"
+    )
+    assert result.text == "" and not result.segments
+    assert result.duration == pytest.approx(12, abs=0.01)
+
+
+def test_speech_after_a_long_silence_keeps_its_place_on_the_clock(client: openai.OpenAI) -> None:
+    clip = CLIPS["en-1"]
+    result = client.audio.transcriptions.create(
+        model="whisper-1",
+        file=wav(silence(8), clip.samples(), silence(3)),
+        response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+        chunking_strategy="auto",
+    )
+    assert words(result.text) == clip.words
+    assert all(
+        7.8 <= word.start <= 8 + len(clip.samples()) / SAMPLE_RATE + 0.2 for word in result.words or []
+    )
+    assert result.segments and result.segments[0].start >= 7.8
+
+
+def test_server_vad_settings_from_the_sdk_are_honoured(client: openai.OpenAI) -> None:
+    first, second = CLIPS["en-2"], CLIPS["en-3"]
+    result = client.audio.transcriptions.create(
+        model="whisper-1",
+        file=wav(first.samples(), silence(5), second.samples()),
+        chunking_strategy={
+            "type": "server_vad",
+            "prefix_padding_ms": 200,
+            "silence_duration_ms": 300,
+            "threshold": 0.5,
+        },
+    )
+    assert words(result.text) == first.words + second.words
+
+
+@pytest.mark.parametrize(
+    "value", ['{"type": "client_vad"}', "sometimes", '{"type": "server_vad", "threshold": 7}']
+)
+def test_an_invalid_chunking_strategy_is_refused(trained_server: Server, value: str) -> None:
+    response = httpx.post(
+        f"{trained_server.base_url}/v1/audio/transcriptions",
+        headers=AUTH,
+        files={"file": CLIPS["en-1"].path.open("rb")},
+        data={"chunking_strategy": value},
+        timeout=30,
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "chunking_strategy"
+
+
+@pytest.mark.parametrize("name", ["en-1", "es-2"])
+def test_the_language_endpoint_names_the_spoken_language(trained_server: Server, name: str) -> None:
+    clip = CLIPS[name]
+    response = httpx.post(
+        f"{trained_server.base_url}/v1/audio/language",
+        headers=AUTH,
+        files={"file": clip.path.open("rb")},
+        timeout=30,
+    )
+    body = response.json()
+    assert body["language_code"] == clip.language
+    assert body["language"] == {"en": "english", "es": "spanish"}[clip.language]
+    probabilities = [c["probability"] for c in body["candidates"]]
+    assert body["candidates"][0]["language_code"] == clip.language
+    assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1.001
+
+
+def test_detect_language_takes_a_raw_body_too(trained_server: Server) -> None:
+    response = httpx.post(
+        f"{trained_server.base_url}/v1/detect-language",
+        headers={**AUTH, "Content-Type": "audio/flac"},
+        content=CLIPS["es-1"].path.read_bytes(),
+        timeout=30,
+    )
+    assert response.json()["language_code"] == "es"
+
+
+def test_language_detection_with_an_english_only_model_is_refused(server: Server, jfk_wav: Path) -> None:
+    response = httpx.post(
+        f"{server.base_url}/v1/audio/language",
+        headers=AUTH,
+        files={"file": jfk_wav.open("rb")},
+        data={"model": "mini.en"},
+        timeout=30,
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "model_not_multilingual"

@@ -1,0 +1,63 @@
+"""A small HTTP server on 127.0.0.1 for URL-fetching tests: files, redirects, and lies about size."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class FileServer:
+    base_url: str
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+
+@contextmanager
+def file_server() -> Iterator[FileServer]:
+    """Serves `files[name]` at /files/<name>, 302 to `to` at /redirect?to=..., a redirect to itself at
+    /loop, and at /huge a Content-Length far over any upload limit."""
+    served = FileServer("")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            if parts.path.startswith("/files/") and parts.path[7:] in served.files:
+                self._reply(200, served.files[parts.path[7:]])
+            elif parts.path in ("/redirect", "/loop"):
+                self.send_response(302)
+                target = "/loop" if parts.path == "/loop" else parse_qs(parts.query)["to"][0]
+                self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            elif parts.path == "/huge":
+                self.send_response(200)
+                self.send_header("Content-Length", str(10 * 2**30))
+                self.end_headers()
+            else:
+                self._reply(404, b"not found")
+
+        def _reply(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    served.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield served
+    finally:
+        server.shutdown()
+        server.server_close()
