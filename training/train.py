@@ -159,6 +159,9 @@ def train(
 ) -> Whisper:
     """Train a model on windows drawn from `bank`; checkpoints and a JSONL log go to `work_dir`."""
     torch.set_num_threads(config.threads)
+    # Once attention sharpens, softmax tails underflow into subnormal floats, which the CPU handles in
+    # microcode: steps got 2.5x slower after ~400 steps. Flushing them to zero changes nothing else.
+    torch.set_flush_denormal(True)
     torch.manual_seed(config.seed)
     model = Whisper(config.dims)
     head = CharacterHead(config.dims.width) if config.ctc_weight > 0 else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
@@ -52,7 +53,12 @@ async def send_audio(connection: ClientConnection, data: bytes, pause: float = 0
 
 
 async def messages_until_close(connection: ClientConnection) -> list[dict]:
-    return [json.loads(message) async for message in connection]
+    """Every message until the server closes; a close with an error code ends the list the same way."""
+    received = []
+    with contextlib.suppress(websockets.ConnectionClosed):
+        async for message in connection:
+            received.append(json.loads(message))
+    return received
 
 
 def finals(messages: list[dict]) -> list[dict]:

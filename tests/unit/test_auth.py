@@ -64,3 +64,11 @@ def test_a_revoked_key_is_refused_without_a_restart(tmp_path: Path) -> None:
     assert keys.accepts(secret)
     store.revoke(record.id)
     assert not keys.accepts(secret) and keys.accepts(other)
+
+
+def test_revoking_the_last_stored_key_does_not_open_the_api(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path)
+    keys = ApiKeys(frozenset, store)
+    record, secret = store.create("only")
+    store.revoke(record.id)
+    assert not keys.accepts(None) and not keys.accepts(secret)

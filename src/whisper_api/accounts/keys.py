@@ -49,6 +49,7 @@ class KeyStore:
         self.path = Path(directory) / KEYS_FILE_NAME
         self._cache_stamp: tuple[int, int] | None = None
         self._active_digests: frozenset[str] = frozenset()
+        self._any_keys = False
 
     def create(self, name: str) -> tuple[StoredKey, str]:
         """A new key named `name`: its record, and the secret (which is not stored anywhere)."""
@@ -83,16 +84,26 @@ class KeyStore:
 
     def active_digests(self) -> frozenset[str]:
         """SHA-256 digests of the keys not revoked, reread only when the file changed."""
+        self._refresh()
+        return self._active_digests
+
+    def in_use(self) -> bool:
+        """Whether any key was ever made here. Revoking the last key must not open the API again."""
+        self._refresh()
+        return self._any_keys
+
+    def _refresh(self) -> None:
         try:
             stat = self.path.stat()
         except FileNotFoundError:
-            self._cache_stamp, self._active_digests = None, frozenset()
-            return self._active_digests
+            self._cache_stamp, self._active_digests, self._any_keys = None, frozenset(), False
+            return
         stamp = (stat.st_mtime_ns, stat.st_size)
         if stamp != self._cache_stamp:
-            self._active_digests = frozenset(k.sha256 for k in self._read() if k.revoked is None)
+            keys = self._read()
+            self._active_digests = frozenset(k.sha256 for k in keys if k.revoked is None)
+            self._any_keys = bool(keys)
             self._cache_stamp = stamp
-        return self._active_digests
 
     def _read(self) -> list[StoredKey]:
         try:

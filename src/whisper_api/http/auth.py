@@ -20,7 +20,8 @@ _SCHEMES = ("bearer", "token")
 
 class ApiKeys:
     """Configured keys (read through `configured` on every check, so a changed key file needs no
-    restart) and the hashed keys of `store`. With neither, the API is open."""
+    restart) and the hashed keys of `store`. With neither (and no key ever made in the store; revoking
+    the last one keeps the API closed), the API is open."""
 
     def __init__(self, configured: Callable[[], frozenset[str]], store: KeyStore | None = None) -> None:
         self._configured = configured
@@ -28,9 +29,10 @@ class ApiKeys:
 
     def accepts(self, key: str | None) -> bool:
         configured = self._configured()
-        stored = self._store.active_digests() if self._store is not None else frozenset()
-        if not configured and not stored:
+        store_in_use = self._store is not None and self._store.in_use()
+        if not configured and not store_in_use:
             return True
+        stored = self._store.active_digests() if self._store is not None else frozenset()
         if key is None:
             return False
         # Compare against every configured key so the time taken does not reveal which one nearly

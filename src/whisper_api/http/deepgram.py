@@ -131,7 +131,11 @@ def parse_listen_query(query: Query) -> ListenRequest:
     detect_value = _one(query, "detect_language")
     detect = detect_value is not None and detect_value.lower() not in _FALSE
     options = DecodeOptions(
-        language=None if detect else language, prompt=_prompt(query), word_timestamps=True
+        language=None if detect else language,
+        prompt=_prompt(query),
+        word_timestamps=True,
+        # whisper's own knob beside Deepgram's parameters: 0 turns off retries at higher temperatures.
+        temperature_increment_on_fallback=_number(query, "temperature_increment_on_fallback", 0.2),
     )
     encoding = _one(query, "encoding")
     sample_rate = _integer(query, "sample_rate", 1000, 384_000)

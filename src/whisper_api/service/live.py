@@ -117,6 +117,11 @@ class LiveTranscriber:
         self.failure: BaseException | None = None
 
     @property
+    def owes_results(self) -> bool:
+        """Whether transcriptions are queued or running: the client is waiting on the server."""
+        return self._running or not self._jobs.empty()
+
+    @property
     def received_seconds(self) -> float:
         return (self._base + len(self._audio)) / SAMPLE_RATE
 

@@ -234,6 +234,8 @@ class _LiveSession:
             try:
                 message = await asyncio.wait_for(self.socket.receive(), self.idle_seconds)
             except TimeoutError:
+                if self.transcriber.owes_results:  # the quiet is ours, not the client's
+                    continue
                 await self._fail(
                     CLOSE_IDLE,
                     f"NET-0001: no audio or KeepAlive received within {self.idle_seconds:g} seconds",
