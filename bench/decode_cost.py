@@ -10,8 +10,6 @@ MP3 of 605 s (55 x jfk), as a fraction of in-process `whisper_full` of the decod
 from __future__ import annotations
 
 import statistics
-import time
-from collections.abc import Callable
 
 from bench.harness import (
     JFK_WAV,
@@ -23,17 +21,12 @@ from bench.harness import (
     long_clip,
     read_wav,
     run_quietly,
+    seconds_of,
     wait_until_quiet,
 )
 from whisper_api.audio import decode_audio
 
 THREADS = 2
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -55,7 +48,7 @@ def main() -> None:
     foreign: list[float] = []
     decode_times = []
     for _ in range(5):
-        seconds, load = run_quietly(lambda: _timed(lambda: decode_audio(upload)))
+        seconds, load = run_quietly(lambda: seconds_of(lambda: decode_audio(upload)))
         decode_times.append(seconds)
         foreign.append(load)
     with InProcessWhisper(model, THREADS, flash_attn=True) as whisper:

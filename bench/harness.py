@@ -506,6 +506,13 @@ def close_inprocess() -> None:
 # --- timing and reporting -----------------------------------------------------------------------
 
 
+def seconds_of(fn: Callable[[], object]) -> float:
+    """Wall-clock seconds of one call of `fn`."""
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
 def timed(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:
     """Wall-clock seconds of `repeats` calls of `fn`, after `warmup` untimed calls.
 
@@ -514,12 +521,7 @@ def timed(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float
     """
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return times
+    return [seconds_of(fn) for _ in range(repeats)]
 
 
 def ratio(times: Sequence[float], baseline: Sequence[float]) -> float:

@@ -13,7 +13,6 @@ wait and the rest (upload parse, decode, response).
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from bench.harness import (
     run_quietly,
     same_text,
     scrape_metrics,
+    seconds_of,
     wait_until_quiet,
 )
 from whisper_api.audio import decode_audio
@@ -48,7 +48,7 @@ def alternate(
     for index in range(repeats):
         order = [(0, first), (1, second)]
         for slot, fn in order if index % 2 == 0 else order[::-1]:
-            seconds, load = run_quietly(lambda fn=fn: _timed(fn))
+            seconds, load = run_quietly(lambda fn=fn: seconds_of(fn))
             times[slot].append(seconds)
             foreign.append(load)
     return times
@@ -74,7 +74,7 @@ def measure(
     foreign: list[float] = []
     inproc_times, http_times = alternate(inprocess, http, repeats, foreign)
     after = scrape_metrics(server.base_url)
-    decode_times = [_timed(lambda: decode_audio(upload)) for _ in range(max(3, repeats))]
+    decode_times = [seconds_of(lambda: decode_audio(upload)) for _ in range(max(3, repeats))]
 
     print(f"\n{clip.name} ({seconds:.0f} s audio), median of {repeats}, ABBA order:")
     ratios = report({"in-process whisper_full": inproc_times, "whisper-api HTTP": http_times})
@@ -100,12 +100,6 @@ def measure(
         f"in-process whisper_full {statistics.mean(inproc_times):.3f}; "
         f"decode_audio alone {statistics.median(decode_times):.3f}"
     )
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
 
 
 def main() -> None:

@@ -16,6 +16,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
+
+from training import provenance
 from training.clips import cached_clip_bank
 from training.export import export_ggml
 from training.ggml_header import DEFAULT_HEADER, read_header
@@ -67,6 +70,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before any thread exists: threads inherit the floating-point mode of the thread that creates
+    # them, so PyTorch's worker threads flush subnormals too (see train.py).
+    torch.set_flush_denormal(True)
     args = parse_args(argv)
     if not espeak_available():
         _say("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
@@ -138,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                 f" language ID {result.language_accuracy:.0%} of {result.clips}"
             )
         _say(f"second sentence after a {2.0:g} s gap: {report.gap_respected:.0%} of {report.gap_pairs} pairs")
+    command = "python -m training.build " + " ".join(sys.argv[1:] if argv is None else argv)
+    _say(f"provenance: {provenance.write(path, args.work_dir, command)}")
     return 0
 
 

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 import msgspec
 
 from whisper_api.engine.types import DecodeOptions, Segment, Transcript, Word
 from whisper_api.http.errors import bad_request
+from whisper_api.http.fields import Fields, flag, integer, number, one
 from whisper_api.service.live import DEFAULT_ENDPOINTING_MS, LiveOptions
 
-_TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 #: Deepgram's own model names: a client written for Deepgram sends these, and gets the default model.
 DEEPGRAM_MODELS = ("nova-3", "nova-2", "nova", "enhanced", "general", "base")
@@ -30,7 +30,7 @@ _UNSUPPORTED = {
     "multichannel": "channels are mixed to mono; per-channel transcripts are not available",
 }
 
-Query = Mapping[str, Sequence[str]]
+Query = Fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,54 +50,12 @@ class ListenRequest:
     live: LiveOptions
 
 
-def _one(query: Query, name: str) -> str | None:
-    values = query.get(name)
-    return values[-1].strip() if values and values[-1].strip() else None
-
-
-def _flag(query: Query, name: str, default: bool = False) -> bool:
-    raw = _one(query, name)
-    if raw is None:
-        return default
-    if raw.lower() in _TRUE:
-        return True
-    if raw.lower() in _FALSE:
-        return False
-    raise bad_request(f"'{name}' must be true or false, got {raw!r}.", param=name)
-
-
-def _integer(query: Query, name: str, low: int, high: int) -> int | None:
-    raw = _one(query, name)
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_request(f"'{name}' must be an integer, got {raw!r}.", param=name) from None
-    if not low <= value <= high:
-        raise bad_request(f"'{name}' must be between {low} and {high}, got {value}.", param=name)
-    return value
-
-
-def _number(query: Query, name: str, default: float) -> float:
-    raw = _one(query, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise bad_request(f"'{name}' must be a number, got {raw!r}.", param=name) from None
-    if not 0.0 <= value <= 1.0:
-        raise bad_request(f"'{name}' must be between 0 and 1, got {raw}.", param=name)
-    return value
-
-
 def _optional_ms(query: Query, name: str, default: int | None) -> int | None:
     """Milliseconds, or `false` for none (Deepgram's endpointing and utterance_end_ms)."""
-    raw = _one(query, name)
-    if raw is not None and raw.lower() in _FALSE:
+    raw = one(query, name)
+    if raw is not None and raw.lower() == "false":
         return None
-    value = _integer(query, name, 0, 60_000)
+    value = integer(query, name, 0, 60_000)
     return default if value is None else value
 
 
@@ -105,13 +63,13 @@ def _prompt(query: Query) -> str | None:
     """`prompt`, plus Deepgram's `keywords` (word:boost) and `keyterm` as vocabulary hints."""
     terms = [value.split(":")[0].strip() for value in query.get("keywords", ())]
     terms += [value.strip() for value in query.get("keyterm", ())]
-    parts = [_one(query, "prompt"), ", ".join(term for term in terms if term)]
+    parts = [one(query, "prompt"), ", ".join(term for term in terms if term)]
     joined = ". ".join(part for part in parts if part)
     return joined or None
 
 
 def _language(query: Query) -> str | None:
-    raw = _one(query, "language")
+    raw = one(query, "language")
     if raw is None or raw.lower() in ("multi", "auto"):
         return None
     # Deepgram takes regional tags (en-US, pt-BR); whisper knows languages.
@@ -120,44 +78,44 @@ def _language(query: Query) -> str | None:
 
 def parse_listen_query(query: Query) -> ListenRequest:
     for name, reason in _UNSUPPORTED.items():
-        if _flag(query, name):
+        if flag(query, name, False):
             raise bad_request(f"'{name}' is not supported: {reason}.", param=name, code="unsupported_value")
-    response_format = _one(query, "response_format") or "json"
+    response_format = one(query, "response_format") or "json"
     if response_format not in ("json", "srt", "vtt"):
         raise bad_request(
             f"response_format must be json, srt or vtt; got {response_format!r}.", param="response_format"
         )
     language = _language(query)
-    detect_value = _one(query, "detect_language")
+    detect_value = one(query, "detect_language")
     detect = detect_value is not None and detect_value.lower() not in _FALSE
     options = DecodeOptions(
         language=None if detect else language,
         prompt=_prompt(query),
         word_timestamps=True,
         # whisper's own knob beside Deepgram's parameters: 0 turns off retries at higher temperatures.
-        temperature_increment_on_fallback=_number(query, "temperature_increment_on_fallback", 0.2),
+        temperature_increment_on_fallback=number(query, "temperature_increment_on_fallback", 0.0, 1.0, 0.2),
     )
-    encoding = _one(query, "encoding")
-    sample_rate = _integer(query, "sample_rate", 1000, 384_000)
+    encoding = one(query, "encoding")
+    sample_rate = integer(query, "sample_rate", 1000, 384_000)
     if encoding is not None and sample_rate is None:
         raise bad_request("Raw audio needs its 'sample_rate' as well as its 'encoding'.", param="sample_rate")
     live = LiveOptions(
-        interim_results=_flag(query, "interim_results"),
+        interim_results=flag(query, "interim_results", False),
         endpointing_ms=_optional_ms(query, "endpointing", DEFAULT_ENDPOINTING_MS),
-        vad_events=_flag(query, "vad_events"),
+        vad_events=flag(query, "vad_events", False),
         utterance_end_ms=_optional_ms(query, "utterance_end_ms", None),
     )
     return ListenRequest(
-        model=_one(query, "model"),
+        model=one(query, "model"),
         options=options,
-        start_ms=_integer(query, "start", 0, 2**31),
-        duration_ms=_integer(query, "duration", 1, 2**31),
+        start_ms=integer(query, "start", 0, 2**31),
+        duration_ms=integer(query, "duration", 1, 2**31),
         response_format=response_format,  # type: ignore[arg-type]
         detect_language=detect,
-        utterances=_flag(query, "utterances"),
+        utterances=flag(query, "utterances", False),
         encoding=encoding.lower() if encoding else None,
         sample_rate=sample_rate,
-        channels=_integer(query, "channels", 1, 8) or 1,
+        channels=integer(query, "channels", 1, 8) or 1,
         live=live,
     )
 
@@ -243,15 +201,8 @@ class LiveResults(msgspec.Struct, tag_field="type", tag="Results"):
     metadata: LiveMetadata
 
 
-class StreamMetadata(msgspec.Struct, tag_field="type", tag="Metadata"):
-    transaction_key: str
-    request_id: str
-    sha256: str
-    created: str
-    duration: float
-    channels: int
-    models: list[str]
-    model_info: dict[str, ModelInfo]
+class StreamMetadata(Metadata, tag_field="type", tag="Metadata"):
+    """The Metadata message of a live stream: the pre-recorded answer's metadata, tagged."""
 
 
 class SpeechStartedMessage(msgspec.Struct, tag_field="type", tag="SpeechStarted"):
@@ -352,25 +303,22 @@ def prerecorded(
     if detect_language:
         channel.detected_language = transcript.language.code
         channel.language_confidence = round(transcript.language.probability, 4)
-    key = model_uuid(model_id)
     return PrerecordedResponse(
-        metadata=Metadata(
-            transaction_key="deprecated",
-            request_id=request_id,
-            sha256=sha256,
-            created=created_now(),
-            duration=round(duration, 3),
-            channels=1,
-            models=[key],
-            model_info={key: model_info(model_id)},
-        ),
+        metadata=_metadata(Metadata, request_id, model_id, duration, sha256),
         results=Results(channels=[channel], utterances=_utterances(transcript) if utterances else None),
     )
 
 
-def stream_metadata(request_id: str, model_id: str, duration: float, sha256: str = "") -> StreamMetadata:
+def stream_metadata(request_id: str, model_id: str, duration: float) -> StreamMetadata:
+    return _metadata(StreamMetadata, request_id, model_id, duration, sha256="")
+
+
+M = TypeVar("M", bound=Metadata)
+
+
+def _metadata(kind: type[M], request_id: str, model_id: str, duration: float, sha256: str) -> M:
     key = model_uuid(model_id)
-    return StreamMetadata(
+    return kind(
         transaction_key="deprecated",
         request_id=request_id,
         sha256=sha256,

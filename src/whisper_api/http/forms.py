@@ -7,26 +7,20 @@ Array fields arrive as `name[]` from the OpenAI SDK and as bare `name` from othe
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal, TypeVar, cast, get_args
+from typing import Annotated, Literal, cast, get_args
 
 import msgspec
 
 from whisper_api.engine.types import DecodeOptions, SpeechRules, Task
 from whisper_api.http.errors import bad_request
+from whisper_api.http.fields import Fields, flag, integer, number, one, ranged, values
 
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
 #: Formats OpenAI defines that this service cannot produce.
 _UNSUPPORTED_FORMATS = {"diarized_json": "speaker diarization is not available with whisper.cpp models"}
 _STREAMABLE_FORMATS = {"json", "text"}
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
-
-Fields = Mapping[str, Sequence[str]]
-N = TypeVar("N", int, float)
 
 
 #: OpenAI's `chunking_strategy`: "auto" (the server chooses), or server-side VAD with these rules.
@@ -51,55 +45,8 @@ class TranscriptionForm:
     chunking: Chunking = None
 
 
-def _values(fields: Fields, name: str) -> list[str]:
-    """All values of an array field, however the client spelled it."""
-    return [*fields.get(f"{name}[]", ()), *fields.get(name, ())]
-
-
-def _one(fields: Fields, name: str) -> str | None:
-    values = fields.get(name)
-    if not values:
-        return None
-    value = values[-1].strip()
-    return value or None
-
-
-def _ranged(fields: Fields, name: str, convert: Callable[[str], N], kind: str, low: N, high: N) -> N | None:
-    """A numeric field within [low, high]; None when absent."""
-    raw = _one(fields, name)
-    if raw is None:
-        return None
-    try:
-        value = convert(raw)
-    except ValueError:
-        raise bad_request(f"'{name}' must be {kind}, got {raw!r}.", param=name) from None
-    if not math.isfinite(value) or not low <= value <= high:
-        raise bad_request(f"'{name}' must be between {low:g} and {high:g}, got {raw}.", param=name)
-    return value
-
-
-def _number(fields: Fields, name: str, low: float, high: float, default: float) -> float:
-    value = _ranged(fields, name, float, "a number", low, high)
-    return default if value is None else value
-
-
-def _integer(fields: Fields, name: str, low: int, high: int) -> int | None:
-    return _ranged(fields, name, int, "an integer", low, high)
-
-
-def _flag(fields: Fields, name: str, default: bool) -> bool:
-    raw = _one(fields, name)
-    if raw is None:
-        return default
-    if raw.lower() in _TRUE:
-        return True
-    if raw.lower() in _FALSE:
-        return False
-    raise bad_request(f"'{name}' must be true or false, got {raw!r}.", param=name)
-
-
 def _response_format(fields: Fields) -> ResponseFormat:
-    raw = _one(fields, "response_format") or "json"
+    raw = one(fields, "response_format") or "json"
     if raw in _UNSUPPORTED_FORMATS:
         raise bad_request(
             f"response_format '{raw}' is not supported: {_UNSUPPORTED_FORMATS[raw]}.",
@@ -116,7 +63,7 @@ def _response_format(fields: Fields) -> ResponseFormat:
 
 
 def _choices(fields: Fields, name: str, allowed: set[str]) -> set[str]:
-    chosen = {value.strip() for value in _values(fields, name) if value.strip()}
+    chosen = {value.strip() for value in values(fields, name) if value.strip()}
     unknown = chosen - allowed
     if unknown:
         raise bad_request(
@@ -130,7 +77,7 @@ def _choices(fields: Fields, name: str, allowed: set[str]) -> set[str]:
 def _language(fields: Fields, task: Task) -> str | None:
     if task == "translate":
         return None  # translation detects the spoken language; its output is English
-    raw = _one(fields, "language")
+    raw = one(fields, "language")
     # Several clients send "auto" for "detect it", which whisper.cpp spells as no language.
     return raw.lower() if raw and raw.lower() != "auto" else None
 
@@ -140,8 +87,8 @@ def _chunking(fields: Fields) -> Chunking:
     as the OpenAI SDK writes a nested object into a form)."""
     prefix = "chunking_strategy["
     nested_keys = [key for key in fields if key.startswith(prefix) and key.endswith("]")]
-    nested = {key[len(prefix) : -1]: _one(fields, key) for key in nested_keys}
-    raw = _one(fields, "chunking_strategy")
+    nested = {key[len(prefix) : -1]: one(fields, key) for key in nested_keys}
+    raw = one(fields, "chunking_strategy")
     if raw is None and not nested:
         return None
     if raw == "auto":
@@ -166,7 +113,7 @@ def _chunking(fields: Fields) -> Chunking:
 def parse_fields(fields: Fields, task: Task) -> TranscriptionForm:
     """Validate every non-file field; raises ApiError(400) naming the first bad one."""
     response_format = _response_format(fields)
-    stream = _flag(fields, "stream", False)
+    stream = flag(fields, "stream", False)
     if stream and response_format not in _STREAMABLE_FORMATS:
         raise bad_request(
             "Streaming is available with response_format json or text.",
@@ -177,27 +124,27 @@ def parse_fields(fields: Fields, task: Task) -> TranscriptionForm:
     include = _choices(fields, "include", {"logprobs"})
     # Granularities shape verbose_json only, as with OpenAI; word timing costs extra work, so only then.
     word_timestamps = response_format == "verbose_json" and "word" in granularities
-    beam_size = _integer(fields, "beam_size", 1, 16)
-    best_of = _integer(fields, "best_of", 1, 16)
+    beam_size = integer(fields, "beam_size", 1, 16)
+    best_of = integer(fields, "best_of", 1, 16)
     options = DecodeOptions(
         task=task,
         language=_language(fields, task),
-        prompt=_one(fields, "prompt") or _one(fields, "initial_prompt"),
-        temperature=_number(fields, "temperature", 0.0, 1.0, 0.0),
-        temperature_increment_on_fallback=_number(fields, "temperature_increment_on_fallback", 0.0, 1.0, 0.2),
+        prompt=one(fields, "prompt") or one(fields, "initial_prompt"),
+        temperature=number(fields, "temperature", 0.0, 1.0, 0.0),
+        temperature_increment_on_fallback=number(fields, "temperature_increment_on_fallback", 0.0, 1.0, 0.2),
         beam_size=beam_size,
         best_of=5 if best_of is None else best_of,
-        patience=_ranged(fields, "patience", float, "a number", 0.0, 10.0),
-        compression_ratio_threshold=_number(fields, "compression_ratio_threshold", 0.0, 100.0, 2.4),
-        logprob_threshold=_number(fields, "logprob_threshold", -100.0, 0.0, -1.0),
-        no_speech_threshold=_number(fields, "no_speech_threshold", 0.0, 1.0, 0.6),
-        condition_on_previous_text=_flag(fields, "condition_on_previous_text", True),
-        suppress_blank=_flag(fields, "suppress_blank", True),
-        suppress_non_speech_tokens=_flag(fields, "suppress_non_speech_tokens", False),
+        patience=ranged(fields, "patience", float, "a number", 0.0, 10.0),
+        compression_ratio_threshold=number(fields, "compression_ratio_threshold", 0.0, 100.0, 2.4),
+        logprob_threshold=number(fields, "logprob_threshold", -100.0, 0.0, -1.0),
+        no_speech_threshold=number(fields, "no_speech_threshold", 0.0, 1.0, 0.6),
+        condition_on_previous_text=flag(fields, "condition_on_previous_text", True),
+        suppress_blank=flag(fields, "suppress_blank", True),
+        suppress_non_speech_tokens=flag(fields, "suppress_non_speech_tokens", False),
         word_timestamps=word_timestamps,
     )
     return TranscriptionForm(
-        model=_one(fields, "model"),
+        model=one(fields, "model"),
         options=options,
         response_format=response_format,
         stream=stream,

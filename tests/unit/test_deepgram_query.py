@@ -1,0 +1,71 @@
+"""Deepgram's /v1/listen query parameters, read the way Deepgram clients send them."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from whisper_api.http.deepgram import parse_listen_query
+from whisper_api.http.errors import ApiError
+
+
+def parse(**params: str | list[str]):  # type: ignore[no-untyped-def]
+    return parse_listen_query({k: v if isinstance(v, list) else [v] for k, v in params.items()})
+
+
+def test_defaults_transcribe_with_word_times_and_detect_no_language() -> None:
+    request = parse()
+    assert request.options.language is None and request.options.word_timestamps
+    assert request.response_format == "json" and not request.utterances and request.encoding is None
+
+
+@pytest.mark.parametrize(("tag", "code"), [("en", "en"), ("en-US", "en"), ("pt-BR", "pt"), ("ES", "es")])
+def test_regional_language_tags_become_whisper_languages(tag: str, code: str) -> None:
+    assert parse(language=tag).options.language == code
+
+
+@pytest.mark.parametrize("tag", ["multi", "auto"])
+def test_multi_means_detect(tag: str) -> None:
+    assert parse(language=tag).options.language is None
+
+
+def test_detect_language_overrides_a_given_language() -> None:
+    request = parse(language="en", detect_language="true")
+    assert request.detect_language and request.options.language is None
+
+
+def test_keywords_and_keyterms_join_the_prompt() -> None:
+    request = parse(prompt="Cooking show", keywords=["MUTTON:2", "TURNIPS"], keyterm=["KUBERNETES"])
+    assert request.options.prompt == "Cooking show. MUTTON, TURNIPS, KUBERNETES"
+
+
+@pytest.mark.parametrize("name", ["diarize", "multichannel"])
+def test_features_whisper_lacks_are_refused_when_asked_for(name: str) -> None:
+    with pytest.raises(ApiError) as refused:
+        parse(**{name: "true"})
+    assert refused.value.status == 400 and refused.value.body.error.param == name
+
+
+def test_they_may_be_turned_off_explicitly() -> None:
+    assert parse(diarize="false", multichannel="false").response_format == "json"
+
+
+def test_raw_audio_needs_a_sample_rate() -> None:
+    with pytest.raises(ApiError):
+        parse(encoding="linear16")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("false", None), ("250", 250), ("0", 0)])
+def test_endpointing_is_milliseconds_or_off(value: str, expected: int | None) -> None:
+    assert parse(endpointing=value).live.endpointing_ms == expected
+
+
+@given(
+    st.text(max_size=12).filter(
+        lambda s: s.strip().lower() not in {"true", "false", "1", "0", "yes", "no", "on", "off", ""}
+    )
+)
+def test_a_flag_that_is_not_a_boolean_is_a_400(value: str) -> None:
+    with pytest.raises(ApiError):
+        parse(utterances=value)
