@@ -132,6 +132,22 @@ def client(server: Server) -> openai.OpenAI:
 
 
 @pytest.fixture(scope="session")
+def listen_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The service for protocol tests of /v1/listen, chunking and language detection: the synthetic
+    multilingual model (real compute, meaningless words), Silero VAD, URL fetches from 127.0.0.1
+    allowed, and a short live idle timeout."""
+    running = start_server(
+        models_dir,
+        tmp_path_factory.mktemp("listen-server") / "server.log",
+        f"--default-model mini --workers 2 --threads 1 --url-fetch-allow 127.0.0.1"
+        f" --live-idle-seconds {LIVE_IDLE_SECONDS}",
+        env={"WHISPER_API_API_KEYS": API_KEY},
+    )
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture(scope="session")
 def trained_server(
     trained_model: Path, vad_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:

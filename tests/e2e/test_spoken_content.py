@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from tests.e2e.conftest import Server
-from tests.support.media import pcm_wav
+from tests.support.media import UPLOAD_FORMATS, encode_audio, encode_video, pcm_wav
 from tests.support.spoken import Spoken, spoken_clips
 from training.sentences import words
 from whisper_api.audio import SAMPLE_RATE
@@ -123,3 +123,21 @@ def test_words_after_two_seconds_of_silence_start_after_it(client: openai.OpenAI
     # whisper's timestamps are on a 20 ms grid.
     assert all(start >= gap_end - 0.02 for start in starts[-len(second.words) :])
     assert all(start < gap_end - GAP_SECONDS for start in starts[: len(first.words)])
+
+
+@pytest.mark.parametrize("name", sorted(UPLOAD_FORMATS))
+def test_every_container_and_codec_carries_the_same_words(client: openai.OpenAI, name: str) -> None:
+    clip = CLIPS[ENGLISH[0]]
+    payload = encode_audio(clip.samples()[None], SAMPLE_RATE, UPLOAD_FORMATS[name])
+    result = client.audio.transcriptions.create(model="whisper-1", file=(name, payload))
+    assert words(result.text) == clip.words
+
+
+def test_a_video_soundtrack_carries_the_same_words(client: openai.OpenAI) -> None:
+    clip = CLIPS[ENGLISH[0]]
+    samples = clip.samples()
+    payload = encode_video(
+        "mp4", "libx264", seconds=len(samples) / SAMPLE_RATE, audio=(samples[None], SAMPLE_RATE)
+    )
+    result = client.audio.transcriptions.create(model="whisper-1", file=("clip.mp4", payload))
+    assert words(result.text) == clip.words

@@ -24,6 +24,19 @@ class AudioFormat:
     options: dict[str, str] = field(default_factory=dict)
 
 
+#: One file per container and codec OpenAI accepts, at rates and layouts uploads really come in.
+UPLOAD_FORMATS = {
+    "speech.mp3": AudioFormat("mp3", "libmp3lame", rate=44_100),
+    "speech.flac": AudioFormat("flac", "flac", rate=48_000, layout="stereo"),
+    "speech.wav": AudioFormat("wav", "pcm_s24le", rate=48_000, layout="stereo"),
+    "speech.ogg": AudioFormat("ogg", "libopus", rate=48_000),
+    "speech.webm": AudioFormat("webm", "libopus", rate=48_000, layout="stereo"),
+    "speech.m4a": AudioFormat("ipod", "aac", rate=44_100),
+    "speech.mpga": AudioFormat("mp2", "mp2", rate=22_050),
+    "speech.mpeg": AudioFormat("mpeg", "mp2", rate=44_100),
+}
+
+
 def encode_audio(samples: np.ndarray, rate: int, spec: AudioFormat) -> bytes:
     """Encode float samples shaped (channels, n) at `rate`; the encoder converts rate and layout itself."""
     buffer = io.BytesIO()
