@@ -20,6 +20,7 @@ import asyncio
 import json
 import statistics
 import time
+from pathlib import Path
 from urllib.parse import urlencode
 
 import numpy as np
@@ -87,10 +88,22 @@ def main() -> None:
     parser = bench_parser(__doc__ or "")
     parser.add_argument("--streams", default="1,2,4,8", help="stream counts to try, comma-separated")
     parser.add_argument("--seconds", type=float, default=40.0, help="audio per stream")
+    parser.add_argument(
+        "--model-file",
+        type=Path,
+        help="a ggml model to use instead of the synthetic one (synthetic weights never emit an end of"
+        " text, so every phrase decodes to the token limit: a worst case, not a real model's cost)",
+    )
     args = parser.parse_args()
     counts = [1, 2] if args.quick else [int(n) for n in args.streams.split(",")]
     seconds = 15.0 if args.quick else args.seconds
-    model = bench_model(args.model)
+    if args.model_file:
+        model = BENCH_MODELS / args.model_file.name
+        if not model.exists():
+            model.symlink_to(args.model_file.resolve())
+        model_id = model.name.removesuffix(".bin")
+    else:
+        model, model_id = bench_model(args.model), args.model
     vad = BENCH_MODELS / VAD_MODEL
     if not vad.exists():
         vad.symlink_to(FIXTURES / "models" / VAD_MODEL)
@@ -99,7 +112,7 @@ def main() -> None:
     print(f"model {model.name}, {seconds:g} s of audio per stream, 100 ms messages at real-time pace")
     print(wait_until_quiet())
     rows = []
-    server = WhisperApiServer(BENCH_MODELS, args.model, workers=2, threads=1)
+    server = WhisperApiServer(BENCH_MODELS, model_id, workers=2, threads=1)
     with server:
         query = {
             "encoding": "linear16",
