@@ -161,11 +161,6 @@ def train(
 ) -> Whisper:
     """Train a model on windows drawn from `bank`; checkpoints and a JSONL log go to `work_dir`."""
     torch.set_num_threads(config.threads)
-    # Once attention sharpens, softmax tails underflow into subnormal floats, which the CPU handles in
-    # microcode: steps got 2.5x slower after ~400 steps (measured: 6.9 s vs 2.4 s for one step on
-    # one thread at step 1100). Flushing them to zero changes nothing else. It holds for the calling
-    # thread and threads it creates afterwards, so callers should set it before PyTorch starts any.
-    torch.set_flush_denormal(True)
     torch.manual_seed(config.seed)
     model = Whisper(config.dims)
     head = CharacterHead(config.dims.width) if config.ctc_weight > 0 else None

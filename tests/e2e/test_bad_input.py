@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -193,7 +194,12 @@ def test_probe_endpoints_need_no_key(server: Server) -> None:
 
 def test_each_request_logs_one_json_line_without_the_key(server: Server, jfk_wav: Path) -> None:
     post(server, files={"file": jfk_wav.read_bytes()}, headers={**AUTH, "x-request-id": "log-line-check"})
-    lines = [line for line in server.log().splitlines() if "log-line-check" in line]
+    # The line is written once the response has gone out, so it may land a moment after the client has it.
+    deadline = time.monotonic() + 5
+    while not (lines := [line for line in server.log().splitlines() if "log-line-check" in line]):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(lines) == 1
     import json
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from whisper_api.engine.types import LanguageGuess, Segment, Transcript
 from whisper_api.service.formats import compression_ratio, format_timestamp, to_srt, to_text, to_vtt
 
-HALF_MS = 0.0005 + 1e-9  # half a millisecond, plus the error of multiplying a float by 1000
+HALF_MS = 0.0005
 ENGLISH = LanguageGuess(code="en", name="english", probability=1.0)
 
 seconds = st.floats(min_value=0, max_value=400_000, exclude_max=True)
