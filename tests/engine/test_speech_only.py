@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from whisper_api.engine.speech_only import PAUSE_SECONDS, SpeechCut
-from whisper_api.engine.types import LanguageGuess, Segment, Token, Transcript
+from whisper_api.engine.types import LanguageGuess, Segment, Token, Transcript, Word
 from whisper_api.engine.vad import SAMPLE_RATE, Span
 
 CUT = SpeechCut.of([Span(1.0, 2.0), Span(5.0, 5.5), Span(9.0, 10.0)])
@@ -41,8 +41,10 @@ def test_mapping_keeps_times_in_order_and_inside_speech(times: list[float]) -> N
 def test_a_transcript_is_moved_onto_the_original_clock_words_included() -> None:
     token = Token(id=1, bytes=b" yes", logprob=-0.1, start=1.3, end=1.5, special=False)
     segment = Segment(index=0, start=1.2, end=1.5, text=" yes", tokens=(token,), no_speech_prob=0.0)
-    joined = Transcript("transcribe", LanguageGuess("en", "english", 1.0), 2.9, (segment,), 0.0)
+    word = Word("yes", 1.3, 1.5, 0.9)
+    joined = Transcript("transcribe", LanguageGuess("en", "english", 1.0), 2.9, (segment,), 0.0, (word,))
     mapped = CUT.transcript(joined, duration=11.0)
     assert mapped.duration == 11.0
     assert mapped.segments[0].start == pytest.approx(5.0)
     assert mapped.segments[0].tokens[0].start == pytest.approx(5.1)
+    assert (mapped.words[0].start, mapped.words[0].end) == (pytest.approx(5.1), pytest.approx(5.3))

@@ -17,7 +17,6 @@ import numpy as np
 
 from whisper_api.engine.types import Segment, Transcript
 from whisper_api.engine.vad import SAMPLE_RATE, Span
-from whisper_api.engine.words import words_from_segments
 
 #: Silence put between joined spans.
 PAUSE_SECONDS = 0.2
@@ -54,26 +53,11 @@ class SpeechCut:
         return min(span.start + max(joined - self.joined_starts[index], 0.0), span.end)
 
     def segment(self, segment: Segment) -> Segment:
-        tokens = tuple(
-            replace(token, start=self.original_time(token.start), end=self.original_time(token.end))
-            for token in segment.tokens
-        )
-        return replace(
-            segment,
-            start=self.original_time(segment.start),
-            end=self.original_time(segment.end),
-            tokens=tokens,
-        )
+        return segment.retimed(self.original_time)
 
     def transcript(self, joined: Transcript, duration: float) -> Transcript:
         """`joined`'s result on the original clip's clock."""
-        segments = tuple(self.segment(segment) for segment in joined.segments)
-        return replace(
-            joined,
-            duration=duration,
-            segments=segments,
-            words=words_from_segments(segments) if joined.words else (),
-        )
+        return replace(joined.retimed(self.original_time), duration=duration)
 
 
 def _samples(seconds: float) -> int:

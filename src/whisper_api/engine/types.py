@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -87,6 +88,11 @@ class Segment:
     def text_tokens(self) -> tuple[Token, ...]:
         return tuple(token for token in self.tokens if not token.special)
 
+    def retimed(self, clock: Callable[[float], float]) -> Segment:
+        """The same segment with its times and its tokens' times passed through `clock`."""
+        tokens = tuple(replace(t, start=clock(t.start), end=clock(t.end)) for t in self.tokens)
+        return replace(self, start=clock(self.start), end=clock(self.end), tokens=tokens)
+
     @property
     def avg_logprob(self) -> float:
         text_tokens = self.text_tokens
@@ -119,21 +125,13 @@ class Transcript:
     def text(self) -> str:
         return "".join(segment.text for segment in self.segments).strip()
 
+    def retimed(self, clock: Callable[[float], float]) -> Transcript:
+        """The same transcript with every time (segments, tokens, words) passed through `clock`, a
+        non-decreasing map onto another timeline; it keeps words inside segments and in order."""
+        segments = tuple(segment.retimed(clock) for segment in self.segments)
+        words = tuple(replace(w, start=clock(w.start), end=clock(w.end)) for w in self.words)
+        return replace(self, segments=segments, words=words)
+
     def shifted(self, seconds: float) -> Transcript:
         """The same transcript with every time moved `seconds` later (a clip cut from a longer one)."""
-        if not seconds:
-            return self
-        segments = tuple(
-            replace(
-                segment,
-                start=segment.start + seconds,
-                end=segment.end + seconds,
-                tokens=tuple(
-                    replace(token, start=token.start + seconds, end=token.end + seconds)
-                    for token in segment.tokens
-                ),
-            )
-            for segment in self.segments
-        )
-        words = tuple(replace(w, start=w.start + seconds, end=w.end + seconds) for w in self.words)
-        return replace(self, segments=segments, words=words)
+        return self.retimed(lambda t: t + seconds) if seconds else self
