@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.media import AudioFormat, encode_audio
-from whisper_api.audio import SAMPLE_RATE, UndecodableAudio, decode_audio
+from whisper_api.audio import SAMPLE_RATE, AudioTooLong, EmptyAudio, UndecodableAudio, decode_audio
 from whisper_api.audio.stream import ContainerStream, PcmStream, RawFormat, decode_raw
 
 CONTAINERS = {
@@ -91,3 +91,14 @@ def test_garbage_is_reported_as_undecodable() -> None:
     stream.push(b"this is not audio at all " * 2000)
     with pytest.raises(UndecodableAudio):
         stream.finish()
+
+
+def test_a_raw_body_without_a_whole_sample_is_empty_audio() -> None:
+    with pytest.raises(EmptyAudio):
+        decode_raw(b"\x01", RawFormat("linear16", SAMPLE_RATE))
+
+
+def test_a_raw_body_over_the_duration_cap_is_refused() -> None:
+    two_seconds = bytes(4 * SAMPLE_RATE)
+    with pytest.raises(AudioTooLong):
+        decode_raw(two_seconds, RawFormat("linear16", SAMPLE_RATE), max_seconds=1.5)

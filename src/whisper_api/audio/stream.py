@@ -18,7 +18,15 @@ from typing import Literal, get_args
 import av
 import numpy as np
 
-from whisper_api.audio.decode import SAMPLE_RATE, AudioError, UndecodableAudio, decoded_frames, resampled
+from whisper_api.audio.decode import (
+    SAMPLE_RATE,
+    AudioError,
+    AudioTooLong,
+    EmptyAudio,
+    UndecodableAudio,
+    decoded_frames,
+    resampled,
+)
 
 RawEncoding = Literal["linear16", "linear32", "mulaw", "alaw"]
 RAW_ENCODINGS: tuple[str, ...] = get_args(RawEncoding)
@@ -53,10 +61,15 @@ class RawFormat:
     channels: int = 1
 
 
-def decode_raw(data: bytes, raw: RawFormat) -> np.ndarray:
-    """A whole body of raw audio as 16 kHz mono float32."""
+def decode_raw(data: bytes, raw: RawFormat, *, max_seconds: float | None = None) -> np.ndarray:
+    """A whole body of raw audio as 16 kHz mono float32; the same errors as `decode_audio`."""
     stream = PcmStream(raw)
-    return np.concatenate([stream.push(data), stream.finish()])
+    samples = np.concatenate([stream.push(data), stream.finish()])
+    if len(samples) == 0:
+        raise EmptyAudio
+    if max_seconds is not None and len(samples) > max_seconds * SAMPLE_RATE:
+        raise AudioTooLong(max_seconds)
+    return samples
 
 
 class PcmStream:

@@ -59,11 +59,21 @@ def header_credential(authorization: str | None) -> str | None:
     return credential.strip()
 
 
+def offers_token_subprotocol(connection: ASGIConnection) -> bool:
+    """Whether a WebSocket client offered the `token` subprotocol first (it is then the one accepted)."""
+    offered = _offered_subprotocols(connection)
+    return offered[0].lower() == "token"
+
+
 def _subprotocol_token(connection: ASGIConnection) -> str | None:
-    offered = [p.strip() for p in connection.headers.get("sec-websocket-protocol", "").split(",")]
+    offered = _offered_subprotocols(connection)
     if len(offered) == 2 and offered[0].lower() == "token" and offered[1]:
         return offered[1]
     return None
+
+
+def _offered_subprotocols(connection: ASGIConnection) -> list[str]:
+    return [p.strip() for p in connection.headers.get("sec-websocket-protocol", "").split(",")]
 
 
 def require_api_key(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:

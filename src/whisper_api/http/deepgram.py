@@ -19,10 +19,9 @@ import msgspec
 
 from whisper_api.engine.types import DecodeOptions, Segment, Transcript, Word
 from whisper_api.http.errors import bad_request
-from whisper_api.http.fields import Fields, flag, integer, number, one
+from whisper_api.http.fields import FALSE_WORDS, Fields, flag, integer, number, one
 from whisper_api.service.live import DEFAULT_ENDPOINTING_MS, LiveOptions
 
-_FALSE = {"false", "0", "no", "off"}
 #: Deepgram's own model names: a client written for Deepgram sends these, and gets the default model.
 DEEPGRAM_MODELS = ("nova-3", "nova-2", "nova", "enhanced", "general", "base")
 _UNSUPPORTED = {
@@ -87,7 +86,7 @@ def parse_listen_query(query: Query) -> ListenRequest:
         )
     language = _language(query)
     detect_value = one(query, "detect_language")
-    detect = detect_value is not None and detect_value.lower() not in _FALSE
+    detect = detect_value is not None and detect_value.lower() not in FALSE_WORDS
     options = DecodeOptions(
         language=None if detect else language,
         prompt=_prompt(query),

@@ -10,7 +10,7 @@ from typing import TypeVar
 from whisper_api.http.errors import bad_request
 
 _TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
+FALSE_WORDS = {"false", "0", "no", "off"}
 
 Fields = Mapping[str, Sequence[str]]
 N = TypeVar("N", int, float)
@@ -58,6 +58,6 @@ def flag(fields: Fields, name: str, default: bool) -> bool:
         return default
     if raw.lower() in _TRUE:
         return True
-    if raw.lower() in _FALSE:
+    if raw.lower() in FALSE_WORDS:
         return False
     raise bad_request(f"'{name}' must be true or false, got {raw!r}.", param=name)

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import structlog
 
-from whisper_api.audio import AudioError, AudioTooLong, EmptyAudio, decode_audio
+from whisper_api.audio import AudioError, decode_audio
 from whisper_api.audio.stream import RawFormat, decode_raw
 from whisper_api.engine.catalog import ModelCatalog, ModelFile
 from whisper_api.engine.engine import Engine
@@ -75,16 +75,11 @@ class TranscriptionService:
         `raw` names the encoding of headerless audio; without it the container says what it holds.
         """
         try:
+            limit = self.limits.max_audio_seconds
             if raw is None:
-                samples = await asyncio.to_thread(
-                    decode_audio, upload, max_seconds=self.limits.max_audio_seconds
-                )
+                samples = await asyncio.to_thread(decode_audio, upload, max_seconds=limit)
             else:
-                samples = await asyncio.to_thread(decode_raw, upload, raw)
-                if len(samples) == 0:
-                    raise EmptyAudio
-                if len(samples) > self.limits.max_audio_seconds * SAMPLE_RATE:
-                    raise AudioTooLong(self.limits.max_audio_seconds)
+                samples = await asyncio.to_thread(decode_raw, upload, raw, max_seconds=limit)
         except AudioError as error:
             metrics.DECODE_FAILURES.labels(error.code).inc()
             raise

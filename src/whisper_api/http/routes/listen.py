@@ -19,7 +19,7 @@ from whisper_api.engine.engine import Engine
 from whisper_api.engine.vad import VoiceActivity
 from whisper_api.engine.whisper import SAMPLE_RATE
 from whisper_api.http import deepgram
-from whisper_api.http.auth import presented_key, require_api_key
+from whisper_api.http.auth import offers_token_subprotocol, presented_key, require_api_key
 from whisper_api.http.disconnect import ClientDisconnected, until_disconnected
 from whisper_api.http.errors import ApiError, bad_request, to_api_error
 from whisper_api.http.observability import CLIENT_CLOSED_REQUEST, request_usage
@@ -145,7 +145,7 @@ async def listen_live(socket: WebSocket, service: TranscriptionService, engine: 
         model = listen_model(service, query.model)
         service.check(model, query.options)
         raw = _raw_format(query)
-        if not engine.detects_speech or engine.config.vad_model is None:
+        if not engine.detects_speech:
             raise ApiError(
                 503,
                 "Live streaming needs the Silero VAD model; run `whisper-api models pull silero-v5.1.2`.",
@@ -156,10 +156,8 @@ async def listen_live(socket: WebSocket, service: TranscriptionService, engine: 
     except Exception as error:
         await _refuse(socket, to_api_error(error), request_id)
         return
-    offered = [p.strip().lower() for p in socket.headers.get("sec-websocket-protocol", "").split(",")]
-    await socket.accept(
-        subprotocols="token" if offered[:1] == ["token"] else None, headers={"dg-request-id": request_id}
-    )
+    subprotocol = "token" if offers_token_subprotocol(socket) else None
+    await socket.accept(subprotocols=subprotocol, headers={"dg-request-id": request_id})
     session = _LiveSession(socket, service, engine, model, query, raw, request_id, state.live_idle_seconds)
     await session.run()
 
