@@ -131,39 +131,35 @@ def client(server: Server) -> openai.OpenAI:
     return server.client()
 
 
-@pytest.fixture(scope="session")
-def listen_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The service for protocol tests of /v1/listen, chunking and language detection: the synthetic
-    multilingual model (real compute, meaningless words), Silero VAD, URL fetches from 127.0.0.1
-    allowed, and a short live idle timeout."""
+def _speech_server(models_dir: Path, log_dir: Path, default_model: str) -> Iterator[Server]:
+    """Two contexts, an API key, Silero VAD from `models_dir`, URL fetches from 127.0.0.1 allowed and
+    a short live idle timeout: what the /v1/listen, chunking and language tests need."""
     running = start_server(
         models_dir,
-        tmp_path_factory.mktemp("listen-server") / "server.log",
-        f"--default-model mini --workers 2 --threads 1 --url-fetch-allow 127.0.0.1"
+        log_dir / "server.log",
+        f"--default-model {default_model} --workers 2 --threads 1 --url-fetch-allow 127.0.0.1"
         f" --live-idle-seconds {LIVE_IDLE_SECONDS}",
         env={"WHISPER_API_API_KEYS": API_KEY},
     )
     yield running
     stop_server(running)
+
+
+@pytest.fixture(scope="session")
+def listen_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """For protocol tests: the synthetic multilingual model (real compute, meaningless words)."""
+    yield from _speech_server(models_dir, tmp_path_factory.mktemp("listen-server"), "mini")
 
 
 @pytest.fixture(scope="session")
 def trained_server(
     trained_model: Path, vad_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    """The service with the model trained on synthetic speech as its default: it gets the words right."""
+    """The model trained on synthetic speech as the default: for tests of the words themselves."""
     directory = tmp_path_factory.mktemp("trained-models")
     (directory / trained_model.name).symlink_to(trained_model)
     (directory / vad_model.name).symlink_to(vad_model)
-    running = start_server(
-        directory,
-        tmp_path_factory.mktemp("trained-server") / "server.log",
-        f"--default-model tiny-synth --workers 2 --threads 1 --url-fetch-allow 127.0.0.1"
-        f" --live-idle-seconds {LIVE_IDLE_SECONDS}",
-        env={"WHISPER_API_API_KEYS": API_KEY},
-    )
-    yield running
-    stop_server(running)
+    yield from _speech_server(directory, tmp_path_factory.mktemp("trained-server"), "tiny-synth")
 
 
 @pytest.fixture(scope="session")
