@@ -47,6 +47,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--clips-per-language", type=int, default=6000)
     parser.add_argument("--steps", type=int, default=TrainConfig.steps)
+    parser.add_argument(
+        "--short-steps",
+        type=int,
+        default=TrainConfig.short_steps,
+        help="how many of --steps see only --short-context-seconds of audio (a cheap first phase)",
+    )
+    parser.add_argument("--short-context-seconds", type=float, default=TrainConfig.short_context_seconds)
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--lr", type=float, default=TrainConfig.peak_lr)
     parser.add_argument("--warmup-steps", type=int, default=TrainConfig.warmup_steps)
@@ -107,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(
         dims=dims,
         steps=args.steps,
+        short_steps=args.short_steps,
+        short_context_seconds=args.short_context_seconds,
         batch_size=args.batch_size,
         peak_lr=args.lr,
         warmup_steps=args.warmup_steps,
@@ -125,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         args.work_dir,
         resume=not args.fresh,
         log=lambda r: _say(
-            f"step {r['step']:5d}  loss {r['loss']:.3f}  ctc {r['ctc_loss']:.3f}  lr {r['lr']:.2e}"
+            f"step {r['step']:5d} ({r['context_s']:g} s)  loss {r['loss']:.3f}  ctc {r['ctc_loss']:.3f}"
+            f"  lr {r['lr']:.2e}"
             f"  {r['s_per_step']:.2f} s/step  (data wait {r['data_wait_s_per_step']:.2f})"
         ),
     )

@@ -121,13 +121,17 @@ class AudioEncoder(nn.Module):
         self.ln_post = nn.LayerNorm(dims.width)
 
     def forward(self, mel: Tensor) -> Tensor:
-        """(batch, n_mels, 2 * n_audio_ctx) features → (batch, n_audio_ctx, width)."""
+        """(batch, n_mels, 2 * context) features → (batch, context, width).
+
+        whisper.cpp always encodes the full context (n_audio_ctx); a shorter one serves only the cheap
+        first phase of training, whose model then learns the full context's padding (train.py).
+        """
         x = F.gelu(self.conv1(mel), approximate="tanh")
         x = F.gelu(self.conv2(x), approximate="tanh").transpose(1, 2)
-        if x.shape[1] != self.positional_embedding.shape[0]:
-            # whisper.cpp always encodes the full context; so must training, or the two diverge.
-            raise ValueError(f"expected {2 * self.positional_embedding.shape[0]} mel frames")
-        x = x + self.positional_embedding
+        if x.shape[1] > self.positional_embedding.shape[0] or mel.shape[2] % 2:
+            limit = 2 * self.positional_embedding.shape[0]
+            raise ValueError(f"expected an even number of mel frames, at most {limit}")
+        x = x + self.positional_embedding[: x.shape[1]]
         for block in self.blocks:
             x = block(x)
         return self.ln_post(x)

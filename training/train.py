@@ -3,6 +3,11 @@
 The learning-rate schedule is defined over `steps` (warm-up, then cosine decay to a tenth), so a
 run is reproducible for a given seed and step count; the time budget is a safety stop on top. Pick
 `steps` from the measured seconds per step (logged every `log_every` steps) to fit the budget.
+
+The first `short_steps` steps see only the first `short_context_seconds` of each window. The encoder's
+self-attention costs the square of its context, so such a step costs a fraction of a full one and
+the model learns to hear from many more of them; the full-context steps after them teach it what
+whisper.cpp always gives it, 30 s with padding after the speech, and timestamps up to 30 s.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,6 +30,7 @@ from training.clips import ClipBank
 from training.ctc import CharacterHead
 from training.model import Dimensions, Whisper
 from training.tokens import Tokenizer
+from training.windows import CONTEXT_SECONDS, Layout
 
 Log = Callable[[dict[str, float]], None]
 
@@ -48,12 +54,26 @@ class TrainConfig:
     prefetch: bool = True
     #: Weight of the auxiliary character CTC loss on the encoder (ctc.py); 0 turns it off.
     ctc_weight: float = 0.0
+    #: The cheap first phase: this many of `steps` on windows of this much audio (see above).
+    short_steps: int = 0
+    short_context_seconds: float = 10.0
+
+    def context_seconds(self, step: int) -> float:
+        return self.short_context_seconds if step < self.short_steps else CONTEXT_SECONDS
 
 
 #: Settings that only say how a run is carried out; a checkpoint resumes whatever they are. `steps`
-#: is among them so a run can be resumed with a shorter or longer schedule (the log records each
-#: step's learning rate, and the model's provenance records the commands).
-_OPERATIONAL = ("steps", "time_budget_s", "checkpoint_every_s", "log_every", "threads", "prefetch")
+#: and `short_steps` are among them so a run can be resumed with a shorter or longer schedule (the
+#: log records each step's learning rate and context, and the model's provenance the commands).
+_OPERATIONAL = (
+    "steps",
+    "short_steps",
+    "time_budget_s",
+    "checkpoint_every_s",
+    "log_every",
+    "threads",
+    "prefetch",
+)
 
 
 def _run_identity(config: dict) -> dict:
@@ -88,7 +108,7 @@ def losses(
     return tokens, head.loss(audio, batch.characters, batch.character_lengths)
 
 
-def _prefetched(source: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
+def _prefetched(source: Iterator[Batch], depth: int = 2) -> Generator[Batch, None, None]:
     buffer: queue.Queue[Batch] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -179,10 +199,14 @@ def train(
             head.load_state_dict(saved["head"])
         optimizer.load_state_dict(saved["optimizer"])
         start_step = saved["step"]
-    # Resuming reseeds the data at the resume step: reproducible, if not the very same windows.
-    stream = batches(bank, tokenizer, filters, config.batch_size, seed=config.seed * 1_000_003 + start_step)
-    if config.prefetch:
-        stream = _prefetched(stream)
+
+    def stream_from(step: int) -> Generator[Batch, None, None]:
+        # Resuming reseeds the data at the resume step: reproducible, if not the very same windows.
+        layout = Layout(context_seconds=config.context_seconds(step))
+        stream = batches(bank, tokenizer, filters, config.batch_size, config.seed * 1_000_003 + step, layout)
+        return _prefetched(stream) if config.prefetch else stream
+
+    stream = stream_from(start_step)
     log_file = (work_dir / "train-log.jsonl").open("a")
     model.train()
     began = last_checkpoint = time.monotonic()
@@ -191,6 +215,9 @@ def train(
     step = start_step
     try:
         while step < config.steps and time.monotonic() - began < config.time_budget_s:
+            if step == config.short_steps and step > start_step:
+                stream.close()
+                stream = stream_from(step)
             fetch_start = time.monotonic()
             batch = next(stream)
             data_time += time.monotonic() - fetch_start
@@ -218,6 +245,7 @@ def train(
                     "data_wait_s_per_step": data_time / window_steps,
                     "elapsed_s": now - began,
                     "ctc_loss": window_ctc / window_steps,
+                    "context_s": config.context_seconds(step - 1),
                 }
                 log_file.write(json.dumps(record) + "\n")
                 log_file.flush()

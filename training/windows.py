@@ -21,8 +21,11 @@ from training.tokens import TIMESTAMP_STEP, Segment
 SAMPLE_RATE = 16_000
 #: whisper.cpp will not start a window with a timestamp later than this (its max_initial_ts).
 MAX_INITIAL_SECONDS = 1.0
-#: Room left at the end of the 30 s window so the last timestamp stays a valid token.
-WINDOW_SECONDS = 29.5
+#: whisper.cpp's window: 30 s of audio, 1500 encoder positions.
+CONTEXT_SECONDS = 30.0
+#: Room left at the end of a window so the last timestamp stays a valid token.
+END_ROOM_SECONDS = 0.5
+WINDOW_SECONDS = CONTEXT_SECONDS - END_ROOM_SECONDS
 #: whisper.cpp's engine pads shorter input to this length; windows are never shorter.
 MIN_SECONDS = 1.1
 
@@ -37,6 +40,10 @@ class Window:
 @dataclass(frozen=True)
 class Layout:
     """How windows are put together; the defaults give a spread from one short command to ~25 s."""
+
+    #: Audio the encoder sees. whisper.cpp always encodes 30 s; shorter contexts make a cheap first
+    #: training phase (train.py), the speech then ends `END_ROOM_SECONDS` before the context does.
+    context_seconds: float = CONTEXT_SECONDS
 
     #: Weights of 1, 2, 3, ... sentences in a window.
     sentence_weights: tuple[float, ...] = (0.40, 0.25, 0.15, 0.08, 0.06, 0.06)
@@ -79,7 +86,7 @@ def compose(bank: ClipBank, by_language: dict[str, np.ndarray], rng: random.Rand
         index = int(rng.choice(by_language[language]))
         clip = bank.clip(index)
         duration = len(clip) / SAMPLE_RATE
-        if cursor + duration > WINDOW_SECONDS:
+        if cursor + duration > layout.context_seconds - END_ROOM_SECONDS:
             break
         gain = 10 ** (rng.uniform(*layout.sentence_gain_db) / 20)
         placed.append((round(cursor * SAMPLE_RATE), clip * gain, bank.texts[index]))
@@ -89,7 +96,7 @@ def compose(bank: ClipBank, by_language: dict[str, np.ndarray], rng: random.Rand
         cursor = _quantised(cursor + duration + gap)
     if not placed:  # the first clip alone was too long: try again rather than train on nothing
         return compose(bank, by_language, rng, layout)
-    end = segments[-1].end + rng.uniform(*layout.tail_seconds)
+    end = min(segments[-1].end + rng.uniform(*layout.tail_seconds), layout.context_seconds)
     samples = np.zeros(round(max(end, MIN_SECONDS) * SAMPLE_RATE), dtype=np.float32)
     for start, clip, _ in placed:
         samples[start : start + len(clip)] += clip[: len(samples) - start]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import torch
 
 from training.batches import IGNORE, make_batch
 from training.clips import ClipBank
@@ -59,6 +60,20 @@ def test_a_batch_teaches_each_next_token(
         assert batch.inputs[row, :length].tolist() == sequence[:-1]
         assert batch.targets[row, :length].tolist() == sequence[1:]
         assert (batch.targets[row, length:] == IGNORE).all()
+
+
+def test_a_short_context_holds_its_speech_and_whisper_cpps_first_frames(
+    tone_bank: ClipBank, tokenizer: Tokenizer, mel_filters: np.ndarray
+) -> None:
+    rng = random.Random(4)
+    short = Layout(context_seconds=8.0)
+    windows = [compose(tone_bank, languages_index(tone_bank), rng, short) for _ in range(20)]
+    assert all(window.segments[-1].end <= 8.0 - 0.5 for window in windows)
+    assert all(len(window.samples) <= 8 * 16_000 for window in windows)
+    batch = make_batch(windows[:2], tokenizer, mel_filters, context_seconds=8.0)
+    full = make_batch(windows[:2], tokenizer, mel_filters)
+    # The cut keeps the full window's values: its clamp floor is taken over all 30 s, as in whisper.cpp.
+    assert torch.equal(batch.mel, full.mel[:, :, :800])
 
 
 def test_the_ctc_alphabet_spells_every_training_sentence() -> None:

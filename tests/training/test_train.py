@@ -60,3 +60,12 @@ def test_the_auxiliary_ctc_loss_trains_alongside(
     train(replace(TINY_RUN, steps=2, ctc_weight=0.5), tone_bank, tokenizer, mel_filters, tmp_path)
     record = json.loads((tmp_path / "train-log.jsonl").read_text().splitlines()[-1])
     assert record["ctc_loss"] > 0
+
+
+def test_the_short_context_phase_hands_over_to_whisper_cpps_full_window(
+    tone_bank: ClipBank, tokenizer: Tokenizer, mel_filters: np.ndarray, tmp_path: Path
+) -> None:
+    run = replace(TINY_RUN, steps=4, short_steps=2, short_context_seconds=6.0, log_every=1)
+    train(run, tone_bank, tokenizer, mel_filters, tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "train-log.jsonl").read_text().splitlines()]
+    assert [r["context_s"] for r in records] == [6.0, 6.0, 30.0, 30.0]
