@@ -54,6 +54,13 @@ def test_segments_are_reported_as_whisper_emits_them(context: WhisperContext, sa
     assert len(seen) >= 3
 
 
+def test_progress_rises_in_percent_to_at_most_100(context: WhisperContext, samples: np.ndarray) -> None:
+    seen: list[int] = []
+    context.transcribe(np.tile(samples, 6), FAST, threads=1, on_progress=seen.append)
+    assert len(seen) >= 3
+    assert seen == sorted(seen) and seen[-1] == 100 and 0 <= seen[0] < 100
+
+
 def test_abort_check_stops_whisper_full(context: WhisperContext, samples: np.ndarray) -> None:
     calls = 0
 

@@ -153,14 +153,17 @@ class WhisperContext:
                 failure.append(error)
                 return True
 
-        def report_progress(_ctx: object, _state: object, percent: int, _user_data: object = None) -> None:
+        def report_progress(percent: int) -> None:
             try:
-                on_progress(percent)  # type: ignore[misc]  # only assigned when given
+                # whisper.cpp counts the last window's full 30 s, so it passes 100 on most audio.
+                on_progress(min(percent, 100))  # type: ignore[misc]  # only assigned when given
             except BaseException as error:
                 failure.append(error)
 
         binding.assign_new_segment_callback(params, collect_new_segments)
         if on_progress is not None:
+            # pywhispercpp calls a progress callback only with print_progress set (and prints nothing then).
+            params.print_progress = True
             binding.assign_progress_callback(params, report_progress)
         binding.assign_abort_callback(params, abort_requested)
         status = binding.whisper_full(self._ctx, params, samples, len(samples))
