@@ -83,6 +83,13 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from whisper_api.worker import run_worker
+
+    asyncio.run(run_worker(_settings(args, quiet=False)))
+    return 0
+
+
 def _models_list(args: argparse.Namespace) -> int:
     from whisper_api.engine.catalog import ModelCatalog
 
@@ -178,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="Run the HTTP API.")
     _add_settings_flags(serve)
     serve.set_defaults(run=_serve)
+
+    worker = commands.add_parser(
+        "worker", help="Run queued transcription jobs, without the HTTP API (shares --database-url)."
+    )
+    _add_settings_flags(worker)
+    worker.set_defaults(run=_worker)
 
     transcribe = commands.add_parser("transcribe", help="Transcribe files locally, without a server.")
     transcribe.add_argument("files", nargs="+", metavar="FILE")

@@ -100,6 +100,42 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             gt=0, description="A live stream sending neither audio nor KeepAlive this long is closed."
         ),
     ] = 10
+    database_url: Annotated[
+        str,
+        _doc(
+            "Where jobs and files are recorded: a SQLAlchemy URL (postgresql+psycopg://user@host/db to "
+            "share one queue across machines); '' = SQLite in the data dir."
+        ),
+    ] = ""
+    media_dir: Annotated[
+        Path | None,
+        _doc("Where uploaded files are kept (storage every node mounts, with PostgreSQL); none = data dir."),
+    ] = None
+    job_runners: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0, description="Jobs this process runs at once (`serve` and `worker`); 0 = queue them only."
+        ),
+    ] = 1
+    job_lease_seconds: Annotated[
+        float,
+        msgspec.Meta(
+            ge=3, description="A job whose worker is silent this long (it died) is run again elsewhere."
+        ),
+    ] = 30
+    max_file_mb: Annotated[
+        float, msgspec.Meta(gt=0, description="Largest file accepted by /v1/files and jobs, MiB.")
+    ] = 200
+    job_max_audio_seconds: Annotated[
+        float, msgspec.Meta(gt=0, description="Longest audio an asynchronous job may have, seconds.")
+    ] = 4 * 3600
+    callback_secret: Annotated[
+        str,
+        _doc("Shared secret that signs job callbacks (Standard Webhooks; whsec_<base64> or any text)."),
+    ] = ""
+    callback_attempts: Annotated[
+        int, msgspec.Meta(ge=1, le=20, description="Deliveries tried per callback (backoff 2, 4, 8 s ...).")
+    ] = 6
     use_gpu: Annotated[
         bool, _doc("Use the GPU backend pywhispercpp was built with (no effect on CPU builds).")
     ] = True
@@ -117,6 +153,18 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         for entry in self.url_fetch_allow:
             ipaddress.ip_network(entry.strip(), strict=False)  # ValueError names the bad entry
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+    @property
+    def jobs_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'jobs.sqlite3'}"
+
+    @property
+    def jobs_media_dir(self) -> Path:
+        return self.media_dir or self.data_dir / "media"
 
     @property
     def max_upload_bytes(self) -> int:

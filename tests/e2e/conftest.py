@@ -81,6 +81,7 @@ def start_server(
         str(models_dir),
         "--log-format",
         "json",
+        *([] if "--data-dir" in flags else ["--data-dir", str(log_path.parent / "data")]),
         *flags.split(),
     ]
     environment = {key: value for key, value in os.environ.items() if not key.startswith("WHISPER_API_")}

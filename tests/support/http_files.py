@@ -11,9 +11,19 @@ from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
+class Delivery:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
 class FileServer:
     base_url: str
     files: dict[str, bytes] = field(default_factory=dict)
+    #: POSTs received (callbacks), in order; `refuse[path]` answers that many of them with HTTP 500 first.
+    received: list[Delivery] = field(default_factory=list)
+    refuse: dict[str, int] = field(default_factory=dict)
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
@@ -22,7 +32,7 @@ class FileServer:
 @contextmanager
 def file_server() -> Iterator[FileServer]:
     """Serves `files[name]` at /files/<name>, 302 to `to` at /redirect?to=..., a redirect to itself at
-    /loop, and at /huge a Content-Length far over any upload limit."""
+    /loop, and at /huge a Content-Length far over any upload limit; records every POST."""
     served = FileServer("")
 
     class Handler(BaseHTTPRequestHandler):
@@ -42,6 +52,15 @@ def file_server() -> Iterator[FileServer]:
                 self.end_headers()
             else:
                 self._reply(404, b"not found")
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            served.received.append(Delivery(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            if served.refuse.get(self.path, 0) > 0:
+                served.refuse[self.path] -= 1
+                self._reply(500, b"try again")
+            else:
+                self._reply(204, b"")
 
         def _reply(self, status: int, body: bytes) -> None:
             self.send_response(status)

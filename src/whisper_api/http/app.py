@@ -22,16 +22,17 @@ from whisper_api.engine.download import DownloadError, pull
 from whisper_api.engine.engine import Engine, EngineConfig
 from whisper_api.http.auth import ApiKeys
 from whisper_api.http.errors import handle_exception
+from whisper_api.http.multipart import FORM_OVERHEAD_BYTES
 from whisper_api.http.observability import observability_middleware
-from whisper_api.http.routes import audio, language, listen, models, system
+from whisper_api.http.routes import audio, files, language, listen, models, system
+from whisper_api.http.routes import jobs as jobs_routes
+from whisper_api.jobs.setup import build_jobs
 from whisper_api.service.fetch import FetchPolicy
 from whisper_api.service.transcription import Limits, TranscriptionService
 from whisper_api.settings import Settings
 
 log = structlog.get_logger("whisper_api")
 
-#: Room for the multipart envelope and text fields around the file itself.
-_FORM_OVERHEAD_BYTES = 1024 * 1024
 _IDLE_SWEEP_SECONDS = 30
 
 
@@ -91,6 +92,7 @@ def create_app(settings: Settings) -> Litestar:
     engine = build_engine(settings)
     timeout = settings.request_timeout or None
     service = TranscriptionService(engine, engine.catalog, Limits(settings.max_audio_seconds, timeout))
+    jobs = build_jobs(settings, service, runners=settings.job_runners)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
@@ -103,7 +105,10 @@ def create_app(settings: Settings) -> Litestar:
             workers=workers,
             threads=threads,
         )
+        await asyncio.to_thread(jobs.store.create_tables)
         background = []
+        if jobs.runner is not None:
+            background.append(asyncio.create_task(jobs.runner.run()))
         if settings.preload:
             background.append(asyncio.create_task(_ensure_default_model(settings, engine)))
             background.append(asyncio.create_task(_ensure_vad_model(settings, engine)))
@@ -113,7 +118,10 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             for task in background:
                 task.cancel()
+            # The runner hands its running jobs back to the queue before the engine goes.
+            await asyncio.gather(*background, return_exceptions=True)
             await engine.close()
+            jobs.store.close()
             log.info("stopped")
 
     return Litestar(
@@ -129,15 +137,28 @@ def create_app(settings: Settings) -> Litestar:
             system.health,
             system.ready,
             system.prometheus_metrics,
+            jobs_routes.create_job,
+            jobs_routes.list_jobs,
+            jobs_routes.retrieve_job,
+            jobs_routes.job_result,
+            jobs_routes.cancel_job,
+            jobs_routes.delete_job,
+            files.upload_files,
+            files.list_files,
+            files.retrieve_file,
+            files.file_content,
+            files.delete_file,
         ],
         dependencies={
             "service": Provide(lambda: service, use_cache=True, sync_to_thread=False),
             "engine": Provide(lambda: engine, use_cache=True, sync_to_thread=False),
+            "jobs": Provide(lambda: jobs.service, use_cache=True, sync_to_thread=False),
         },
         state=State(
             {
                 "api_keys": ApiKeys(settings.all_api_keys, KeyStore(settings.data_dir)),
                 "max_upload_bytes": settings.max_upload_bytes,
+                "max_file_bytes": settings.max_file_bytes,
                 "fetch_policy": FetchPolicy.with_allowed(
                     settings.url_fetch_allow,
                     max_bytes=settings.max_upload_bytes,
@@ -149,7 +170,7 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers={Exception: handle_exception},
         middleware=[observability_middleware],
         lifespan=[lifespan],
-        request_max_body_size=settings.max_upload_bytes + _FORM_OVERHEAD_BYTES,
+        request_max_body_size=max(settings.max_upload_bytes, settings.max_file_bytes) + FORM_OVERHEAD_BYTES,
         cors_config=CORSConfig(
             allow_origins=settings.cors_origins, expose_headers=["x-request-id", "retry-after"]
         )

@@ -19,6 +19,8 @@ from whisper_api.engine.catalog import ModelNotFound
 from whisper_api.engine.engine import QueueFull
 from whisper_api.engine.pool import TimedOut
 from whisper_api.engine.whisper import ModelLoadError
+from whisper_api.jobs.service import NotFound
+from whisper_api.jobs.store import Conflict
 from whisper_api.service.fetch import FetchError
 from whisper_api.service.transcription import InvalidRequest
 
@@ -110,6 +112,10 @@ def to_api_error(exc: Exception) -> ApiError:
         case FetchError():
             status = 413 if exc.code == "file_too_large" else 400
             return ApiError(status, exc.message, param="url", code=exc.code)
+        case NotFound():
+            return ApiError(404, exc.message, code=f"{exc.kind}_not_found")
+        case Conflict():
+            return ApiError(409, exc.message, code=exc.code)
         case ModelNotFound():
             return ApiError(404, str(exc), param="model", code="model_not_found")
         case QueueFull():

@@ -93,6 +93,30 @@ MODELS_LOADED = Gauge(
     "whisper_api_models_loaded", "Models with whisper contexts in memory.", registry=REGISTRY
 )
 
+JOBS_QUEUED = Gauge(
+    "whisper_api_jobs_queued",
+    "Asynchronous jobs waiting for a worker (the shared queue, as this process last saw it).",
+    registry=REGISTRY,
+)
+JOB_DURATION = Histogram(
+    "whisper_api_job_duration_seconds",
+    "Time from a worker claiming a job to its end, by outcome (succeeded, failed, cancelled, released).",
+    ["outcome"],
+    buckets=(*_LATENCY_BUCKETS, 1800, 3600, 7200),
+    registry=REGISTRY,
+)
+JOB_RETRIES = Counter(
+    "whisper_api_job_retries",
+    "Jobs claimed again after their worker stopped renewing its lease (died or stalled).",
+    registry=REGISTRY,
+)
+CALLBACKS = Counter(
+    "whisper_api_callbacks",
+    "Job callback deliveries by outcome (delivered, retry, failed).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+
 
 def exposition() -> tuple[bytes, str]:
     """The metrics page body and its content type."""

@@ -83,6 +83,21 @@ async def fetch(url: str, policy: FetchPolicy) -> bytes:
     raise FetchError(f"The URL redirected more than {policy.max_redirects} times.", "url_fetch_failed")
 
 
+async def post(url: str, body: bytes, headers: dict[str, str], policy: FetchPolicy) -> int:
+    """POST `body` to `url` under the same rules (redirects are not followed); the status code.
+    FetchError when the address is refused, the request fails or time runs out."""
+    try:
+        async with asyncio.timeout(policy.timeout), httpx.AsyncClient(follow_redirects=False) as client:
+            await _check_host(url, policy)
+            async with client.stream("POST", url, content=body, headers=headers) as response:
+                _check_peer(response, url, policy)
+                return response.status_code
+    except TimeoutError:
+        raise FetchError(f"The request took longer than {policy.timeout:g} s.", "url_fetch_timeout") from None
+    except httpx.HTTPError as error:
+        raise FetchError(f"The request failed: {error.__class__.__name__}.", "url_fetch_failed") from None
+
+
 async def _check_host(url: str, policy: FetchPolicy) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -21,7 +21,7 @@ from whisper_api.engine.catalog import ModelCatalog, ModelFile
 from whisper_api.engine.engine import Engine
 from whisper_api.engine.speech_only import SpeechCut
 from whisper_api.engine.types import DecodeOptions, LanguageGuess, Segment, SpeechRules, Transcript
-from whisper_api.engine.whisper import SAMPLE_RATE, known_language
+from whisper_api.engine.whisper import SAMPLE_RATE, OnProgress, known_language
 from whisper_api.ops import metrics
 
 log = structlog.get_logger("whisper_api.service")
@@ -68,14 +68,19 @@ class TranscriptionService:
         return self.catalog.resolve(name or self.engine.default_model)
 
     async def decode(
-        self, upload: bytes, usage: Usage | None = None, raw: RawFormat | None = None
+        self,
+        upload: bytes,
+        usage: Usage | None = None,
+        raw: RawFormat | None = None,
+        max_seconds: float | None = None,
     ) -> np.ndarray:
         """Decode an upload to 16 kHz mono samples, off the event loop; AudioError says what is wrong.
 
         `raw` names the encoding of headerless audio; without it the container says what it holds.
+        `max_seconds` replaces the request limit (asynchronous jobs have their own).
         """
         try:
-            limit = self.limits.max_audio_seconds
+            limit = max_seconds or self.limits.max_audio_seconds
             if raw is None:
                 samples = await asyncio.to_thread(decode_audio, upload, max_seconds=limit)
             else:
@@ -147,11 +152,22 @@ class TranscriptionService:
             )
 
     async def transcribe(
-        self, model: ModelFile, samples: np.ndarray, options: DecodeOptions, usage: Usage | None = None
+        self,
+        model: ModelFile,
+        samples: np.ndarray,
+        options: DecodeOptions,
+        usage: Usage | None = None,
+        *,
+        on_progress: OnProgress | None = None,
+        deadline: bool = True,
     ) -> Transcript:
+        """The whole transcript; `deadline=False` (asynchronous jobs) lifts the request time limit."""
         self.check(model, options)
         started = time.perf_counter()
-        transcript = await self.engine.transcribe(model, samples, options, timeout=self.limits.timeout)
+        timeout = self.limits.timeout if deadline else None
+        transcript = await self.engine.transcribe(
+            model, samples, options, timeout=timeout, on_progress=on_progress
+        )
         self._account(model, transcript, time.perf_counter() - started, usage)
         return transcript
 

@@ -5,22 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import msgspec
-from litestar import MediaType, Request, Response, post
-from litestar.datastructures import UploadFile
+from litestar import Request, Response, post
 from litestar.response import Stream
 
 from whisper_api.engine.types import Segment, Task, Transcript
 from whisper_api.http import schemas
 from whisper_api.http.auth import require_api_key
 from whisper_api.http.disconnect import ClientDisconnected, until_disconnected
-from whisper_api.http.errors import ApiError, bad_request, to_api_error
+from whisper_api.http.errors import bad_request, to_api_error
 from whisper_api.http.forms import TranscriptionForm, parse_fields
+from whisper_api.http.multipart import read_multipart
 from whisper_api.http.observability import CLIENT_CLOSED_REQUEST, request_usage
 from whisper_api.http.openapi import TranscriptionOperation, TranslationOperation
-from whisper_api.service import formats
+from whisper_api.http.render import rendered
 from whisper_api.service.transcription import TranscriptionService
-
-_TEXT = "text/plain; charset=utf-8"
 
 
 @post(
@@ -61,53 +59,23 @@ async def _transcribe(request: Request, service: TranscriptionService, task: Tas
         transcript = await until_disconnected(request, service.transcribe(model, samples, options, usage))
     except ClientDisconnected:
         return Response(b"", status_code=CLIENT_CLOSED_REQUEST)
-    return _render(transcript, form)
+    return rendered(
+        transcript,
+        form.response_format,
+        with_words=form.word_timestamps,
+        include_logprobs=form.include_logprobs,
+    )
 
 
 async def _read_form(request: Request, task: Task, max_upload_bytes: int) -> tuple[bytes, TranscriptionForm]:
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
-        raise bad_request(
-            "Send the audio as multipart/form-data with a 'file' field.",
-            param="file",
-            code="invalid_content_type",
-        )
-    form = await request.form()
-    fields = {key: [value for value in form.getall(key) if isinstance(value, str)] for key in form}
+    fields, files = await read_multipart(request, max_upload_bytes)
     parsed = parse_fields(fields, task)
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
+    upload = next((part for part in files if part.name == "file"), None)
+    if upload is None:
         raise bad_request(
             "The 'file' field is required and must be a file upload.", param="file", code="missing_file"
         )
-    data = await upload.read()
-    if len(data) > max_upload_bytes:
-        raise ApiError(
-            413,
-            f"The file is {len(data) / 2**20:.1f} MiB; the limit is {max_upload_bytes / 2**20:g} MiB.",
-            param="file",
-            code="file_too_large",
-        )
-    return data, parsed
-
-
-def _render(transcript: Transcript, form: TranscriptionForm) -> Response:
-    match form.response_format:
-        case "text":
-            return Response(formats.to_text(transcript), media_type=_TEXT)
-        case "srt":
-            return Response(formats.to_srt(transcript), media_type=_TEXT)
-        case "vtt":
-            return Response(formats.to_vtt(transcript), media_type="text/vtt; charset=utf-8")
-        case "verbose_json":
-            body: msgspec.Struct = schemas.verbose(transcript, with_words=form.word_timestamps)
-        case _:
-            body = schemas.TranscriptionJson(
-                text=transcript.text,
-                usage=schemas.usage(transcript),
-                logprobs=schemas.logprobs(transcript) if form.include_logprobs else None,
-            )
-    return Response(body, media_type=MediaType.JSON)
+    return upload.data, parsed
 
 
 def _sse(event: msgspec.Struct | dict) -> bytes:

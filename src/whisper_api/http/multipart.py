@@ -1,0 +1,57 @@
+"""Reading a multipart/form-data body: its text fields by name, and its file parts, size-checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar import Request
+from litestar.datastructures import UploadFile
+
+from whisper_api.http.errors import ApiError, bad_request
+from whisper_api.http.fields import Fields
+
+#: Room for the multipart envelope and text fields around the files themselves.
+FORM_OVERHEAD_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FilePart:
+    name: str
+    filename: str
+    content_type: str
+    data: bytes
+
+
+async def read_multipart(request: Request, max_file_bytes: int) -> tuple[Fields, list[FilePart]]:
+    """Fields (name → values, in order) and every file part; 400 if the body is not multipart, 413
+    naming the file that is over `max_file_bytes`."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise bad_request(
+            "Send the audio as multipart/form-data with a 'file' field.",
+            param="file",
+            code="invalid_content_type",
+        )
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > max_file_bytes + FORM_OVERHEAD_BYTES:
+        # Refused before reading: the body limit is the largest of all routes', not this one's.
+        raise _too_large("The file", max_file_bytes, "file")
+    form = await request.form()
+    fields = {key: [value for value in form.getall(key) if isinstance(value, str)] for key in form}
+    parts = []
+    for key in form:
+        for value in form.getall(key):
+            if not isinstance(value, UploadFile):
+                continue
+            data = await value.read()
+            if len(data) > max_file_bytes:
+                raise _too_large(
+                    f"The file '{value.filename}' ({len(data) / 2**20:.1f} MiB)", max_file_bytes, key
+                )
+            parts.append(FilePart(key, value.filename or "", value.content_type or "", data))
+    return fields, parts
+
+
+def _too_large(what: str, limit: int, param: str) -> ApiError:
+    return ApiError(
+        413, f"{what} is over the {limit / 2**20:g} MiB limit.", param=param, code="file_too_large"
+    )

@@ -1,0 +1,143 @@
+"""Asynchronous transcription jobs: /v1/transcription-jobs.
+
+A job is created from multipart (the fields of /v1/audio/transcriptions, plus `formats`,
+`callback_url`, `file_id` or `url` in place of `file`) or from JSON with the same names. It answers
+202 with the job; its result is stored once and rendered in any format on request.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, delete, get, post
+from litestar.params import Parameter
+
+from whisper_api.http.auth import require_api_key
+from whisper_api.http.errors import bad_request
+from whisper_api.http.fields import Fields, one, values
+from whisper_api.http.forms import parse_fields
+from whisper_api.http.multipart import read_multipart
+from whisper_api.http.render import rendered
+from whisper_api.jobs.service import RESULT_FORMATS, JobRequest, JobService
+from whisper_api.jobs.store import JOB_STATUSES
+from whisper_api.jobs.views import Deleted, JobObject, ListObject, job_object, list_object
+
+_PREFIX = "/v1/transcription-jobs"
+
+Limit = Annotated[int, Parameter(ge=1, le=100, description="Items per page.")]
+After = Annotated[str | None, Parameter(description="Return items after (older than) this id.")]
+
+
+@post(_PREFIX, status_code=202, guards=[require_api_key], summary="Create an asynchronous transcription job")
+async def create_job(request: Request, jobs: JobService) -> JobObject:
+    if request.headers.get("content-type", "").startswith("application/json"):
+        fields, upload = _json_fields(await request.body()), None
+    else:
+        fields, files = await read_multipart(request, request.app.state.max_file_bytes)
+        part = next((p for p in files if p.name == "file"), None)
+        upload = None if part is None else (part.data, part.filename, part.content_type)
+    formats = _formats(fields)
+    task = one(fields, "task") or "transcribe"
+    if task not in ("transcribe", "translate"):
+        raise bad_request("'task' must be transcribe or translate.", param="task", code="unsupported_value")
+    # The result is stored once: word timings are computed when verbose_json may show them.
+    shaping = {**fields, "response_format": ["verbose_json" if "verbose_json" in formats else "json"]}
+    form = parse_fields(shaping, task)  # type: ignore[arg-type]
+    if form.stream:
+        raise bad_request("A job cannot stream; poll it or give a callback_url.", param="stream")
+    job = await jobs.submit(
+        JobRequest(
+            model=form.model,
+            options=jobs.transcription.with_chunking(form.options, form.chunking),
+            formats=formats,
+            include_logprobs=form.include_logprobs,
+            callback_url=one(fields, "callback_url"),
+        ),
+        upload=upload,
+        file_id=one(fields, "file_id"),
+        url=one(fields, "url"),
+    )
+    return job_object(job)
+
+
+@get(_PREFIX, guards=[require_api_key], summary="List jobs, newest first")
+async def list_jobs(
+    jobs: JobService,
+    limit: Limit = 20,
+    after: After = None,
+    status: Annotated[str | None, Parameter(description="Only jobs in this status.")] = None,
+) -> ListObject:
+    if status is not None and status not in JOB_STATUSES:
+        raise bad_request(f"status must be one of {', '.join(JOB_STATUSES)}.", param="status")
+    page = await jobs.list_jobs(limit=limit, after=after, status=status)
+    return list_object([job_object(record) for record in page.items], page.has_more)
+
+
+@get(
+    f"{_PREFIX}/{{job_id:str}}", guards=[require_api_key], summary="A job's status, progress and result links"
+)
+async def retrieve_job(jobs: JobService, job_id: str) -> JobObject:
+    return job_object(await jobs.job(job_id))
+
+
+@get(f"{_PREFIX}/{{job_id:str}}/result", guards=[require_api_key], summary="A job's result in one format")
+async def job_result(
+    jobs: JobService,
+    job_id: str,
+    response_format: Annotated[
+        str, Parameter(query="format", description="json, text, srt, vtt or verbose_json")
+    ] = "json",
+) -> Response:
+    if response_format not in RESULT_FORMATS:
+        raise bad_request(f"format must be one of {', '.join(RESULT_FORMATS)}.", param="format")
+    record, transcript = await jobs.result(job_id)
+    return rendered(
+        transcript,
+        response_format,
+        with_words=bool(transcript.words),
+        include_logprobs=bool(record.request.get("include_logprobs")),
+    )
+
+
+@post(f"{_PREFIX}/{{job_id:str}}/cancel", status_code=200, guards=[require_api_key], summary="Cancel a job")
+async def cancel_job(jobs: JobService, job_id: str) -> JobObject:
+    return job_object(await jobs.cancel(job_id))
+
+
+@delete(
+    f"{_PREFIX}/{{job_id:str}}", status_code=200, guards=[require_api_key], summary="Delete a finished job"
+)
+async def delete_job(jobs: JobService, job_id: str) -> Deleted:
+    await jobs.delete(job_id)
+    return Deleted(id=job_id, object="transcription.job")
+
+
+def _json_fields(body: bytes) -> Fields:
+    """A JSON body as form fields, so both go through the same validation."""
+    try:
+        document = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise bad_request("The body is not valid JSON.", code="invalid_json") from None
+    if not isinstance(document, dict):
+        raise bad_request("The body must be a JSON object.", code="invalid_json")
+    return {name: _as_strings(value) for name, value in document.items() if value is not None}
+
+
+def _as_strings(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [item for element in value for item in _as_strings(element)]
+    if isinstance(value, bool):
+        return ["true" if value else "false"]
+    if isinstance(value, dict):
+        return [msgspec.json.encode(value).decode()]
+    return [str(value)]
+
+
+def _formats(fields: Fields) -> tuple[str, ...]:
+    """`formats` as repeated fields, `formats[]`, or one comma-separated value; `response_format`
+    alone stands for one format; json when neither is given. The job service checks the names."""
+    chosen = [
+        name.strip() for value in values(fields, "formats") for name in value.split(",") if name.strip()
+    ]
+    return tuple(dict.fromkeys(chosen or [one(fields, "response_format") or "json"]))

@@ -1,0 +1,214 @@
+"""The job runner: takes jobs from the shared queue and runs them on this process's engine.
+
+Any number of runners, in API processes (`serve`) and worker processes (`whisper-api worker`), on
+any number of machines, share one queue through the store. A runner holds each job by a lease it
+renews every `heartbeat` seconds, with the job's progress; when a renewal fails the job was
+cancelled (or taken over), and the runner aborts whisper.cpp at once. A runner that dies leaves a
+lease that runs out, and another runner takes the job again. A runner that is stopped (SIGTERM)
+aborts its jobs and hands them back to the queue, so they wait for no lease to expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import time
+
+import structlog
+
+from whisper_api.audio import AudioError
+from whisper_api.engine.catalog import ModelNotFound
+from whisper_api.engine.engine import QueueFull
+from whisper_api.engine.types import Transcript
+from whisper_api.jobs.callbacks import CallbackSender, DeliveryFailed
+from whisper_api.jobs.codec import decode_options, encode_transcript
+from whisper_api.jobs.media import MediaStore
+from whisper_api.jobs.store import JobRecord, Lease, Store
+from whisper_api.ops import metrics
+from whisper_api.service.fetch import FetchError, FetchPolicy, fetch
+from whisper_api.service.transcription import InvalidRequest, TranscriptionService
+
+log = structlog.get_logger("whisper_api.jobs")
+
+#: How long a runner holds a callback it is delivering before another runner may try it.
+_CALLBACK_HOLD_SECONDS = 120
+_QUEUE_SAMPLE_SECONDS = 5
+
+
+class JobFailed(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class JobRunner:
+    def __init__(
+        self,
+        store: Store,
+        media: MediaStore,
+        transcription: TranscriptionService,
+        fetch_policy: FetchPolicy,
+        *,
+        max_audio_seconds: float,
+        concurrency: int = 1,
+        lease_seconds: float = 30.0,
+        poll_seconds: float = 1.0,
+        callbacks: CallbackSender | None = None,
+    ) -> None:
+        self.store = store
+        self.media = media
+        self.transcription = transcription
+        self.fetch_policy = fetch_policy
+        self.max_audio_seconds = max_audio_seconds
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.heartbeat = min(lease_seconds / 3, 2.0)
+        self.poll_seconds = poll_seconds
+        self.callbacks = callbacks
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for work now (a job was just submitted in this process)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Run jobs until cancelled; jobs still running then go back to the queue."""
+        log.info("job_runner_started", worker=self.worker_id, concurrency=self.concurrency)
+        running: set[asyncio.Task[None]] = set()
+        tasks = [asyncio.create_task(self._sample_queue())]
+        if self.callbacks is not None:
+            tasks.append(asyncio.create_task(self._deliver_callbacks(self.callbacks)))
+        try:
+            while True:
+                if len(running) >= self.concurrency:
+                    await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                self._wake.clear()
+                job = await asyncio.to_thread(self.store.claim, self.worker_id, self.lease_seconds)
+                if job is None:
+                    await self._idle()
+                    continue
+                task = asyncio.create_task(self._run(job))
+                running.add(task)
+                task.add_done_callback(running.discard)
+        finally:
+            for task in [*running, *tasks]:
+                task.cancel()
+            await asyncio.gather(*running, *tasks, return_exceptions=True)
+            log.info("job_runner_stopped", worker=self.worker_id)
+
+    async def _idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.poll_seconds):
+                await self._wake.wait()
+
+    async def _run(self, job: JobRecord) -> None:
+        lease = Lease(job.id, self.worker_id, job.attempts)
+        if job.attempts > 1:
+            metrics.JOB_RETRIES.inc()
+        log.info("job_started", job=job.id, attempt=job.attempts, worker=self.worker_id)
+        started = time.monotonic()
+        progress = [0.0]
+        work = asyncio.create_task(self._transcribe(job, progress))
+        outcome = "failed"
+        try:
+            while not (await asyncio.wait({work}, timeout=self.heartbeat))[0]:
+                if not await asyncio.to_thread(self.store.renew, lease, self.lease_seconds, progress[0]):
+                    outcome = "cancelled"
+                    work.cancel()  # aborts whisper.cpp
+                    await asyncio.gather(work, return_exceptions=True)
+                    return
+            transcript = work.result()
+        except asyncio.CancelledError:
+            outcome = "released"
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+            await asyncio.shield(asyncio.to_thread(self.store.release, lease))
+            raise
+        except JobFailed as failure:
+            await asyncio.to_thread(self.store.fail, lease, failure.code, failure.message)
+        except Exception:
+            log.exception("job_crashed", job=job.id)
+            await asyncio.to_thread(self.store.fail, lease, "internal_error", "The transcription failed.")
+        else:
+            stored = await asyncio.to_thread(self.store.succeed, lease, encode_transcript(transcript))
+            outcome = "succeeded" if stored else "cancelled"
+        finally:
+            elapsed = time.monotonic() - started
+            metrics.JOB_DURATION.labels(outcome).observe(elapsed)
+            log.info("job_finished", job=job.id, outcome=outcome, seconds=round(elapsed, 3))
+            self.wake()
+
+    async def _transcribe(self, job: JobRecord, progress: list[float]) -> Transcript:
+        def on_progress(percent: int) -> None:  # on the whisper thread; a float store is atomic enough
+            progress[0] = percent / 100
+
+        try:
+            data = await self._audio(job)
+            samples = await self.transcription.decode(data, max_seconds=self.max_audio_seconds)
+            model = self.transcription.model(job.model)
+            options = decode_options(job.request["options"])
+            while True:
+                try:
+                    return await self.transcription.transcribe(
+                        model, samples, options, on_progress=on_progress, deadline=False
+                    )
+                except QueueFull as full:  # interactive requests fill the engine: wait our turn
+                    await asyncio.sleep(min(full.retry_after, 5))
+        except AudioError as error:
+            raise JobFailed(error.code, error.message) from None
+        except FetchError as error:
+            raise JobFailed(error.code, error.message) from None
+        except InvalidRequest as error:
+            raise JobFailed(error.code or "invalid_request", error.message) from None
+        except ModelNotFound as error:
+            raise JobFailed("model_not_found", str(error)) from None
+
+    async def _audio(self, job: JobRecord) -> bytes:
+        if job.source_url is not None:
+            return await fetch(job.source_url, self.fetch_policy)
+        record = await asyncio.to_thread(self.store.file, job.file_id) if job.file_id else None
+        if record is None:
+            raise JobFailed("file_not_found", "The job's audio file was deleted.")
+        return await asyncio.to_thread(self.media.read, record.sha256)
+
+    async def _sample_queue(self) -> None:
+        while True:
+            metrics.JOBS_QUEUED.set(await asyncio.to_thread(self.store.queue_length))
+            await asyncio.sleep(_QUEUE_SAMPLE_SECONDS)
+
+    async def _deliver_callbacks(self, sender: CallbackSender) -> None:
+        while True:
+            job = await asyncio.to_thread(self.store.claim_callback, _CALLBACK_HOLD_SECONDS)
+            if job is None:
+                await asyncio.sleep(self.poll_seconds)
+                continue
+            try:
+                await sender.deliver(job)
+            except DeliveryFailed as failure:
+                retry_at = sender.retry_at(job.callback_attempts)
+                metrics.CALLBACKS.labels("retry" if retry_at else "failed").inc()
+                log.warning("callback_failed", job=job.id, attempt=job.callback_attempts, error=str(failure))
+                await asyncio.to_thread(
+                    self.store.callback_done,
+                    job.id,
+                    job.callback_attempts,
+                    delivered=False,
+                    error=str(failure),
+                    retry_at=retry_at,
+                )
+            else:
+                metrics.CALLBACKS.labels("delivered").inc()
+                await asyncio.to_thread(
+                    self.store.callback_done,
+                    job.id,
+                    job.callback_attempts,
+                    delivered=True,
+                    error=None,
+                    retry_at=None,
+                )

@@ -1,0 +1,201 @@
+"""Asynchronous transcription jobs and uploaded files, as the HTTP layer and the CLI see them.
+
+Submitting checks everything that can be checked at once (the model exists and can do what is
+asked, the audio decodes, the URLs are http(s)), so a job that is accepted fails later only for what
+could not be known then (a URL that does not answer, a worker that keeps dying). Running jobs is
+the runner's (runner.py); this module only writes requests and reads outcomes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from whisper_api.audio import decode_audio
+from whisper_api.engine.types import DecodeOptions, Transcript
+from whisper_api.jobs.codec import decode_transcript, encode_options
+from whisper_api.jobs.media import MediaStore
+from whisper_api.jobs.store import Conflict, FileRecord, JobRecord, Page, Store
+from whisper_api.service.transcription import InvalidRequest, TranscriptionService
+
+RESULT_FORMATS: tuple[str, ...] = ("json", "text", "srt", "vtt", "verbose_json")
+
+
+class NotFound(Exception):
+    def __init__(self, kind: str, identifier: str) -> None:
+        super().__init__(f"No {kind} with id '{identifier}'.")
+        self.message = str(self)
+        self.kind = kind
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """What to transcribe and how, as the caller asked for it."""
+
+    model: str | None
+    options: DecodeOptions
+    formats: tuple[str, ...] = ("json",)
+    include_logprobs: bool = False
+    callback_url: str | None = None
+
+
+class JobService:
+    def __init__(
+        self,
+        store: Store,
+        media: MediaStore,
+        transcription: TranscriptionService,
+        *,
+        max_audio_seconds: float,
+        callbacks_signed: bool = False,
+        on_submit: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.media = media
+        self.transcription = transcription
+        self.max_audio_seconds = max_audio_seconds
+        #: Callbacks are only sent signed: without the secret, callback URLs are refused.
+        self.callbacks_signed = callbacks_signed
+        #: Wakes this process's runner at once, instead of at its next poll.
+        self._on_submit = on_submit
+
+    # -- files ---------------------------------------------------------------------------------
+
+    async def add_file(self, data: bytes, filename: str, content_type: str) -> tuple[FileRecord, bool]:
+        """Store an upload (once per content); AudioError if it is not audio this service can decode."""
+        await asyncio.to_thread(decode_audio, data, max_seconds=self.max_audio_seconds)
+        stored = await asyncio.to_thread(self.media.put, data)
+        return await asyncio.to_thread(
+            self.store.add_file, stored.sha256, filename or "upload", content_type, stored.size_bytes
+        )
+
+    async def file(self, file_id: str) -> FileRecord:
+        record = await asyncio.to_thread(self.store.file, file_id)
+        if record is None:
+            raise NotFound("file", file_id)
+        return record
+
+    async def file_content(self, file_id: str) -> tuple[FileRecord, bytes]:
+        record = await self.file(file_id)
+        return record, await asyncio.to_thread(self.media.read, record.sha256)
+
+    async def list_files(self, *, limit: int, after: str | None) -> Page:
+        return await asyncio.to_thread(self.store.list_files, limit=limit, after=after)
+
+    async def delete_file(self, file_id: str) -> FileRecord:
+        record = await asyncio.to_thread(self.store.delete_file, file_id)
+        if record is None:
+            raise NotFound("file", file_id)
+        if not await asyncio.to_thread(self.store.file_in_use, record.sha256):
+            await asyncio.to_thread(self.media.remove, record.sha256)
+        return record
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        request: JobRequest,
+        *,
+        upload: tuple[bytes, str, str] | None = None,
+        file_id: str | None = None,
+        url: str | None = None,
+    ) -> JobRecord:
+        """Queue a job for exactly one audio source: an upload (bytes, filename, content type), an
+        uploaded file's id, or a URL the worker fetches."""
+        if sum(source is not None for source in (upload, file_id, url)) != 1:
+            raise InvalidRequest(
+                "Give the audio one way: a 'file' upload, a 'file_id' from /v1/files, or a 'url'.",
+                param="file",
+                code="invalid_source",
+            )
+        model = self.transcription.model(request.model)
+        self.transcription.check(model, request.options)
+        _check_formats(request.formats)
+        if request.callback_url is not None and not self.callbacks_signed:
+            raise InvalidRequest(
+                "This server sends no callbacks: it has no secret to sign them with (the operator sets "
+                "--callback-secret). Poll the job instead.",
+                param="callback_url",
+                code="callbacks_unavailable",
+            )
+        for name, value in (("url", url), ("callback_url", request.callback_url)):
+            if value is not None:
+                _check_http_url(value, name)
+        if upload is not None:
+            record, _ = await self.add_file(*upload)
+            file_id = record.id
+        elif file_id is not None:
+            await self.file(file_id)
+        job = await asyncio.to_thread(
+            self.store.submit,
+            model=request.model,
+            request={
+                "options": encode_options(request.options),
+                "include_logprobs": request.include_logprobs,
+            },
+            formats=request.formats,
+            file_id=file_id,
+            source_url=url,
+            callback_url=request.callback_url,
+        )
+        if self._on_submit is not None:
+            self._on_submit()
+        return job
+
+    async def job(self, job_id: str) -> JobRecord:
+        record = await asyncio.to_thread(self.store.job, job_id)
+        if record is None:
+            raise NotFound("job", job_id)
+        return record
+
+    async def list_jobs(self, *, limit: int, after: str | None, status: str | None) -> Page:
+        return await asyncio.to_thread(self.store.list_jobs, limit=limit, after=after, status=status)
+
+    async def cancel(self, job_id: str) -> JobRecord:
+        record = await asyncio.to_thread(self.store.cancel, job_id)
+        if record is None:
+            raise NotFound("job", job_id)
+        return record
+
+    async def delete(self, job_id: str) -> JobRecord:
+        record = await asyncio.to_thread(self.store.delete_job, job_id)
+        if record is None:
+            raise NotFound("job", job_id)
+        return record
+
+    async def result(self, job_id: str) -> tuple[JobRecord, Transcript]:
+        """The job's one stored result; Conflict while it has none (not finished, or failed)."""
+        record = await self.job(job_id)
+        data = await asyncio.to_thread(self.store.result, job_id) if record.has_result else None
+        if data is None:
+            raise Conflict(
+                f"Job '{job_id}' is {record.status}; a result exists once it has succeeded.",
+                "result_not_ready",
+            )
+        return record, await asyncio.to_thread(decode_transcript, data)
+
+    async def queue_length(self) -> int:
+        return await asyncio.to_thread(self.store.queue_length)
+
+
+def _check_formats(formats: Sequence[Any]) -> None:
+    unknown = [value for value in formats if value not in RESULT_FORMATS]
+    if unknown or not formats:
+        raise InvalidRequest(
+            f"formats must be one or more of {', '.join(RESULT_FORMATS)}; got {', '.join(map(str, unknown))}."
+            if unknown
+            else "formats must name at least one format.",
+            param="formats",
+            code="unsupported_value",
+        )
+
+
+def _check_http_url(url: str, name: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequest(
+            f"'{name}' must be an http:// or https:// URL with a host name.", param=name, code="invalid_url"
+        )

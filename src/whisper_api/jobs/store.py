@@ -1,0 +1,546 @@
+"""Jobs and files, durable in one SQL database: SQLite by default, PostgreSQL to share across machines.
+
+SQLAlchemy Core speaks both dialects; the queue is the jobs table. A worker claims the oldest
+claimable job with one `UPDATE ... RETURNING` whose subquery locks the row `FOR UPDATE SKIP LOCKED`
+on PostgreSQL (concurrent workers neither wait for nor take the same row); SQLite runs the one
+statement under its single-writer lock. A claim is a lease: the worker renews it while the job runs,
+and a job whose lease ran out (its worker died) is claimable again, at most `max_attempts` times in
+all. Every write a worker makes names its lease (worker id and attempt) and needs the job still
+running, so a worker that lost its job (cancelled, or taken over after a stall) cannot write over it:
+a job ends exactly once, and cancelling races completing fairly (whichever commits first wins).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JOB_STATUSES: tuple[JobStatus, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
+FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+CallbackState = Literal["none", "pending", "delivered", "failed"]
+
+_metadata = sa.MetaData()
+
+files = sa.Table(
+    "files",
+    _metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("content_type", sa.String(127), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+jobs = sa.Table(
+    "jobs",
+    _metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("model", sa.String(255)),
+    #: The decoding request as JSON (service-level options), and the formats the caller wants.
+    sa.Column("request", sa.JSON, nullable=False),
+    sa.Column("formats", sa.JSON, nullable=False),
+    sa.Column("file_id", sa.String(40), sa.ForeignKey("files.id")),
+    sa.Column("source_url", sa.Text),
+    sa.Column("progress", sa.Float, nullable=False, default=0.0),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_expires_at", sa.Float),
+    sa.Column("error_code", sa.String(64)),
+    sa.Column("error_message", sa.Text),
+    #: The one stored result: the engine's Transcript as JSON; every format is rendered from it.
+    sa.Column("result", sa.LargeBinary),
+    sa.Column("callback_url", sa.Text),
+    sa.Column("callback_state", sa.String(16), nullable=False, default="none"),
+    sa.Column("callback_attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("callback_next_at", sa.Float),
+    sa.Column("callback_error", sa.Text),
+    sa.Index("jobs_claim", "status", "created_at"),
+    sa.Index("jobs_callbacks", "callback_state", "callback_next_at"),
+)
+
+
+class Conflict(Exception):
+    """The change contradicts the record's state (cancel a finished job, delete a file in use)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    id: str
+    sha256: str
+    filename: str
+    content_type: str
+    size_bytes: int
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    id: str
+    status: JobStatus
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    model: str | None
+    request: dict[str, Any]
+    formats: tuple[str, ...]
+    file_id: str | None
+    source_url: str | None
+    progress: float
+    attempts: int
+    lease_owner: str | None
+    error_code: str | None
+    error_message: str | None
+    has_result: bool
+    callback_url: str | None
+    callback_state: CallbackState
+    callback_attempts: int
+    callback_error: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A worker's hold on a running job; every write the worker makes checks it still holds it."""
+
+    job_id: str
+    owner: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: tuple[Any, ...]
+    has_more: bool
+
+
+_id_lock = threading.Lock()
+_last_id_tick = 0
+
+
+def new_id(prefix: str) -> str:
+    """Time-ordered (a millisecond clock, then randomness), so ids sort by creation like UUIDv7;
+    within one process the clock part never repeats, so ids made in the same millisecond sort too."""
+    global _last_id_tick
+    with _id_lock:
+        _last_id_tick = max(int(time.time() * 1000), _last_id_tick + 1)
+        tick = _last_id_tick
+    return f"{prefix}{tick:012x}{secrets.token_hex(8)}"
+
+
+_JOB_COLUMNS = [c for c in jobs.c if c.name != "result"]
+
+
+def _job(row: sa.Row) -> JobRecord:
+    values = row._mapping
+    return JobRecord(
+        id=values["id"],
+        status=values["status"],
+        created_at=values["created_at"],
+        started_at=values["started_at"],
+        finished_at=values["finished_at"],
+        model=values["model"],
+        request=values["request"],
+        formats=tuple(values["formats"]),
+        file_id=values["file_id"],
+        source_url=values["source_url"],
+        progress=values["progress"],
+        attempts=values["attempts"],
+        lease_owner=values["lease_owner"],
+        error_code=values["error_code"],
+        error_message=values["error_message"],
+        has_result=bool(values["has_result"]),
+        callback_url=values["callback_url"],
+        callback_state=values["callback_state"],
+        callback_attempts=values["callback_attempts"],
+        callback_error=values["callback_error"],
+    )
+
+
+def _file(row: sa.Row) -> FileRecord:
+    return FileRecord(**row._mapping)
+
+
+class Store:
+    """The jobs and files tables behind one SQLAlchemy engine (thread-safe; calls block)."""
+
+    def __init__(self, url: str, *, max_attempts: int = 3) -> None:
+        self.url = url
+        self.max_attempts = max_attempts
+        if url.startswith("sqlite"):
+            database = sa.engine.make_url(url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            self._engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+            sa.event.listen(self._engine, "connect", _sqlite_pragmas)
+        else:
+            self._engine = sa.create_engine(url, pool_pre_ping=True)
+        self._select_job = sa.select(*_JOB_COLUMNS, (jobs.c.result.is_not(None)).label("has_result"))
+
+    def create_tables(self) -> None:
+        """Create the tables if they are missing (every process may call this at start)."""
+        with self._engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Serialise concurrent starts: CREATE TABLE IF NOT EXISTS is not race-free there.
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(8271901)"))
+            _metadata.create_all(connection, checkfirst=True)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        with self._engine.begin() as connection:
+            yield connection
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def add_file(
+        self, sha256: str, filename: str, content_type: str, size_bytes: int
+    ) -> tuple[FileRecord, bool]:
+        """The file with this content, added now, or found (True) from an earlier upload."""
+        existing = self._file_with(sha256)
+        if existing is not None:
+            return existing, True
+        record = FileRecord(new_id("file-"), sha256, filename, content_type, size_bytes, time.time())
+        try:
+            with self._transaction() as connection:
+                connection.execute(files.insert().values(**_as_values(record)))
+        except sa.exc.IntegrityError:  # the same content arrived at the same moment
+            found = self._file_with(sha256)
+            if found is None:
+                raise
+            return found, True
+        return record, False
+
+    def _file_with(self, sha256: str) -> FileRecord | None:
+        with self._transaction() as connection:
+            row = connection.execute(sa.select(files).where(files.c.sha256 == sha256)).first()
+        return None if row is None else _file(row)
+
+    def file(self, file_id: str) -> FileRecord | None:
+        with self._transaction() as connection:
+            row = connection.execute(sa.select(files).where(files.c.id == file_id)).first()
+        return None if row is None else _file(row)
+
+    def list_files(self, *, limit: int, after: str | None = None) -> Page:
+        query = sa.select(files).order_by(files.c.id.desc())
+        if after is not None:
+            query = query.where(files.c.id < after)
+        with self._transaction() as connection:
+            rows = connection.execute(query.limit(limit + 1)).all()
+        return Page(tuple(_file(row) for row in rows[:limit]), len(rows) > limit)
+
+    def delete_file(self, file_id: str) -> FileRecord | None:
+        """Forget a file; refused while a queued or running job still needs it (finished jobs keep
+        their results and lose only the link to the audio)."""
+        in_use = Conflict(
+            f"File '{file_id}' is the audio of a queued or running job; cancel the job or wait for it to "
+            "finish before deleting the file.",
+            "file_in_use",
+        )
+        try:
+            with self._transaction() as connection:
+                row = connection.execute(
+                    sa.select(files).where(files.c.id == file_id).with_for_update()
+                ).first()
+                if row is None:
+                    return None
+                waiting = connection.execute(
+                    sa.select(sa.func.count())
+                    .select_from(jobs)
+                    .where(jobs.c.file_id == file_id, jobs.c.status.in_(("queued", "running")))
+                ).scalar_one()
+                if waiting:
+                    raise in_use
+                connection.execute(jobs.update().where(jobs.c.file_id == file_id).values(file_id=None))
+                connection.execute(files.delete().where(files.c.id == file_id))
+        except sa.exc.IntegrityError:  # a job naming the file was submitted meanwhile
+            raise in_use from None
+        return _file(row)
+
+    def file_in_use(self, sha256: str) -> bool:
+        """Whether any file record still points at this content (before removing it from storage)."""
+        with self._transaction() as connection:
+            return (
+                connection.execute(sa.select(files.c.id).where(files.c.sha256 == sha256)).first() is not None
+            )
+
+    # -- jobs: the API's side ------------------------------------------------------------------
+
+    def submit(
+        self,
+        *,
+        model: str | None,
+        request: dict[str, Any],
+        formats: Sequence[str],
+        file_id: str | None = None,
+        source_url: str | None = None,
+        callback_url: str | None = None,
+    ) -> JobRecord:
+        job_id = new_id("job_")
+        with self._transaction() as connection:
+            connection.execute(
+                jobs.insert().values(
+                    id=job_id,
+                    status="queued",
+                    created_at=time.time(),
+                    model=model,
+                    request=request,
+                    formats=list(formats),
+                    file_id=file_id,
+                    source_url=source_url,
+                    progress=0.0,
+                    attempts=0,
+                    callback_url=callback_url,
+                    callback_state="none",
+                    callback_attempts=0,
+                )
+            )
+            return _job(connection.execute(self._select_job.where(jobs.c.id == job_id)).one())
+
+    def job(self, job_id: str) -> JobRecord | None:
+        with self._transaction() as connection:
+            row = connection.execute(self._select_job.where(jobs.c.id == job_id)).first()
+        return None if row is None else _job(row)
+
+    def result(self, job_id: str) -> bytes | None:
+        with self._transaction() as connection:
+            return connection.execute(
+                sa.select(jobs.c.result).where(jobs.c.id == job_id)
+            ).scalar_one_or_none()
+
+    def list_jobs(self, *, limit: int, after: str | None = None, status: str | None = None) -> Page:
+        query = self._select_job.order_by(jobs.c.id.desc())
+        if after is not None:
+            query = query.where(jobs.c.id < after)
+        if status is not None:
+            query = query.where(jobs.c.status == status)
+        with self._transaction() as connection:
+            rows = connection.execute(query.limit(limit + 1)).all()
+        return Page(tuple(_job(row) for row in rows[:limit]), len(rows) > limit)
+
+    def cancel(self, job_id: str) -> JobRecord | None:
+        """Cancel a queued or running job (its worker notices at its next lease renewal and aborts
+        whisper.cpp); Conflict if it already finished."""
+        now = time.time()
+        with self._transaction() as connection:
+            changed = connection.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id, jobs.c.status.in_(("queued", "running")))
+                .values(status="cancelled", finished_at=now, lease_owner=None, lease_expires_at=None)
+                .values(**_callback_due(now))
+            ).rowcount
+            row = connection.execute(self._select_job.where(jobs.c.id == job_id)).first()
+        if row is None:
+            return None
+        record = _job(row)
+        if not changed:
+            raise Conflict(f"Job '{job_id}' already {record.status}; it cannot be cancelled.", "job_finished")
+        return record
+
+    def delete_job(self, job_id: str) -> JobRecord | None:
+        """Forget a finished job and its result; Conflict while it is queued or running."""
+        with self._transaction() as connection:
+            row = connection.execute(self._select_job.where(jobs.c.id == job_id)).first()
+            if row is None:
+                return None
+            record = _job(row)
+            if not record.finished:
+                raise Conflict(
+                    f"Job '{job_id}' is {record.status}; cancel it before deleting it.", "job_not_finished"
+                )
+            connection.execute(jobs.delete().where(jobs.c.id == job_id))
+        return record
+
+    def queue_length(self) -> int:
+        with self._transaction() as connection:
+            return connection.execute(
+                sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued")
+            ).scalar_one()
+
+    # -- jobs: the worker's side ---------------------------------------------------------------
+
+    def claim(self, owner: str, lease_seconds: float) -> JobRecord | None:
+        """Take the oldest queued job, or one whose worker's lease ran out, and lease it to `owner`."""
+        while True:
+            now = time.time()
+            claimable = sa.or_(
+                jobs.c.status == "queued", sa.and_(jobs.c.status == "running", jobs.c.lease_expires_at < now)
+            )
+            oldest = (
+                sa.select(jobs.c.id)
+                .where(claimable)
+                .order_by(jobs.c.created_at, jobs.c.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+                .scalar_subquery()
+            )
+            with self._transaction() as connection:
+                row = connection.execute(
+                    jobs.update()
+                    .where(jobs.c.id == oldest, claimable)
+                    .values(
+                        status="running",
+                        started_at=sa.func.coalesce(jobs.c.started_at, now),
+                        attempts=jobs.c.attempts + 1,
+                        lease_owner=owner,
+                        lease_expires_at=now + lease_seconds,
+                        progress=0.0,
+                    )
+                    .returning(*_JOB_COLUMNS, (jobs.c.result.is_not(None)).label("has_result"))
+                ).first()
+                if row is None:
+                    return None
+                record = _job(row)
+                if record.attempts <= self.max_attempts:
+                    return record
+                # Its workers died this many times: the job itself is the likely cause; stop retrying.
+                connection.execute(
+                    jobs.update()
+                    .where(jobs.c.id == record.id)
+                    .values(
+                        status="failed",
+                        finished_at=now,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        error_code="worker_lost",
+                        error_message=f"The job's worker stopped {self.max_attempts} times while running it.",
+                    )
+                    .values(**_callback_due(now))
+                )
+
+    def renew(self, lease: Lease, lease_seconds: float, progress: float) -> bool:
+        """Extend the lease and record progress; False if the job is no longer this worker's to run."""
+        with self._transaction() as connection:
+            return bool(
+                connection.execute(
+                    jobs.update()
+                    .where(*_held(lease))
+                    .values(lease_expires_at=time.time() + lease_seconds, progress=progress)
+                ).rowcount
+            )
+
+    def succeed(self, lease: Lease, result: bytes) -> bool:
+        return self._finish(lease, status="succeeded", result=result, progress=1.0)
+
+    def fail(self, lease: Lease, code: str, message: str) -> bool:
+        return self._finish(lease, status="failed", error_code=code, error_message=message)
+
+    def release(self, lease: Lease) -> bool:
+        """Give a running job back to the queue (a worker shutting down), to run again from the start."""
+        with self._transaction() as connection:
+            return bool(
+                connection.execute(
+                    jobs.update()
+                    .where(*_held(lease))
+                    .values(
+                        status="queued",
+                        attempts=jobs.c.attempts - 1,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        progress=0.0,
+                    )
+                ).rowcount
+            )
+
+    def _finish(self, lease: Lease, **values: Any) -> bool:
+        now = time.time()
+        with self._transaction() as connection:
+            return bool(
+                connection.execute(
+                    jobs.update()
+                    .where(*_held(lease))
+                    .values(finished_at=now, lease_owner=None, lease_expires_at=None, **values)
+                    .values(**_callback_due(now))
+                ).rowcount
+            )
+
+    # -- callbacks -----------------------------------------------------------------------------
+
+    def claim_callback(self, hold_seconds: float) -> JobRecord | None:
+        """A finished job whose callback is due; held for `hold_seconds` so no other worker sends it too."""
+        now = time.time()
+        due = sa.and_(jobs.c.callback_state == "pending", jobs.c.callback_next_at <= now)
+        oldest = (
+            sa.select(jobs.c.id)
+            .where(due)
+            .order_by(jobs.c.callback_next_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        with self._transaction() as connection:
+            row = connection.execute(
+                jobs.update()
+                .where(jobs.c.id == oldest, due)
+                .values(callback_next_at=now + hold_seconds, callback_attempts=jobs.c.callback_attempts + 1)
+                .returning(*_JOB_COLUMNS, (jobs.c.result.is_not(None)).label("has_result"))
+            ).first()
+        return None if row is None else _job(row)
+
+    def callback_done(
+        self, job_id: str, attempt: int, *, delivered: bool, error: str | None, retry_at: float | None
+    ) -> None:
+        """Record a delivery attempt: delivered, to be retried at `retry_at`, or given up (None)."""
+        state = "delivered" if delivered else ("pending" if retry_at is not None else "failed")
+        with self._transaction() as connection:
+            connection.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id, jobs.c.callback_attempts == attempt)
+                .values(callback_state=state, callback_error=error, callback_next_at=retry_at)
+            )
+
+
+def _held(lease: Lease) -> tuple[sa.ColumnElement[bool], ...]:
+    return (
+        jobs.c.id == lease.job_id,
+        jobs.c.status == "running",
+        jobs.c.lease_owner == lease.owner,
+        jobs.c.attempts == lease.attempt,
+    )
+
+
+def _callback_due(now: float) -> dict[str, Any]:
+    """A job that just finished owes its callback URL (if it has one) one delivery, due now."""
+    has_callback = jobs.c.callback_url.is_not(None)
+    return {
+        "callback_state": sa.case((has_callback, "pending"), else_="none"),
+        "callback_next_at": sa.case((has_callback, now), else_=None),
+    }
+
+
+def _as_values(record: FileRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in record.__slots__}
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    # WAL lets readers (status polls) go on while a worker writes; NORMAL sync is durable in WAL
+    # mode against a killed process (not a lost machine), which is what a local queue promises.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

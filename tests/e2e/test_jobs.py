@@ -1,0 +1,280 @@
+"""Asynchronous jobs and files against a real server: submit, poll, fetch results, cancel, callbacks."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.e2e.conftest import API_KEY, Server, start_server, stop_server
+from tests.support.http_files import FileServer, file_server
+
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+HEADERS = {"Authorization": f"Bearer {API_KEY}"}
+#: Synthetic weights never pass whisper's fallback checks; without this each window decodes 6 times.
+NO_FALLBACK = {"temperature_increment_on_fallback": "0"}
+FINISHED = {"succeeded", "failed", "cancelled"}
+
+
+@pytest.fixture(scope="module")
+def jobs_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One job at a time (so a second one waits), short leases, signed callbacks to 127.0.0.1."""
+    running = start_server(
+        models_dir,
+        tmp_path_factory.mktemp("jobs-server") / "server.log",
+        f"--default-model mini.en --workers 1 --threads 1 --url-fetch-allow 127.0.0.1 --job-lease-seconds 3"
+        f" --callback-secret {SECRET}",
+        env={"WHISPER_API_API_KEYS": API_KEY},
+    )
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture(scope="module")
+def api(jobs_server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=jobs_server.base_url, headers=HEADERS, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def sdk(jobs_server: Server) -> openai.OpenAI:
+    return jobs_server.client()
+
+
+@pytest.fixture(scope="module")
+def hooks() -> Iterator[FileServer]:
+    with file_server() as served:
+        yield served
+
+
+def submit(api: httpx.Client, audio: Path, **fields: str) -> dict:
+    response = api.post(
+        "/v1/transcription-jobs",
+        files={"file": (audio.name, audio.read_bytes(), "audio/wav")},
+        data={**NO_FALLBACK, **fields},
+    )
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def wait_for(api: httpx.Client, job_id: str, statuses: set[str] = FINISHED, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = api.get(f"/v1/transcription-jobs/{job_id}").json()
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")
+
+
+def test_a_job_runs_and_its_result_is_the_synchronous_transcription(
+    api: httpx.Client, sdk: openai.OpenAI, jfk_wav: Path
+) -> None:
+    job = submit(api, jfk_wav, formats="json,srt,verbose_json")
+    assert job["object"] == "transcription.job" and job["status"] in ("queued", "running")
+    done = wait_for(api, job["id"])
+    assert done["status"] == "succeeded" and done["progress"] == 1.0
+    assert set(done["results"]) == {"json", "srt", "verbose_json"}
+    with jfk_wav.open("rb") as audio:
+        expected = sdk.audio.transcriptions.create(
+            model="whisper-1", file=audio, response_format="srt", extra_body=NO_FALLBACK
+        )
+    assert api.get(done["results"]["srt"]).text == expected
+
+
+def test_every_format_renders_from_the_one_stored_result(
+    api: httpx.Client, jobs_server: Server, jfk_wav: Path
+) -> None:
+    done = wait_for(api, submit(api, jfk_wav)["id"])
+    transcriptions = jobs_server.metric("whisper_api_transcriptions_total")
+    text = api.get(f"/v1/transcription-jobs/{done['id']}/result", params={"format": "text"}).text
+    json_body = api.get(f"/v1/transcription-jobs/{done['id']}/result").json()
+    vtt = api.get(f"/v1/transcription-jobs/{done['id']}/result", params={"format": "vtt"}).text
+    verbose = api.get(f"/v1/transcription-jobs/{done['id']}/result", params={"format": "verbose_json"}).json()
+    assert text == json_body["text"] + "\n" == verbose["text"] + "\n"
+    assert vtt.startswith("WEBVTT")
+    assert jobs_server.metric("whisper_api_transcriptions_total") == transcriptions
+
+
+def test_a_result_before_the_job_succeeded_is_a_409(api: httpx.Client, very_long_wav: Path) -> None:
+    job = submit(api, very_long_wav)
+    response = api.get(f"/v1/transcription-jobs/{job['id']}/result")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "result_not_ready"
+    api.post(f"/v1/transcription-jobs/{job['id']}/cancel")
+
+
+def test_a_running_job_reports_progress_and_cancelling_aborts_it(
+    api: httpx.Client, jobs_server: Server, very_long_wav: Path
+) -> None:
+    job = submit(api, very_long_wav)
+    deadline = time.monotonic() + 60
+    while (seen := api.get(f"/v1/transcription-jobs/{job['id']}").json())["progress"] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert seen["status"] == "running" and 0 < seen["progress"] < 1
+    cancelled = api.post(f"/v1/transcription-jobs/{job['id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    deadline = time.monotonic() + 10  # the worker notices within a heartbeat and aborts whisper.cpp
+    while jobs_server.metric("whisper_api_in_flight") > 0:
+        assert time.monotonic() < deadline, "the cancelled transcription kept running"
+        time.sleep(0.1)
+    assert api.get(f"/v1/transcription-jobs/{job['id']}").json()["status"] == "cancelled"
+
+
+def test_a_cancelled_queued_job_never_runs(api: httpx.Client, very_long_wav: Path, jfk_wav: Path) -> None:
+    blocker = submit(api, very_long_wav)
+    wait_for(api, blocker["id"], {"running"})
+    queued = submit(api, jfk_wav)
+    assert api.post(f"/v1/transcription-jobs/{queued['id']}/cancel").json()["status"] == "cancelled"
+    api.post(f"/v1/transcription-jobs/{blocker['id']}/cancel")
+    time.sleep(1.0)
+    job = api.get(f"/v1/transcription-jobs/{queued['id']}").json()
+    assert (job["status"], job["attempts"], job["started_at"]) == ("cancelled", 0, None)
+
+
+def test_cancelling_a_finished_job_is_a_409_and_changes_nothing(api: httpx.Client, jfk_wav: Path) -> None:
+    done = wait_for(api, submit(api, jfk_wav)["id"])
+    response = api.post(f"/v1/transcription-jobs/{done['id']}/cancel")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "job_finished"
+    assert api.get(f"/v1/transcription-jobs/{done['id']}").json()["status"] == "succeeded"
+
+
+def test_a_job_from_json_names_an_uploaded_file(
+    api: httpx.Client, sdk: openai.OpenAI, jfk_wav: Path
+) -> None:
+    uploaded = sdk.files.create(file=jfk_wav, purpose="user_data")
+    response = api.post(
+        "/v1/transcription-jobs",
+        json={"file_id": uploaded.id, "formats": ["text", "vtt"], "temperature_increment_on_fallback": 0},
+    )
+    assert response.status_code == 202, response.text
+    done = wait_for(api, response.json()["id"])
+    assert done["status"] == "succeeded" and done["file_id"] == uploaded.id
+    assert set(done["results"]) == {"text", "vtt"}
+
+
+def test_a_job_fetches_its_audio_from_a_url(api: httpx.Client, hooks: FileServer, jfk_wav: Path) -> None:
+    hooks.files["jfk.wav"] = jfk_wav.read_bytes()
+    response = api.post("/v1/transcription-jobs", json={"url": hooks.url("/files/jfk.wav"), **NO_FALLBACK})
+    done = wait_for(api, response.json()["id"])
+    assert done["status"] == "succeeded" and done["url"] == hooks.url("/files/jfk.wav")
+
+
+def test_a_url_that_cannot_be_fetched_fails_the_job_saying_why(api: httpx.Client, hooks: FileServer) -> None:
+    response = api.post("/v1/transcription-jobs", json={"url": hooks.url("/files/missing.wav")})
+    done = wait_for(api, response.json()["id"])
+    assert done["status"] == "failed"
+    assert done["error"]["code"] == "url_fetch_failed" and "404" in done["error"]["message"]
+
+
+def test_undecodable_audio_is_refused_at_submission(api: httpx.Client) -> None:
+    response = api.post(
+        "/v1/transcription-jobs", files={"file": ("notes.txt", b"not audio at all", "text/plain")}
+    )
+    assert response.status_code == 400 and response.json()["error"]["param"] == "file"
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"url": "ftp://example.com/a.wav"}, "url"),
+        ({"file_id": "file-missing"}, None),
+        ({}, "file"),
+        ({"url": "https://example.com/a.wav", "formats": ["docx"]}, "formats"),
+        ({"url": "https://example.com/a.wav", "language": "xx"}, "language"),
+        ({"url": "https://example.com/a.wav", "callback_url": "file:///etc/passwd"}, "callback_url"),
+    ],
+)
+def test_bad_job_requests_are_refused_saying_which_field(
+    api: httpx.Client, body: dict, param: str | None
+) -> None:
+    response = api.post("/v1/transcription-jobs", json=body)
+    assert response.status_code in (400, 404), response.text
+    assert response.json()["error"]["param"] == param
+
+
+def test_the_same_bytes_upload_to_one_file(api: httpx.Client, sdk: openai.OpenAI, jfk_wav: Path) -> None:
+    first = sdk.files.create(file=("a.wav", jfk_wav.read_bytes()), purpose="user_data")
+    second = api.post("/v1/files", files={"file": ("b.wav", jfk_wav.read_bytes(), "audio/wav")}).json()
+    assert second["id"] == first.id and second["existed"] is True
+    assert sdk.files.retrieve(first.id).bytes == jfk_wav.stat().st_size
+    assert sdk.files.content(first.id).content == jfk_wav.read_bytes()
+
+
+def test_several_files_in_one_upload_come_back_as_a_list(
+    api: httpx.Client, jfk_wav: Path, jfk_mp3: Path
+) -> None:
+    response = api.post(
+        "/v1/files",
+        files=[
+            ("file", ("jfk.wav", jfk_wav.read_bytes(), "audio/wav")),
+            ("file", ("jfk.mp3", jfk_mp3.read_bytes(), "audio/mpeg")),
+        ],
+    )
+    listed = response.json()
+    assert listed["object"] == "list" and [f["filename"] for f in listed["data"]] == ["jfk.wav", "jfk.mp3"]
+
+
+def test_files_list_pages_and_delete_removes(sdk: openai.OpenAI, tmp_path: Path, jfk_wav: Path) -> None:
+    samples = jfk_wav.read_bytes()
+    made = [
+        sdk.files.create(file=(f"{n}.wav", samples + bytes(n + 1)), purpose="user_data") for n in range(3)
+    ]
+    page = sdk.files.list(limit=2)
+    assert len(page.data) == 2 and page.has_more
+    deleted = sdk.files.delete(made[0].id)
+    assert deleted.deleted
+    with pytest.raises(openai.NotFoundError):
+        sdk.files.retrieve(made[0].id)
+
+
+def test_a_file_a_queued_job_needs_cannot_be_deleted(
+    api: httpx.Client, sdk: openai.OpenAI, very_long_wav: Path
+) -> None:
+    uploaded = sdk.files.create(file=very_long_wav, purpose="user_data")
+    job = api.post("/v1/transcription-jobs", json={"file_id": uploaded.id}).json()
+    with pytest.raises(openai.ConflictError):
+        sdk.files.delete(uploaded.id)
+    api.post(f"/v1/transcription-jobs/{job['id']}/cancel")
+    assert sdk.files.delete(uploaded.id).deleted
+
+
+def test_jobs_list_filters_by_status_and_deletes_finished_ones(api: httpx.Client, jfk_wav: Path) -> None:
+    done = wait_for(api, submit(api, jfk_wav)["id"])
+    listed = api.get("/v1/transcription-jobs", params={"status": "succeeded", "limit": 100}).json()
+    assert done["id"] in [job["id"] for job in listed["data"]]
+    assert all(job["status"] == "succeeded" for job in listed["data"])
+    assert api.delete(f"/v1/transcription-jobs/{done['id']}").json()["deleted"] is True
+    assert api.get(f"/v1/transcription-jobs/{done['id']}").status_code == 404
+
+
+def test_a_callback_is_signed_and_retried_until_delivered(
+    api: httpx.Client, hooks: FileServer, jfk_wav: Path
+) -> None:
+    hooks.refuse["/hooks/retry"] = 1
+    job = submit(api, jfk_wav, callback_url=hooks.url("/hooks/retry"))
+    deadline = time.monotonic() + 30
+    while (state := api.get(f"/v1/transcription-jobs/{job['id']}").json()["callback"])[
+        "state"
+    ] != "delivered":
+        assert time.monotonic() < deadline, state
+        time.sleep(0.2)
+    assert state["attempts"] == 2
+    delivery = [d for d in hooks.received if d.path == "/hooks/retry"][-1]
+    # The receiver's side: the openai SDK checks Standard Webhooks signatures.
+    openai.OpenAI(api_key="unused", webhook_secret=SECRET).webhooks.verify_signature(
+        delivery.body, delivery.headers
+    )
+    payload = httpx.Response(200, content=delivery.body).json()
+    assert payload["id"] == job["id"] and payload["status"] == "succeeded"
+
+
+def test_the_queue_and_job_outcomes_are_metrics(jobs_server: Server) -> None:
+    assert jobs_server.metric("whisper_api_job_duration_seconds_count", outcome="succeeded") >= 1
+    assert "whisper_api_jobs_queued" in httpx.get(f"{jobs_server.base_url}/metrics").text

@@ -1,0 +1,56 @@
+"""A real PostgreSQL server for the tests: initdb into a temporary directory, started on a free
+loopback port, stopped afterwards. The server binaries must be installed (initdb, pg_ctl); as root,
+they run as the `postgres` user, since PostgreSQL refuses to run as root."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def available() -> bool:
+    return shutil.which("initdb") is not None and shutil.which("pg_ctl") is not None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[str]:
+    """Start a throwaway server; yields its SQLAlchemy URL (user postgres, database postgres)."""
+    # Its own directory: pytest's temporary directories are private to root, which `postgres`
+    # could not enter.
+    directory = Path(tempfile.mkdtemp(prefix="whisper-api-postgres-"))
+    data = directory / "data"
+    data.mkdir()
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        account = pwd.getpwnam("postgres")
+        os.chown(directory, account.pw_uid, account.pw_gid)
+        os.chown(data, account.pw_uid, account.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "check": True}
+    subprocess.run(
+        [*prefix, "initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"], **quiet
+    )
+    options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        [*prefix, "pg_ctl", "-D", str(data), "-o", options, "-w", "-l", str(directory / "log"), "start"],
+        **quiet,
+    )
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*prefix, "pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop"], **quiet)
+        shutil.rmtree(directory, ignore_errors=True)
