@@ -145,9 +145,7 @@ def test_cancelling_a_finished_job_is_a_409_and_changes_nothing(api: httpx.Clien
     assert api.get(f"/v1/transcription-jobs/{done['id']}").json()["status"] == "succeeded"
 
 
-def test_a_job_from_json_names_an_uploaded_file(
-    api: httpx.Client, sdk: openai.OpenAI, jfk_wav: Path
-) -> None:
+def test_a_job_from_json_names_an_uploaded_file(api: httpx.Client, sdk: openai.OpenAI, jfk_wav: Path) -> None:
     uploaded = sdk.files.create(file=jfk_wav, purpose="user_data")
     response = api.post(
         "/v1/transcription-jobs",
