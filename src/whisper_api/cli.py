@@ -1,4 +1,4 @@
-"""`whisper-api`: serve the API, transcribe files locally, list and pull models."""
+"""`whisper-api`: serve the API, run job workers, transcribe files locally, manage models, keys and jobs."""
 
 from __future__ import annotations
 
@@ -177,6 +177,151 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _jobs_client(args: argparse.Namespace):
+    from whisper_api.remote import JobsClient
+
+    return JobsClient(args.server, args.api_key)
+
+
+def _run_remote(action: typing.Callable[[], int]) -> int:
+    from whisper_api.remote import RemoteError
+
+    try:
+        return action()
+    except RemoteError as error:
+        print(f"whisper-api: {error}", file=sys.stderr)
+        return 1
+
+
+def _jobs_submit(args: argparse.Namespace) -> int:
+    from whisper_api.remote import show
+
+    client = _jobs_client(args)
+    fields = {
+        "model": args.model,
+        "language": args.language,
+        "task": "translate" if args.translate else None,
+        "callback_url": args.callback_url,
+        "temperature_increment_on_fallback": args.temperature_increment_on_fallback,
+    }
+
+    def submit() -> int:
+        job = client.submit(
+            file=Path(args.file) if args.file else None,
+            url=args.url,
+            file_id=args.file_id,
+            fields=fields,
+            formats=args.format or (),
+        )
+        if not args.wait:
+            print(show(job))
+            return 0
+        job = client.wait(job["id"])
+        if job["status"] != "succeeded":
+            print(show(job))
+            return 1
+        print(client.result(job["id"], (args.format or ["text"])[0]), end="")
+        return 0
+
+    return _run_remote(submit)
+
+
+def _jobs_list(args: argparse.Namespace) -> int:
+    from whisper_api.remote import summary
+
+    def listing() -> int:
+        for job in _jobs_client(args).list(status=args.status, limit=args.limit):
+            print(summary(job))
+        return 0
+
+    return _run_remote(listing)
+
+
+def _jobs_get(args: argparse.Namespace) -> int:
+    from whisper_api.remote import show
+
+    def get() -> int:
+        print(show(_jobs_client(args).get(args.job_id)))
+        return 0
+
+    return _run_remote(get)
+
+
+def _jobs_cancel(args: argparse.Namespace) -> int:
+    from whisper_api.remote import summary
+
+    def cancel() -> int:
+        print(summary(_jobs_client(args).cancel(args.job_id)))
+        return 0
+
+    return _run_remote(cancel)
+
+
+def _jobs_result(args: argparse.Namespace) -> int:
+    def result() -> int:
+        client = _jobs_client(args)
+        if args.wait and client.wait(args.job_id)["status"] != "succeeded":
+            print(f"whisper-api: job {args.job_id} did not succeed", file=sys.stderr)
+            return 1
+        print(client.result(args.job_id, args.format), end="")
+        return 0
+
+    return _run_remote(result)
+
+
+def _add_jobs_commands(commands: argparse._SubParsersAction) -> None:
+    jobs = commands.add_parser("jobs", help="Asynchronous jobs on a running server (submit, list, ...).")
+    job_commands = jobs.add_subparsers(dest="jobs_command", required=True)
+
+    def command(name: str, help_text: str, run: typing.Callable[[argparse.Namespace], int]):
+        parser = job_commands.add_parser(name, help=help_text)
+        parser.add_argument(
+            "--server",
+            default=os.environ.get("WHISPER_API_SERVER", "http://127.0.0.1:8000"),
+            help="The server's base URL [env WHISPER_API_SERVER].",
+        )
+        parser.add_argument(
+            "--api-key", default=os.environ.get("WHISPER_API_KEY"), help="API key [env WHISPER_API_KEY]."
+        )
+        parser.set_defaults(run=run)
+        return parser
+
+    submit = command("submit", "Queue a job for a file, a URL or an uploaded file's id.", _jobs_submit)
+    source = submit.add_mutually_exclusive_group(required=True)
+    source.add_argument("file", nargs="?", help="Audio or video file to upload.")
+    source.add_argument("--url", help="Audio the server fetches.")
+    source.add_argument("--file-id", help="A file uploaded earlier (/v1/files).")
+    submit.add_argument("--model", help="Model name (default: the server's).")
+    submit.add_argument("--language", help="ISO-639-1 code; detected when omitted.")
+    submit.add_argument("--translate", action="store_true", help="Translate into English.")
+    submit.add_argument(
+        "--format",
+        action="append",
+        choices=_LOCAL_FORMATS,
+        help="Result format (repeatable; with --wait the first is printed).",
+    )
+    submit.add_argument("--callback-url", help="POSTed the finished job (signed).")
+    submit.add_argument("--temperature-increment-on-fallback", metavar="STEP", help="0 disables fallback.")
+    submit.add_argument(
+        "--wait", action="store_true", help="Show progress until done, then print the result."
+    )
+
+    listing = command("list", "Jobs, newest first.", _jobs_list)
+    listing.add_argument("--status", choices=("queued", "running", "succeeded", "failed", "cancelled"))
+    listing.add_argument("--limit", type=int, default=20)
+
+    getting = command("get", "A job's full record.", _jobs_get)
+    getting.add_argument("job_id")
+    cancelling = command("cancel", "Cancel a queued or running job.", _jobs_cancel)
+    cancelling.add_argument("job_id")
+    result = command("result", "Print a job's result.", _jobs_result)
+    result.add_argument("job_id")
+    result.add_argument("--format", choices=_LOCAL_FORMATS, default="text")
+    result.add_argument(
+        "--wait", action="store_true", help="Wait (with progress) for the job to finish first."
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="whisper-api", description=__doc__)
     parser.add_argument("--version", action="version", version=f"whisper-api {__version__}")
@@ -222,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     pulling.add_argument("--force", action="store_true", help="Download again even if present.")
     _add_settings_flags(pulling)
     pulling.set_defaults(run=_models_pull)
+
+    _add_jobs_commands(commands)
 
     keys = commands.add_parser("keys", help="Make, list and revoke API keys (stored hashed in --data-dir).")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)

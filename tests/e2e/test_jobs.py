@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -276,3 +279,33 @@ def test_a_callback_is_signed_and_retried_until_delivered(
 def test_the_queue_and_job_outcomes_are_metrics(jobs_server: Server) -> None:
     assert jobs_server.metric("whisper_api_job_duration_seconds_count", outcome="succeeded") >= 1
     assert "whisper_api_jobs_queued" in httpx.get(f"{jobs_server.base_url}/metrics").text
+
+
+def _cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "whisper_api", "jobs", *args]
+    env = {**os.environ, "WHISPER_API_SERVER": server.base_url, "WHISPER_API_KEY": API_KEY}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_the_jobs_cli_submits_waits_with_progress_and_prints_the_result(
+    jobs_server: Server, api: httpx.Client, jfk_wav: Path
+) -> None:
+    done = _cli(
+        jobs_server,
+        "submit",
+        str(jfk_wav),
+        "--wait",
+        "--format",
+        "srt",
+        "--temperature-increment-on-fallback",
+        "0",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "100%" in done.stderr and "succeeded" in done.stderr
+    job_id = next(job["id"] for job in api.get("/v1/transcription-jobs", params={"limit": 1}).json()["data"])
+    assert done.stdout == api.get(f"/v1/transcription-jobs/{job_id}/result", params={"format": "srt"}).text
+    assert job_id in _cli(jobs_server, "list", "--status", "succeeded").stdout
+    assert '"status": "succeeded"' in _cli(jobs_server, "get", job_id).stdout
+    assert _cli(jobs_server, "result", job_id, "--format", "vtt").stdout.startswith("WEBVTT")
+    refused = _cli(jobs_server, "cancel", job_id)
+    assert refused.returncode == 1 and "409" in refused.stderr and "already succeeded" in refused.stderr
