@@ -309,3 +309,35 @@ def test_the_jobs_cli_submits_waits_with_progress_and_prints_the_result(
     assert _cli(jobs_server, "result", job_id, "--format", "vtt").stdout.startswith("WEBVTT")
     refused = _cli(jobs_server, "cancel", job_id)
     assert refused.returncode == 1 and "409" in refused.stderr and "already succeeded" in refused.stderr
+
+
+def test_the_dlt_example_loads_jobs_files_and_transcripts_into_duckdb(
+    jobs_server: Server, api: httpx.Client, jfk_wav: Path, tmp_path: Path
+) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    pytest.importorskip("dlt")
+    done = wait_for(api, submit(api, jfk_wav)["id"])
+    database = tmp_path / "jobs.duckdb"
+    env = {
+        **os.environ,
+        "WHISPER_API_SERVER": jobs_server.base_url,
+        "WHISPER_API_KEY": API_KEY,
+        "WHISPER_API_DUCKDB": str(database),
+        "DLT_PIPELINES_DIR": str(tmp_path / "pipelines"),
+        "RUNTIME__LOG_LEVEL": "WARNING",
+    }
+    example = Path(__file__).resolve().parents[2] / "examples" / "dlt_jobs_pipeline.py"
+    loaded = subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    jobs = api.get("/v1/transcription-jobs", params={"limit": 100}).json()["data"]
+    with duckdb.connect(str(database), read_only=True) as db:
+        assert db.execute("select count(*) from whisper_api.transcription_jobs").fetchone()[0] == len(jobs)
+        assert db.execute("select count(*) from whisper_api.files").fetchone()[0] >= 1
+        text = db.execute(
+            "select text from whisper_api.transcripts where _transcription_jobs_id = ?", [done["id"]]
+        ).fetchone()[0]
+        succeeded = sum(job["status"] == "succeeded" for job in jobs)
+        assert db.execute("select count(*) from whisper_api.transcripts").fetchone()[0] == succeeded
+    assert text == api.get(f"/v1/transcription-jobs/{done['id']}/result").json()["text"]
