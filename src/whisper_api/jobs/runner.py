@@ -89,7 +89,11 @@ class JobRunner:
                     await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 self._wake.clear()
-                job = await asyncio.to_thread(self.store.claim, self.worker_id, self.lease_seconds)
+                try:
+                    job = await asyncio.to_thread(self.store.claim, self.worker_id, self.lease_seconds)
+                except Exception as error:  # the database is away: keep trying, say so
+                    log.error("job_claim_failed", worker=self.worker_id, error=str(error))
+                    job = None
                 if job is None:
                     await self._idle()
                     continue
@@ -108,6 +112,12 @@ class JobRunner:
                 await self._wake.wait()
 
     async def _run(self, job: JobRecord) -> None:
+        try:
+            await self._run_job(job)
+        except Exception as error:  # the database went away mid-job: the lease runs out, the job runs again
+            log.error("job_bookkeeping_failed", job=job.id, error=str(error))
+
+    async def _run_job(self, job: JobRecord) -> None:
         lease = Lease(job.id, self.worker_id, job.attempts)
         if job.attempts > 1:
             metrics.JOB_RETRIES.inc()
@@ -179,36 +189,44 @@ class JobRunner:
 
     async def _sample_queue(self) -> None:
         while True:
-            metrics.JOBS_QUEUED.set(await asyncio.to_thread(self.store.queue_length))
+            with contextlib.suppress(Exception):  # a missed sample is fine; claims log database trouble
+                metrics.JOBS_QUEUED.set(await asyncio.to_thread(self.store.queue_length))
             await asyncio.sleep(_QUEUE_SAMPLE_SECONDS)
 
     async def _deliver_callbacks(self, sender: CallbackSender) -> None:
         while True:
-            job = await asyncio.to_thread(self.store.claim_callback, _CALLBACK_HOLD_SECONDS)
-            if job is None:
-                await asyncio.sleep(self.poll_seconds)
-                continue
             try:
-                await sender.deliver(job)
-            except DeliveryFailed as failure:
-                retry_at = sender.retry_at(job.callback_attempts)
-                metrics.CALLBACKS.labels("retry" if retry_at else "failed").inc()
-                log.warning("callback_failed", job=job.id, attempt=job.callback_attempts, error=str(failure))
-                await asyncio.to_thread(
-                    self.store.callback_done,
-                    job.id,
-                    job.callback_attempts,
-                    delivered=False,
-                    error=str(failure),
-                    retry_at=retry_at,
-                )
-            else:
-                metrics.CALLBACKS.labels("delivered").inc()
-                await asyncio.to_thread(
-                    self.store.callback_done,
-                    job.id,
-                    job.callback_attempts,
-                    delivered=True,
-                    error=None,
-                    retry_at=None,
-                )
+                await self._deliver_next_callback(sender)
+            except Exception as error:
+                log.error("callback_delivery_error", error=str(error))
+                await asyncio.sleep(self.poll_seconds)
+
+    async def _deliver_next_callback(self, sender: CallbackSender) -> None:
+        job = await asyncio.to_thread(self.store.claim_callback, _CALLBACK_HOLD_SECONDS)
+        if job is None:
+            await asyncio.sleep(self.poll_seconds)
+            return
+        try:
+            await sender.deliver(job)
+        except DeliveryFailed as failure:
+            retry_at = sender.retry_at(job.callback_attempts)
+            metrics.CALLBACKS.labels("retry" if retry_at else "failed").inc()
+            log.warning("callback_failed", job=job.id, attempt=job.callback_attempts, error=str(failure))
+            await asyncio.to_thread(
+                self.store.callback_done,
+                job.id,
+                job.callback_attempts,
+                delivered=False,
+                error=str(failure),
+                retry_at=retry_at,
+            )
+        else:
+            metrics.CALLBACKS.labels("delivered").inc()
+            await asyncio.to_thread(
+                self.store.callback_done,
+                job.id,
+                job.callback_attempts,
+                delivered=True,
+                error=None,
+                retry_at=None,
+            )

@@ -195,6 +195,7 @@ class Store:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             self._engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
             sa.event.listen(self._engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self._engine, "begin", _sqlite_begin_immediate)
         else:
             self._engine = sa.create_engine(url, pool_pre_ping=True)
         self._select_job = sa.select(*_JOB_COLUMNS, (jobs.c.result.is_not(None)).label("has_result"))
@@ -536,7 +537,16 @@ def _as_values(record: FileRecord) -> dict[str, Any]:
     return {name: getattr(record, name) for name in record.__slots__}
 
 
+def _sqlite_begin_immediate(connection: Connection) -> None:
+    # Take SQLite's write lock when a transaction begins, not at its first write: a transaction that
+    # reads and then writes (delete a file unless a job needs it) is then atomic, and waits for the
+    # lock (busy timeout) instead of failing when another writer got there between its two steps.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    # pysqlite would otherwise issue its own BEGIN (deferred); _sqlite_begin_immediate does instead.
+    connection.isolation_level = None
     # WAL lets readers (status polls) go on while a worker writes; NORMAL sync is durable in WAL
     # mode against a killed process (not a lost machine), which is what a local queue promises.
     cursor = connection.cursor()
