@@ -123,6 +123,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             ge=3, description="A job whose worker is silent this long (it died) is run again elsewhere."
         ),
     ] = 30
+    metrics_port: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0, le=65535, description="`worker` only: serve Prometheus /metrics on this port (0 = none)."
+        ),
+    ] = 0
     max_file_mb: Annotated[
         float, msgspec.Meta(gt=0, description="Largest file accepted by /v1/files and jobs, MiB.")
     ] = 200

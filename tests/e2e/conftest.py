@@ -25,7 +25,7 @@ API_KEY = "sk-test-0123456789"
 LIVE_IDLE_SECONDS = 3
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -67,7 +67,7 @@ def start_server(
     models_dir: Path, log_path: Path, flags: str = "", env: dict[str, str] | None = None
 ) -> Server:
     """`whisper-api serve` with `flags` (one string, split on whitespace), ready to serve."""
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable,
         "-m",

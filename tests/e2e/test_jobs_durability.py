@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import API_KEY, Server, start_server, stop_server
+from tests.e2e.conftest import API_KEY, Server, free_port, start_server, stop_server
 from tests.e2e.test_jobs import HEADERS, NO_FALLBACK, wait_for
 from tests.support import postgres
 
@@ -120,7 +120,11 @@ def test_workers_on_a_shared_postgresql_queue_run_each_job_once_and_take_over_a_
 ) -> None:
     api_server, worker_flags = shared_queue
     logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
-    workers = [start_worker(models_dir, log, worker_flags) for log in logs]
+    metrics_port = free_port()
+    workers = [
+        start_worker(models_dir, logs[0], f"{worker_flags} --metrics-port {metrics_port}"),
+        start_worker(models_dir, logs[1], worker_flags),
+    ]
     try:
         with _api(api_server) as api:
             quick = [_submit(api_server, jfk_wav) for _ in range(6)]
@@ -129,6 +133,8 @@ def test_workers_on_a_shared_postgresql_queue_run_each_job_once_and_take_over_a_
                 assert (job["status"], job["attempts"]) == ("succeeded", 1)
             ran = [log.read_text().count('"job_started"') for log in logs]
             assert sum(ran) == 6 and min(ran) >= 1  # both workers took jobs; none ran twice
+            scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+            assert f'whisper_api_job_duration_seconds_count{{outcome="succeeded"}} {ran[0]}.0' in scraped
 
             long_job = _submit(api_server, very_long_wav)
             wait_for(api, long_job, {"running"})

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import _free_port, start_server, stop_server
+from tests.e2e.conftest import free_port, start_server, stop_server
 from tests.e2e.test_limits import Upload, wait_for
 
 
@@ -29,7 +29,7 @@ def test_sigterm_lets_the_request_in_flight_finish(models_dir: Path, tmp_path: P
 
 
 def test_server_starts_without_its_default_model_and_reports_not_ready(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "log").open("wb")
     unreachable = "http://127.0.0.1:9/models"  # nothing listens on the discard port
     process = subprocess.Popen(

@@ -19,7 +19,7 @@ def available() -> bool:
     return shutil.which("initdb") is not None and shutil.which("pg_ctl") is not None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -39,7 +39,7 @@ def running_postgres() -> Iterator[str]:
         os.chown(directory, account.pw_uid, account.pw_gid)
         os.chown(data, account.pw_uid, account.pw_gid)
         prefix = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
+    port = free_port()
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "check": True}
     subprocess.run(
         [*prefix, "initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"], **quiet
