@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,17 +17,12 @@ import openai
 import pytest
 
 from tests.support.media import pcm_wav
+from tests.support.net import free_port
 from whisper_api.audio import SAMPLE_RATE, decode_audio
 
 API_KEY = "sk-test-0123456789"
 #: How long the trained-model server lets a live stream stay silent: short, so tests of it are quick.
 LIVE_IDLE_SECONDS = 3
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

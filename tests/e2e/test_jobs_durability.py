@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import API_KEY, Server, free_port, start_server, stop_server
+from tests.e2e.conftest import API_KEY, Server, start_server, stop_server
 from tests.e2e.test_jobs import HEADERS, NO_FALLBACK, wait_for
 from tests.support import postgres
+from tests.support.net import free_port
 
 LEASE_SECONDS = 3
 
