@@ -77,6 +77,20 @@ def test_upload_over_the_size_cap_is_413(small_server: Server, very_long_wav: Pa
     assert_openai_error(response, 413)
 
 
+@pytest.mark.parametrize("path", ["/v1/listen", "/v1/detect-language"])
+def test_a_raw_body_over_the_size_cap_is_413_although_job_uploads_may_be_larger(
+    small_server: Server, very_long_wav: Path, path: str
+) -> None:
+    # The server accepts bodies up to --max-file-mb (jobs); each route holds to its own limit.
+    response = httpx.post(
+        f"{small_server.base_url}{path}",
+        content=very_long_wav.read_bytes() * 2,
+        headers={"Content-Type": "audio/wav"},
+        timeout=60,
+    )
+    assert response.status_code == 413
+
+
 def test_audio_over_the_duration_cap_is_400(models_dir: Path, tmp_path: Path, long_wav: Path) -> None:
     server = start_server(models_dir, tmp_path / "log", "--default-model mini.en --max-audio-seconds 20")
     try:

@@ -22,10 +22,10 @@ from whisper_api.engine.download import DownloadError, pull
 from whisper_api.engine.engine import Engine, EngineConfig
 from whisper_api.http.auth import ApiKeys
 from whisper_api.http.errors import handle_exception
-from whisper_api.http.multipart import FORM_OVERHEAD_BYTES
 from whisper_api.http.observability import observability_middleware
 from whisper_api.http.routes import audio, files, language, listen, models, system
 from whisper_api.http.routes import jobs as jobs_routes
+from whisper_api.http.uploads import FORM_OVERHEAD_BYTES
 from whisper_api.jobs.setup import build_jobs
 from whisper_api.service.fetch import FetchPolicy
 from whisper_api.service.transcription import Limits, TranscriptionService

@@ -14,10 +14,10 @@ from whisper_api.http.auth import require_api_key
 from whisper_api.http.disconnect import ClientDisconnected, until_disconnected
 from whisper_api.http.errors import bad_request, to_api_error
 from whisper_api.http.forms import TranscriptionForm, parse_fields
-from whisper_api.http.multipart import read_multipart
 from whisper_api.http.observability import CLIENT_CLOSED_REQUEST, request_usage
 from whisper_api.http.openapi import TranscriptionOperation, TranslationOperation
 from whisper_api.http.render import rendered
+from whisper_api.http.uploads import read_multipart
 from whisper_api.service.transcription import TranscriptionService
 
 

@@ -13,7 +13,7 @@ from litestar.params import Parameter
 
 from whisper_api.http.auth import require_api_key
 from whisper_api.http.errors import bad_request
-from whisper_api.http.multipart import read_multipart
+from whisper_api.http.uploads import read_multipart
 from whisper_api.jobs.service import JobService
 from whisper_api.jobs.views import Deleted, FileObject, ListObject, file_object, list_object
 

@@ -17,8 +17,8 @@ from whisper_api.http.auth import require_api_key
 from whisper_api.http.errors import bad_request
 from whisper_api.http.fields import Fields, one, values
 from whisper_api.http.forms import parse_fields
-from whisper_api.http.multipart import read_multipart
 from whisper_api.http.render import rendered
+from whisper_api.http.uploads import read_multipart
 from whisper_api.jobs.service import RESULT_FORMATS, JobRequest, JobService
 from whisper_api.jobs.store import JOB_STATUSES
 from whisper_api.jobs.views import Deleted, JobObject, ListObject, job_object, list_object

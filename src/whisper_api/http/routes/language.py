@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Request, post
-from litestar.datastructures import UploadFile
 
 from whisper_api.engine.whisper import language_name
 from whisper_api.http.auth import require_api_key
 from whisper_api.http.errors import bad_request
+from whisper_api.http.fields import one
 from whisper_api.http.observability import request_usage
+from whisper_api.http.uploads import read_body, read_multipart
 from whisper_api.service.transcription import TranscriptionService
 
 
@@ -38,16 +39,16 @@ class LanguageDetection(msgspec.Struct):
 )
 async def detect_language(request: Request, service: TranscriptionService) -> LanguageDetection:
     model_name = request.query_params.get("model")
+    limit = request.app.state.max_upload_bytes
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        form = await request.form()
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
+        fields, files = await read_multipart(request, limit)
+        upload = next((part for part in files if part.name == "file"), None)
+        if upload is None:
             raise bad_request("The 'file' field is required.", param="file", code="missing_file")
-        data = await upload.read()
-        name = form.get("model")
-        model_name = name if isinstance(name, str) and name.strip() else model_name
+        data = upload.data
+        model_name = one(fields, "model") or model_name
     else:
-        data = await request.body()
+        data = await read_body(request, limit)
     model = service.model(model_name)
     usage = request_usage(request.scope)
     samples = await service.decode(data, usage)

@@ -23,6 +23,7 @@ from whisper_api.http.auth import offers_token_subprotocol, presented_key, requi
 from whisper_api.http.disconnect import ClientDisconnected, until_disconnected
 from whisper_api.http.errors import ApiError, bad_request, to_api_error
 from whisper_api.http.observability import CLIENT_CLOSED_REQUEST, request_usage
+from whisper_api.http.uploads import read_body
 from whisper_api.service import formats
 from whisper_api.service.fetch import fetch
 from whisper_api.service.live import LiveEvent, LiveTranscriber, PhraseResult, SpeechStarted
@@ -74,7 +75,7 @@ async def listen(request: Request, service: TranscriptionService) -> Response:
     model = listen_model(service, query.model)
     service.check(model, query.options)
     raw = _raw_format(query)
-    body = await request.body()
+    body = await read_body(request, request.app.state.max_upload_bytes)
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
             source = msgspec.json.decode(body, type=UrlSource)

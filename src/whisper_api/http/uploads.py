@@ -1,4 +1,8 @@
-"""Reading a multipart/form-data body: its text fields by name, and its file parts, size-checked."""
+"""Reading request bodies under a size limit: raw audio, or multipart fields and file parts.
+
+The server's own body limit is the largest any route allows (job uploads); each route passes its
+own, checked from Content-Length before reading and from the bytes after.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,17 @@ class FilePart:
     filename: str
     content_type: str
     data: bytes
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The raw body (audio sent as is), 413 if it is over `max_bytes`."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > max_bytes:
+        raise _too_large("The body", max_bytes, "file")
+    body = await request.body()
+    if len(body) > max_bytes:
+        raise _too_large("The body", max_bytes, "file")
+    return body
 
 
 async def read_multipart(request: Request, max_file_bytes: int) -> tuple[Fields, list[FilePart]]:
