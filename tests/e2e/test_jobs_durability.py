@@ -72,10 +72,9 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 def test_a_server_killed_outright_loses_no_accepted_job(
     models_dir: Path, tmp_path: Path, long_wav: Path, jfk_wav: Path
 ) -> None:
-    flags = (
-        f"--default-model mini.en --workers 1 --threads 1 --job-lease-seconds {LEASE_SECONDS}"
-        f" --data-dir {tmp_path / 'data'}"
-    )
+    # A lease far longer than the test: the restarted server must not need it to run out.
+    flags = "--default-model mini.en --workers 1 --threads 1 --job-lease-seconds 600"
+    flags += f" --data-dir {tmp_path / 'data'}"
     first = start_server(models_dir, tmp_path / "first.log", flags, env={"WHISPER_API_API_KEYS": API_KEY})
     try:
         running = _submit(first, long_wav)
@@ -94,6 +93,8 @@ def test_a_server_killed_outright_loses_no_accepted_job(
         stop_server(second)
     assert (interrupted["status"], interrupted["attempts"]) == ("succeeded", 2)
     assert (waiting["status"], waiting["attempts"]) == ("succeeded", 1)
+    # The restarted server saw the killed process was gone and took its job without waiting for the lease.
+    assert "dead_runner_jobs_freed" in (tmp_path / "second.log").read_text()
 
 
 @pytest.fixture

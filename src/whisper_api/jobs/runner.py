@@ -5,7 +5,9 @@ any number of machines, share one queue through the store. A runner holds each j
 renews every `heartbeat` seconds, with the job's progress; when a renewal fails the job was
 cancelled (or taken over), and the runner aborts whisper.cpp at once. A runner that dies leaves a
 lease that runs out, and another runner takes the job again. A runner that is stopped (SIGTERM)
-aborts its jobs and hands them back to the queue, so they wait for no lease to expire.
+aborts its jobs and hands them back to the queue, so they wait for no lease to expire; and a runner
+frees at once the jobs of a runner on the same machine whose process is gone (a server killed and
+restarted), which no other machine could know is dead before its lease ran out.
 """
 
 from __future__ import annotations
@@ -36,6 +38,16 @@ log = structlog.get_logger("whisper_api.jobs")
 #: How long a runner holds a callback it is delivering before another runner may try it.
 _CALLBACK_HOLD_SECONDS = 120
 _QUEUE_SAMPLE_SECONDS = 5
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 class JobFailed(Exception):
@@ -191,7 +203,19 @@ class JobRunner:
         while True:
             with contextlib.suppress(Exception):  # a missed sample is fine; claims log database trouble
                 metrics.JOBS_QUEUED.set(await asyncio.to_thread(self.store.queue_length))
+                await asyncio.to_thread(self._expire_dead_neighbours)
             await asyncio.sleep(_QUEUE_SAMPLE_SECONDS)
+
+    def _expire_dead_neighbours(self) -> None:
+        """Free the jobs of runners on this machine whose process is gone (a server killed and
+        restarted): they run again now rather than when the dead runner's lease runs out."""
+        host = socket.gethostname()
+        for owner in self.store.lease_owners():
+            owner_host, _, rest = owner.partition(":")
+            pid = rest.partition(":")[0]
+            dead = owner_host == host and pid.isdigit() and not _process_alive(int(pid))
+            if dead and self.store.expire_leases(owner):
+                log.info("dead_runner_jobs_freed", runner=owner)
 
     async def _deliver_callbacks(self, sender: CallbackSender) -> None:
         while True:

@@ -433,6 +433,23 @@ class Store:
                     .values(**_callback_due(now))
                 )
 
+    def lease_owners(self) -> set[str]:
+        """Owners of the leases on running jobs."""
+        with self._transaction() as connection:
+            rows = connection.execute(
+                sa.select(jobs.c.lease_owner).where(jobs.c.status == "running").distinct()
+            ).all()
+        return {row[0] for row in rows if row[0]}
+
+    def expire_leases(self, owner: str) -> int:
+        """End `owner`'s leases now (it is known to be dead): its jobs are claimable at once."""
+        with self._transaction() as connection:
+            return connection.execute(
+                jobs.update()
+                .where(jobs.c.status == "running", jobs.c.lease_owner == owner)
+                .values(lease_expires_at=0.0)
+            ).rowcount
+
     def renew(self, lease: Lease, lease_seconds: float, progress: float) -> bool:
         """Extend the lease and record progress; False if the job is no longer this worker's to run."""
         with self._transaction() as connection:
