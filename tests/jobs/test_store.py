@@ -201,3 +201,12 @@ def test_a_finished_job_with_a_callback_owes_one_delivery(store: Store) -> None:
     store.callback_done(job_id, 2, delivered=True, error=None, retry_at=None)
     assert store.job(job_id).callback_state == "delivered"  # type: ignore[union-attr]
     assert store.claim_callback(60) is None
+
+
+def test_a_dead_owners_leases_can_be_ended_at_once(store: Store) -> None:
+    job_id = _submit(store)
+    _lease_of(store, "host:123:abc", lease=600)
+    assert store.lease_owners() == {"host:123:abc"}
+    assert store.expire_leases("host:123:abc") == 1
+    retaken = store.claim("worker-b", LEASE)
+    assert retaken is not None and retaken.id == job_id and retaken.attempts == 2
