@@ -216,4 +216,5 @@ def test_openapi_documents_the_multipart_form(server: Server) -> None:
     assert {"model", "response_format", "timestamp_granularities[]", "beam_size"} <= set(
         body["schema"]["properties"]
     )
+    assert {"/v1/transcription-jobs", "/v1/files", "/v1/listen"} <= set(spec["paths"])
     assert httpx.get(f"{server.base_url}/docs").status_code == 200

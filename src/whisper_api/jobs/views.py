@@ -62,8 +62,16 @@ class FileObject(msgspec.Struct, kw_only=True, omit_defaults=True):
     existed: bool | None = None
 
 
-class ListObject(msgspec.Struct):
-    data: list[JobObject] | list[FileObject]
+class JobList(msgspec.Struct):
+    data: list[JobObject]
+    has_more: bool
+    first_id: str | None
+    last_id: str | None
+    object: Literal["list"] = "list"
+
+
+class FileList(msgspec.Struct):
+    data: list[FileObject]
     has_more: bool
     first_id: str | None
     last_id: str | None
@@ -119,10 +127,14 @@ def file_object(record: FileRecord, existed: bool | None = None) -> FileObject:
     )
 
 
-def list_object(items: list[JobObject] | list[FileObject], has_more: bool) -> ListObject:
-    return ListObject(
-        data=items,
-        has_more=has_more,
-        first_id=items[0].id if items else None,
-        last_id=items[-1].id if items else None,
-    )
+def job_list(items: list[JobObject], has_more: bool) -> JobList:
+    return JobList(items, has_more, *_ends(items))
+
+
+def file_list(items: list[FileObject], has_more: bool) -> FileList:
+    return FileList(items, has_more, *_ends(items))
+
+
+def _ends(items: list[JobObject] | list[FileObject]) -> tuple[str | None, str | None]:
+    """The first and last ids of a page: `after=<last_id>` asks for the next one."""
+    return (items[0].id, items[-1].id) if items else (None, None)

@@ -15,11 +15,11 @@ from whisper_api.http.auth import require_api_key
 from whisper_api.http.errors import bad_request
 from whisper_api.http.uploads import read_multipart
 from whisper_api.jobs.service import JobService
-from whisper_api.jobs.views import Deleted, FileObject, ListObject, file_object, list_object
+from whisper_api.jobs.views import Deleted, FileList, FileObject, file_list, file_object
 
 
 @post("/v1/files", status_code=200, guards=[require_api_key], summary="Upload one or more audio files")
-async def upload_files(request: Request, jobs: JobService) -> FileObject | ListObject:
+async def upload_files(request: Request, jobs: JobService) -> FileObject | FileList:
     _, parts = await read_multipart(request, request.app.state.max_file_bytes)
     uploads = [part for part in parts if part.name in ("file", "file[]", "files")]
     if not uploads:
@@ -29,7 +29,7 @@ async def upload_files(request: Request, jobs: JobService) -> FileObject | ListO
         record, existed = await jobs.add_file(part.data, part.filename, part.content_type)
         stored.append(file_object(record, existed))
     # One file answers as OpenAI's file object; several as a list of them.
-    return stored[0] if len(stored) == 1 else list_object(stored, has_more=False)
+    return stored[0] if len(stored) == 1 else file_list(stored, has_more=False)
 
 
 @get("/v1/files", guards=[require_api_key], summary="List uploaded files, newest first")
@@ -37,9 +37,9 @@ async def list_files(
     jobs: JobService,
     limit: Annotated[int, Parameter(ge=1, le=10_000)] = 100,
     after: Annotated[str | None, Parameter(description="Return files after (older than) this id.")] = None,
-) -> ListObject:
+) -> FileList:
     page = await jobs.list_files(limit=limit, after=after)
-    return list_object([file_object(record) for record in page.items], page.has_more)
+    return file_list([file_object(record) for record in page.items], page.has_more)
 
 
 @get("/v1/files/{file_id:str}", guards=[require_api_key], summary="Describe one file")

@@ -21,7 +21,7 @@ from whisper_api.http.render import rendered
 from whisper_api.http.uploads import read_multipart
 from whisper_api.jobs.service import RESULT_FORMATS, JobRequest, JobService
 from whisper_api.jobs.store import JOB_STATUSES
-from whisper_api.jobs.views import Deleted, JobObject, ListObject, job_object, list_object
+from whisper_api.jobs.views import Deleted, JobList, JobObject, job_list, job_object
 
 _PREFIX = "/v1/transcription-jobs"
 
@@ -67,11 +67,11 @@ async def list_jobs(
     limit: Limit = 20,
     after: After = None,
     status: Annotated[str | None, Parameter(description="Only jobs in this status.")] = None,
-) -> ListObject:
+) -> JobList:
     if status is not None and status not in JOB_STATUSES:
         raise bad_request(f"status must be one of {', '.join(JOB_STATUSES)}.", param="status")
     page = await jobs.list_jobs(limit=limit, after=after, status=status)
-    return list_object([job_object(record) for record in page.items], page.has_more)
+    return job_list([job_object(record) for record in page.items], page.has_more)
 
 
 @get(
