@@ -18,6 +18,7 @@ import json
 import random
 import wave
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -108,15 +109,26 @@ class Report:
     gap_respected: float
 
 
-def score(transcribe: Transcribe, count: int = 50, gap_pairs: int = 10, seed: int = 1234) -> Report:
-    """Held-out WER with the language given and detected, language-ID accuracy, and the gap check."""
+def score(
+    transcribe: Transcribe, count: int = 50, gap_pairs: int = 10, seed: int = 1234, concurrency: int = 1
+) -> Report:
+    """Held-out WER with the language given and detected, language-ID accuracy, and the gap check.
+    `concurrency` > 1 sends that many clips at once (a service with several whisper contexts)."""
     reports: dict[str, LanguageReport] = {}
     all_clips: dict[str, list[Clip]] = {}
+    pool = ThreadPoolExecutor(concurrency)
     for language in LANGUAGES:
         clips = held_out_clips(language, count, seed)
         all_clips[language] = clips
-        given = [transcribe(clip.samples, language, False).text for clip in clips]
-        detected = [transcribe(clip.samples, None, False) for clip in clips]
+        given = [
+            heard.text
+            for heard in pool.map(
+                transcribe, [c.samples for c in clips], [language] * len(clips), [False] * len(clips)
+            )
+        ]
+        detected = list(
+            pool.map(transcribe, [c.samples for c in clips], [None] * len(clips), [False] * len(clips))
+        )
         references = [clip.sentence.text for clip in clips]
         reports[language] = LanguageReport(
             language=language,
@@ -135,6 +147,7 @@ def score(transcribe: Transcribe, count: int = 50, gap_pairs: int = 10, seed: in
         heard = transcribe(np.concatenate([first.samples, silence, second.samples]), "en", True)
         gap_start = len(first.samples) / SAMPLE_RATE
         respected += second_sentence_after_gap(heard, second.sentence.text, gap_start, GAP_SECONDS)
+    pool.shutdown()
     return Report(reports, len(pairs), respected / max(len(pairs), 1))
 
 

@@ -38,7 +38,7 @@ Log = Callable[[dict[str, float]], None]
 @dataclass(frozen=True)
 class TrainConfig:
     dims: Dimensions = field(default_factory=Dimensions)
-    steps: int = 3600
+    steps: int = 5700
     batch_size: int = 8
     peak_lr: float = 1.5e-3
     warmup_steps: int = 100
@@ -53,9 +53,9 @@ class TrainConfig:
     #: Build the next batch on a background thread while the model trains on this one.
     prefetch: bool = True
     #: Weight of the auxiliary character CTC loss on the encoder (ctc.py); 0 turns it off.
-    ctc_weight: float = 0.0
+    ctc_weight: float = 0.3
     #: The cheap first phase: this many of `steps` on windows of this much audio (see above).
-    short_steps: int = 0
+    short_steps: int = 4500
     short_context_seconds: float = 10.0
 
     def context_seconds(self, step: int) -> float:

@@ -8,6 +8,7 @@ teach more text, and teach segment timestamps across silences the way whisper.cp
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,9 +60,10 @@ class Layout:
     snr_db: tuple[float, float] = (15.0, 45.0)
 
 
-def _quantised(seconds: float) -> float:
-    """Onto whisper's 20 ms timestamp grid, so the targets are exactly where the audio puts them."""
-    return round(seconds / TIMESTAMP_STEP) * TIMESTAMP_STEP
+def _grid_at_or_after(seconds: float) -> float:
+    """The first point of whisper's 20 ms timestamp grid at or after `seconds` (on the sample grid)."""
+    steps = math.ceil(round(seconds * SAMPLE_RATE) / (TIMESTAMP_STEP * SAMPLE_RATE) - 1e-9)
+    return steps * TIMESTAMP_STEP
 
 
 def _noise(rng: np.random.Generator, length: int) -> np.ndarray:
@@ -78,8 +80,11 @@ def compose(bank: ClipBank, by_language: dict[str, np.ndarray], rng: random.Rand
     """One random window: a language, sentences from the bank placed in time, then level and noise."""
     language = rng.choice(LANGUAGES)
     count = rng.choices(range(1, len(layout.sentence_weights) + 1), weights=layout.sentence_weights)[0]
-    # Start on the timestamp grid so a segment's start token is exactly where its speech begins.
-    cursor = _quantised(rng.uniform(0.0, MAX_INITIAL_SECONDS))
+    # Speech starts anywhere, as in real audio, but a segment's timestamps are the grid points at or
+    # after its speech edges: the model learns never to put a start before the speech (a word of a
+    # second sentence inside the silence before it), only up to one 20 ms step after. The first
+    # start stays within whisper.cpp's max_initial_ts even when rounded up.
+    cursor = rng.uniform(0.0, MAX_INITIAL_SECONDS - TIMESTAMP_STEP)
     placed: list[tuple[int, np.ndarray, str]] = []
     segments: list[Segment] = []
     for _ in range(count):
@@ -90,10 +95,12 @@ def compose(bank: ClipBank, by_language: dict[str, np.ndarray], rng: random.Rand
             break
         gain = 10 ** (rng.uniform(*layout.sentence_gain_db) / 20)
         placed.append((round(cursor * SAMPLE_RATE), clip * gain, bank.texts[index]))
-        segments.append(Segment(cursor, _quantised(cursor + duration), bank.texts[index]))
+        segments.append(
+            Segment(_grid_at_or_after(cursor), _grid_at_or_after(cursor + duration), bank.texts[index])
+        )
         tight = rng.random() < layout.tight_gap_share
         gap = rng.uniform(0.0, layout.gap_seconds[0]) if tight else rng.uniform(*layout.gap_seconds)
-        cursor = _quantised(cursor + duration + gap)
+        cursor = cursor + duration + gap
     if not placed:  # the first clip alone was too long: try again rather than train on nothing
         return compose(bank, by_language, rng, layout)
     end = min(segments[-1].end + rng.uniform(*layout.tail_seconds), layout.context_seconds)

@@ -18,7 +18,8 @@ from training.speech import espeak_available
 def report(trained_server: Server) -> Report:
     if not espeak_available():
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng): no held-out speech to score")
-    result = score(http_transcriber(trained_server.client(timeout=120), "tiny-synth"), count=50, gap_pairs=10)
+    transcribe = http_transcriber(trained_server.client(timeout=120), "tiny-synth")
+    result = score(transcribe, count=50, gap_pairs=10, concurrency=2)  # the server runs two contexts
     print(result)
     return result
 

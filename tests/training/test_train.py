@@ -15,7 +15,16 @@ from training.clips import ClipBank
 from training.tokens import Tokenizer
 from training.train import TrainConfig, load_model, train
 
-TINY_RUN = TrainConfig(dims=SMALL, steps=6, batch_size=2, warmup_steps=2, log_every=2, prefetch=False)
+TINY_RUN = TrainConfig(
+    dims=SMALL,
+    steps=6,
+    short_steps=0,
+    ctc_weight=0.0,
+    batch_size=2,
+    warmup_steps=2,
+    log_every=2,
+    prefetch=False,
+)
 
 
 def _steps_logged(work_dir: Path) -> list[int]:
