@@ -150,33 +150,18 @@ def new_id(prefix: str) -> str:
     return f"{prefix}{tick:012x}{secrets.token_hex(8)}"
 
 
-_JOB_COLUMNS = [c for c in jobs.c if c.name != "result"]
+#: A job's columns as JobRecord reads them: everything but the result itself, and whether there is one.
+_JOB_FIELDS = (
+    *(column for column in jobs.c if column.name != "result"),
+    jobs.c.result.is_not(None).label("has_result"),
+)
 
 
 def _job(row: sa.Row) -> JobRecord:
     values = row._mapping
-    return JobRecord(
-        id=values["id"],
-        status=values["status"],
-        created_at=values["created_at"],
-        started_at=values["started_at"],
-        finished_at=values["finished_at"],
-        model=values["model"],
-        request=values["request"],
-        formats=tuple(values["formats"]),
-        file_id=values["file_id"],
-        source_url=values["source_url"],
-        progress=values["progress"],
-        attempts=values["attempts"],
-        lease_owner=values["lease_owner"],
-        error_code=values["error_code"],
-        error_message=values["error_message"],
-        has_result=bool(values["has_result"]),
-        callback_url=values["callback_url"],
-        callback_state=values["callback_state"],
-        callback_attempts=values["callback_attempts"],
-        callback_error=values["callback_error"],
-    )
+    fields = {name: values[name] for name in JobRecord.__slots__}
+    fields.update(formats=tuple(values["formats"]), has_result=bool(values["has_result"]))
+    return JobRecord(**fields)
 
 
 def _file(row: sa.Row) -> FileRecord:
@@ -198,7 +183,7 @@ class Store:
             sa.event.listen(self._engine, "begin", _sqlite_begin_immediate)
         else:
             self._engine = sa.create_engine(url, pool_pre_ping=True)
-        self._select_job = sa.select(*_JOB_COLUMNS, (jobs.c.result.is_not(None)).label("has_result"))
+        self._select_job = sa.select(*_JOB_FIELDS)
 
     def create_tables(self) -> None:
         """Create the tables if they are missing (every process may call this at start)."""
@@ -411,7 +396,7 @@ class Store:
                         lease_expires_at=now + lease_seconds,
                         progress=0.0,
                     )
-                    .returning(*_JOB_COLUMNS, (jobs.c.result.is_not(None)).label("has_result"))
+                    .returning(*_JOB_FIELDS)
                 ).first()
                 if row is None:
                     return None
@@ -515,7 +500,7 @@ class Store:
                 jobs.update()
                 .where(jobs.c.id == oldest, due)
                 .values(callback_next_at=now + hold_seconds, callback_attempts=jobs.c.callback_attempts + 1)
-                .returning(*_JOB_COLUMNS, (jobs.c.result.is_not(None)).label("has_result"))
+                .returning(*_JOB_FIELDS)
             ).first()
         return None if row is None else _job(row)
 
