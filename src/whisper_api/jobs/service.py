@@ -73,10 +73,7 @@ class JobService:
         )
 
     async def file(self, file_id: str) -> FileRecord:
-        record = await asyncio.to_thread(self.store.file, file_id)
-        if record is None:
-            raise NotFound("file", file_id)
-        return record
+        return await _found("file", file_id, self.store.file)
 
     async def file_content(self, file_id: str) -> tuple[FileRecord, bytes]:
         record = await self.file(file_id)
@@ -86,9 +83,7 @@ class JobService:
         return await asyncio.to_thread(self.store.list_files, limit=limit, after=after)
 
     async def delete_file(self, file_id: str) -> FileRecord:
-        record = await asyncio.to_thread(self.store.delete_file, file_id)
-        if record is None:
-            raise NotFound("file", file_id)
+        record = await _found("file", file_id, self.store.delete_file)
         if not await asyncio.to_thread(self.store.file_in_use, record.sha256):
             await asyncio.to_thread(self.media.remove, record.sha256)
         return record
@@ -146,25 +141,16 @@ class JobService:
         return job
 
     async def job(self, job_id: str) -> JobRecord:
-        record = await asyncio.to_thread(self.store.job, job_id)
-        if record is None:
-            raise NotFound("job", job_id)
-        return record
+        return await _found("job", job_id, self.store.job)
 
     async def list_jobs(self, *, limit: int, after: str | None, status: str | None) -> Page:
         return await asyncio.to_thread(self.store.list_jobs, limit=limit, after=after, status=status)
 
     async def cancel(self, job_id: str) -> JobRecord:
-        record = await asyncio.to_thread(self.store.cancel, job_id)
-        if record is None:
-            raise NotFound("job", job_id)
-        return record
+        return await _found("job", job_id, self.store.cancel)
 
     async def delete(self, job_id: str) -> JobRecord:
-        record = await asyncio.to_thread(self.store.delete_job, job_id)
-        if record is None:
-            raise NotFound("job", job_id)
-        return record
+        return await _found("job", job_id, self.store.delete_job)
 
     async def result(self, job_id: str) -> tuple[JobRecord, Transcript]:
         """The job's one stored result; Conflict while it has none (not finished, or failed)."""
@@ -179,6 +165,14 @@ class JobService:
 
     async def queue_length(self) -> int:
         return await asyncio.to_thread(self.store.queue_length)
+
+
+async def _found(kind: str, identifier: str, lookup: Callable[[str], Any]) -> Any:
+    """`lookup(identifier)` off the event loop; NotFound when it finds no such record."""
+    record = await asyncio.to_thread(lookup, identifier)
+    if record is None:
+        raise NotFound(kind, identifier)
+    return record
 
 
 def _check_formats(formats: Sequence[Any]) -> None:
