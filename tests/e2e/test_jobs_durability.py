@@ -15,23 +15,11 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import API_KEY, Server, start_server, stop_server
-from tests.e2e.test_jobs import HEADERS, NO_FALLBACK, wait_for
+from tests.e2e.test_jobs import HEADERS, submit, wait_for
 from tests.support import postgres
 from tests.support.net import free_port
 
 LEASE_SECONDS = 3
-
-
-def _submit(server: Server, audio: Path) -> str:
-    response = httpx.post(
-        f"{server.base_url}/v1/transcription-jobs",
-        headers=HEADERS,
-        files={"file": (audio.name, audio.read_bytes(), "audio/wav")},
-        data=NO_FALLBACK,
-        timeout=30,
-    )
-    assert response.status_code == 202, response.text
-    return response.json()["id"]
 
 
 def _api(server: Server) -> httpx.Client:
@@ -77,9 +65,9 @@ def test_a_server_killed_outright_loses_no_accepted_job(
     flags += f" --data-dir {tmp_path / 'data'}"
     first = start_server(models_dir, tmp_path / "first.log", flags, env={"WHISPER_API_API_KEYS": API_KEY})
     try:
-        running = _submit(first, long_wav)
-        queued = _submit(first, jfk_wav)
         with _api(first) as api:
+            running = submit(api, long_wav)["id"]
+            queued = submit(api, jfk_wav)["id"]
             wait_for(api, running, {"running"})
     finally:
         first.process.send_signal(signal.SIGKILL)
@@ -129,7 +117,7 @@ def test_workers_on_a_shared_postgresql_queue_run_each_job_once_and_take_over_a_
     ]
     try:
         with _api(api_server) as api:
-            quick = [_submit(api_server, jfk_wav) for _ in range(6)]
+            quick = [submit(api, jfk_wav)["id"] for _ in range(6)]
             for job_id in quick:
                 job = wait_for(api, job_id, timeout=120)
                 assert (job["status"], job["attempts"]) == ("succeeded", 1)
@@ -138,7 +126,7 @@ def test_workers_on_a_shared_postgresql_queue_run_each_job_once_and_take_over_a_
             scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
             assert f'whisper_api_job_duration_seconds_count{{outcome="succeeded"}} {ran[0]}.0' in scraped
 
-            long_job = _submit(api_server, very_long_wav)
+            long_job = submit(api, very_long_wav)["id"]
             wait_for(api, long_job, {"running"})
             victim = next(i for i, log in enumerate(logs) if long_job in log.read_text())
             _kill(workers[victim])
@@ -163,7 +151,7 @@ def test_a_stopped_worker_hands_its_job_back_at_once(
     first = start_worker(models_dir, tmp_path / "first.log", worker_flags)
     try:
         with _api(api_server) as api:
-            job_id = _submit(api_server, very_long_wav)
+            job_id = submit(api, very_long_wav)["id"]
             wait_for(api, job_id, {"running"})
             first.send_signal(signal.SIGTERM)
             first.wait(timeout=20)
