@@ -38,7 +38,7 @@ Log = Callable[[dict[str, float]], None]
 @dataclass(frozen=True)
 class TrainConfig:
     dims: Dimensions = field(default_factory=Dimensions)
-    steps: int = 5700
+    steps: int = 5300
     batch_size: int = 8
     peak_lr: float = 1.5e-3
     warmup_steps: int = 100
@@ -55,7 +55,7 @@ class TrainConfig:
     #: Weight of the auxiliary character CTC loss on the encoder (ctc.py); 0 turns it off.
     ctc_weight: float = 0.3
     #: The cheap first phase: this many of `steps` on windows of this much audio (see above).
-    short_steps: int = 4500
+    short_steps: int = 4400
     short_context_seconds: float = 10.0
 
     def context_seconds(self, step: int) -> float:
