@@ -11,27 +11,16 @@ from tqdm import tqdm
 from whisper_api.audio import AudioError
 from whisper_api.engine.catalog import ModelNotFound
 from whisper_api.engine.types import DecodeOptions, Transcript
-from whisper_api.http import schemas
 from whisper_api.http.app import build_engine
-from whisper_api.service import formats
+from whisper_api.http.render import response_body
 from whisper_api.service.transcription import InvalidRequest, Limits, TranscriptionService
 from whisper_api.settings import Settings
 
 
 def render(transcript: Transcript, output_format: str) -> str:
-    match output_format:
-        case "srt":
-            return formats.to_srt(transcript)
-        case "vtt":
-            return formats.to_vtt(transcript)
-        case "json":
-            body: msgspec.Struct = schemas.TranscriptionJson(
-                text=transcript.text, usage=schemas.usage(transcript)
-            )
-        case "verbose_json":
-            body = schemas.verbose(transcript, with_words=True)
-        case _:
-            return formats.to_text(transcript)
+    body = response_body(transcript, output_format, with_words=True, include_logprobs=False)
+    if isinstance(body, str):
+        return body
     return msgspec.json.format(msgspec.json.encode(body)).decode() + "\n"
 
 

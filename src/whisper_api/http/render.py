@@ -10,24 +10,36 @@ from whisper_api.http import schemas
 from whisper_api.service import formats
 
 _TEXT = "text/plain; charset=utf-8"
+_TEXT_MEDIA_TYPES = {"vtt": "text/vtt; charset=utf-8"}
+
+
+def response_body(
+    transcript: Transcript, response_format: str, *, with_words: bool, include_logprobs: bool
+) -> str | msgspec.Struct:
+    """text, srt and vtt as text; json and verbose_json as OpenAI's schema structs."""
+    match response_format:
+        case "text":
+            return formats.to_text(transcript)
+        case "srt":
+            return formats.to_srt(transcript)
+        case "vtt":
+            return formats.to_vtt(transcript)
+        case "verbose_json":
+            return schemas.verbose(transcript, with_words=with_words)
+        case _:
+            return schemas.TranscriptionJson(
+                text=transcript.text,
+                usage=schemas.usage(transcript),
+                logprobs=schemas.logprobs(transcript) if include_logprobs else None,
+            )
 
 
 def rendered(
     transcript: Transcript, response_format: str, *, with_words: bool, include_logprobs: bool
 ) -> Response:
-    match response_format:
-        case "text":
-            return Response(formats.to_text(transcript), media_type=_TEXT)
-        case "srt":
-            return Response(formats.to_srt(transcript), media_type=_TEXT)
-        case "vtt":
-            return Response(formats.to_vtt(transcript), media_type="text/vtt; charset=utf-8")
-        case "verbose_json":
-            body: msgspec.Struct = schemas.verbose(transcript, with_words=with_words)
-        case _:
-            body = schemas.TranscriptionJson(
-                text=transcript.text,
-                usage=schemas.usage(transcript),
-                logprobs=schemas.logprobs(transcript) if include_logprobs else None,
-            )
+    body = response_body(
+        transcript, response_format, with_words=with_words, include_logprobs=include_logprobs
+    )
+    if isinstance(body, str):
+        return Response(body, media_type=_TEXT_MEDIA_TYPES.get(response_format, _TEXT))
     return Response(body, media_type=MediaType.JSON)
