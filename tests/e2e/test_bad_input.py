@@ -125,6 +125,27 @@ class TestBadInput:
         response = post(server, files={"file": ("cut.wav", jfk_wav.read_bytes()[:30])})
         assert_openai_error(response, 400, "file")
 
+    def test_a_form_field_that_is_not_utf8_is_refused(self, server: Server, jfk_wav: Path) -> None:
+        boundary = "b0"
+        body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="prompt"\r\n\r\n'.encode()
+            + b"\xff\xfe caf\xe9\r\n"
+            + f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n'.encode()
+            + jfk_wav.read_bytes()
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        response = post(
+            server,
+            content=body,
+            headers={**AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        assert assert_openai_error(response, 400)["code"] == "invalid_form_field"
+
+    def test_a_deeply_nested_chunking_strategy_is_refused(self, server: Server, jfk_wav: Path) -> None:
+        nested = "[" * 5000 + "]" * 5000
+        response = post(server, files={"file": jfk_wav.read_bytes()}, data={"chunking_strategy": nested})
+        assert_openai_error(response, 400, "chunking_strategy")
+
     def test_unknown_route_gets_a_404_in_openai_shape(self, server: Server) -> None:
         assert_openai_error(httpx.get(f"{server.base_url}/v1/nothing-here", headers=AUTH), 404)
 

@@ -176,7 +176,17 @@ def test_a_url_larger_than_the_upload_limit_is_refused(listen_server: Server, fi
     assert response.json()["err_code"] == "FILE_TOO_LARGE"
 
 
-@pytest.mark.parametrize("body", [b'{"link": "x"}', b"not json", b'{"url": "ftp://example.com/a.mp3"}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"link": "x"}',
+        b"not json",
+        b'{"url": "ftp://example.com/a.mp3"}',
+        b'{"url": "http://[::1"}',
+        b'{"url": "https://example.com/a\\u0001"}',
+        b'{"url": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    ],
+)
 def test_a_bad_url_body_is_a_clear_400(listen_server: Server, body: bytes) -> None:
     response = listen(listen_server, body, "application/json")
     assert response.status_code == 400

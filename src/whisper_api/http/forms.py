@@ -98,7 +98,7 @@ def _chunking(fields: Fields) -> Chunking:
             vad = msgspec.convert(nested, _ServerVad, strict=False)
         else:
             vad = msgspec.json.decode(raw or "", type=_ServerVad)
-    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+    except (msgspec.DecodeError, RecursionError) as error:  # msgspec: RecursionError past ~1000 levels
         raise bad_request(
             'chunking_strategy must be "auto" or an object like {"type": "server_vad", '
             f'"prefix_padding_ms": 300, "silence_duration_ms": 200, "threshold": 0.5}}: {error}.',

@@ -50,7 +50,13 @@ async def read_multipart(request: Request, max_file_bytes: int) -> tuple[Fields,
     if length.isdigit() and int(length) > max_file_bytes + FORM_OVERHEAD_BYTES:
         # Refused before reading: the body limit is the largest of all routes', not this one's.
         raise _too_large("The file", max_file_bytes, "file")
-    form = await request.form()
+    try:
+        form = await request.form()
+    except (UnicodeDecodeError, LookupError):  # a text field not in its charset, or an unknown charset
+        raise bad_request(
+            "A form field is not text in its declared charset (UTF-8 unless it says otherwise).",
+            code="invalid_form_field",
+        ) from None
     fields = {key: [value for value in form.getall(key) if isinstance(value, str)] for key in form}
     parts = []
     for key in form:

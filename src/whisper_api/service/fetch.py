@@ -15,7 +15,7 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import httpx
 
@@ -76,7 +76,7 @@ async def fetch(url: str, policy: FetchPolicy) -> bytes:
         raise FetchError(
             f"Fetching the URL took longer than {policy.timeout:g} s.", "url_fetch_timeout"
         ) from None
-    except httpx.HTTPError as error:
+    except (httpx.HTTPError, httpx.InvalidURL) as error:  # InvalidURL is not an HTTPError
         raise FetchError(
             f"Fetching the URL failed: {error.__class__.__name__}.", "url_fetch_failed"
         ) from None
@@ -94,14 +94,25 @@ async def post(url: str, body: bytes, headers: dict[str, str], policy: FetchPoli
                 return response.status_code
     except TimeoutError:
         raise FetchError(f"The request took longer than {policy.timeout:g} s.", "url_fetch_timeout") from None
-    except httpx.HTTPError as error:
+    except (httpx.HTTPError, httpx.InvalidURL) as error:  # InvalidURL is not an HTTPError
         raise FetchError(f"The request failed: {error.__class__.__name__}.", "url_fetch_failed") from None
 
 
-async def _check_host(url: str, policy: FetchPolicy) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+def check_http_url(url: str) -> SplitResult:
+    """`url`'s parts, if it is an http(s) URL with a host that httpx can send; FetchError if not."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it is the check: a port outside 0-65535 raises ValueError
+        httpx.URL(url)  # control characters, overlong parts
+    except (ValueError, httpx.InvalidURL):
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise FetchError("The URL must be an http:// or https:// address with a host name.", "invalid_url")
+    return parts
+
+
+async def _check_host(url: str, policy: FetchPolicy) -> None:
+    parts = check_http_url(url)
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)

@@ -79,7 +79,7 @@ async def listen(request: Request, service: TranscriptionService) -> Response:
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
             source = msgspec.json.decode(body, type=UrlSource)
-        except msgspec.DecodeError as error:
+        except (msgspec.DecodeError, RecursionError) as error:  # msgspec: RecursionError when deeply nested
             raise bad_request(
                 f'A JSON body must be {{"url": "https://..."}} ({error}).', param="url", code="invalid_url"
             ) from None
@@ -255,7 +255,7 @@ class _LiveSession:
         """Act on a text message; True for CloseStream."""
         try:
             kind = msgspec.json.decode(text, type=_Control).type
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
             await self._send(
                 deepgram.ErrorMessage(
                     description='Text messages must be JSON like {"type": "KeepAlive"}.',
