@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import openai
@@ -190,6 +191,11 @@ def test_undecodable_audio_is_refused_at_submission(api: httpx.Client) -> None:
         ({"url": "https://example.com/a.wav", "formats": ["docx"]}, "formats"),
         ({"url": "https://example.com/a.wav", "language": "xx"}, "language"),
         ({"url": "https://example.com/a.wav", "callback_url": "file:///etc/passwd"}, "callback_url"),
+        ({"url": "http://[::1"}, "url"),
+        ({"url": "https://example.com/a\u0001"}, "url"),
+        ({"url": "https://example.com/a.wav", "callback_url": "http://[x"}, "callback_url"),
+        ({"url": "https://example.com/a.wav", "formats": []}, "formats"),
+        ({"url": "https://example.com/a.wav", "formats": [["srt"]]}, "formats"),
     ],
 )
 def test_bad_job_requests_are_refused_saying_which_field(
@@ -198,6 +204,72 @@ def test_bad_job_requests_are_refused_saying_which_field(
     response = api.post("/v1/transcription-jobs", json=body)
     assert response.status_code in (400, 404), response.text
     assert response.json()["error"]["param"] == param
+
+
+def test_a_deeply_nested_json_body_is_refused_as_invalid_json(api: httpx.Client) -> None:
+    response = api.post(
+        "/v1/transcription-jobs",
+        content=b'{"formats": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_json"
+
+
+def test_a_huge_list_of_unknown_formats_gets_a_short_error(api: httpx.Client) -> None:
+    formats = [f"format-{n}" for n in range(10_000)]
+    response = api.post("/v1/transcription-jobs", json={"url": "https://example.com/a", "formats": formats})
+    assert response.status_code == 400 and len(response.json()["error"]["message"]) < 300
+
+
+def test_a_job_names_the_model_it_runs_with(api: httpx.Client, jfk_wav: Path) -> None:
+    assert submit(api, jfk_wav)["model"] == "ggml-mini.en"  # the server's --default-model
+
+
+def test_the_result_of_a_failed_job_is_a_409_saying_it_failed(api: httpx.Client, hooks: FileServer) -> None:
+    response = api.post("/v1/transcription-jobs", json={"url": hooks.url("/files/missing.wav")})
+    wait_for(api, response.json()["id"])
+    result = api.get(f"/v1/transcription-jobs/{response.json()['id']}/result")
+    assert result.status_code == 409 and result.json()["error"]["code"] == "job_failed"
+
+
+def test_a_file_object_has_every_field_of_openais(api: httpx.Client, jfk_wav: Path) -> None:
+    uploaded = api.post("/v1/files", files={"file": ("jfk.wav", jfk_wav.read_bytes(), "audio/wav")}).json()
+    listed = api.get("/v1/files").json()["data"][0]
+    for file in (uploaded, api.get(f"/v1/files/{uploaded['id']}").json(), listed):
+        assert {"id", "object", "bytes", "created_at", "filename", "purpose", "status"} <= set(file)
+        assert file["object"] == "file" and file["purpose"] == "user_data" and file["status"] == "processed"
+
+
+def test_a_file_named_in_any_script_downloads_under_its_name(api: httpx.Client, jfk_wav: Path) -> None:
+    name = '會議 notes "1".wav'
+    uploaded = api.post(
+        "/v1/files", files={"file": (name, jfk_wav.read_bytes() + b"names", "audio/wav")}
+    ).json()
+    response = api.get(f"/v1/files/{uploaded['id']}/content")
+    assert response.status_code == 200
+    disposition = response.headers["content-disposition"]
+    assert "filename*=UTF-8''" + quote(name, safe="") in disposition and disposition.isascii()
+
+
+def test_an_odd_content_type_is_stored_as_octet_stream(api: httpx.Client, jfk_wav: Path) -> None:
+    uploaded = api.post(
+        "/v1/files", files={"file": ("a.wav", jfk_wav.read_bytes() + b"types", "audi\u00f3/wav")}
+    ).json()
+    response = api.get(f"/v1/files/{uploaded['id']}/content")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/octet-stream"
+
+
+def test_an_upload_with_one_bad_file_stores_none_of_them(api: httpx.Client, jfk_wav: Path) -> None:
+    before = api.get("/v1/files", params={"limit": 10_000}).json()["data"]
+    response = api.post(
+        "/v1/files",
+        files=[
+            ("file", ("good.wav", jfk_wav.read_bytes() + b"good", "audio/wav")),
+            ("file", ("notes.txt", b"not audio at all", "text/plain")),
+        ],
+    )
+    assert response.status_code == 400 and "notes.txt" in response.json()["error"]["message"]
+    assert api.get("/v1/files", params={"limit": 10_000}).json()["data"] == before
 
 
 def test_the_same_bytes_upload_to_one_file(api: httpx.Client, sdk: openai.OpenAI, jfk_wav: Path) -> None:

@@ -232,16 +232,17 @@ class JobRunner:
             return
         try:
             await sender.deliver(job)
-        except DeliveryFailed as failure:
+        except Exception as failure:  # unforeseen errors count as attempts too, so retries stay bounded
+            error = str(failure) if isinstance(failure, DeliveryFailed) else "internal error"
             retry_at = sender.retry_at(job.callback_attempts)
             metrics.CALLBACKS.labels("retry" if retry_at else "failed").inc()
-            log.warning("callback_failed", job=job.id, attempt=job.callback_attempts, error=str(failure))
+            log.warning("callback_failed", job=job.id, attempt=job.callback_attempts, error=repr(failure))
             await asyncio.to_thread(
                 self.store.callback_done,
                 job.id,
                 job.callback_attempts,
                 delivered=False,
-                error=str(failure),
+                error=error,
                 retry_at=retry_at,
             )
         else:

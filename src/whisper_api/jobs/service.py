@@ -12,16 +12,19 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-from whisper_api.audio import decode_audio
+from whisper_api.audio import AudioError, decode_audio
 from whisper_api.engine.types import DecodeOptions, Transcript
 from whisper_api.jobs.codec import decode_transcript, encode_options
 from whisper_api.jobs.media import MediaStore
 from whisper_api.jobs.store import Conflict, FileRecord, JobRecord, Page, Store
+from whisper_api.service.fetch import FetchError, check_http_url
 from whisper_api.service.transcription import InvalidRequest, TranscriptionService
 
 RESULT_FORMATS: tuple[str, ...] = ("json", "text", "srt", "vtt", "verbose_json")
+#: The store's column widths.
+_MAX_FILENAME = 255
+_MAX_MEDIA_TYPE = 127
 
 
 class NotFound(Exception):
@@ -29,6 +32,13 @@ class NotFound(Exception):
         super().__init__(f"No {kind} with id '{identifier}'.")
         self.message = str(self)
         self.kind = kind
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    data: bytes
+    filename: str
+    content_type: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +74,29 @@ class JobService:
 
     # -- files ---------------------------------------------------------------------------------
 
-    async def add_file(self, data: bytes, filename: str, content_type: str) -> tuple[FileRecord, bool]:
-        """Store an upload (once per content); AudioError if it is not audio this service can decode."""
-        await asyncio.to_thread(decode_audio, data, max_seconds=self.max_audio_seconds)
-        stored = await asyncio.to_thread(self.media.put, data)
-        return await asyncio.to_thread(
-            self.store.add_file, stored.sha256, filename or "upload", content_type, stored.size_bytes
-        )
+    async def add_files(self, uploads: Sequence[Upload]) -> list[tuple[FileRecord, bool]]:
+        """Store uploads (once per content): all of them, or none if one is not audio this service
+        can decode (AudioError, naming the file when there are several)."""
+        for upload in uploads:
+            try:
+                await asyncio.to_thread(decode_audio, upload.data, max_seconds=self.max_audio_seconds)
+            except AudioError as error:
+                if len(uploads) == 1:
+                    raise
+                raise type(error)(f"{upload.filename!r}: {error.message}") from None
+        added = []
+        for upload in uploads:
+            stored = await asyncio.to_thread(self.media.put, upload.data)
+            added.append(
+                await asyncio.to_thread(
+                    self.store.add_file,
+                    stored.sha256,
+                    upload.filename[:_MAX_FILENAME] or "upload",
+                    _media_type(upload.content_type),
+                    stored.size_bytes,
+                )
+            )
+        return added
 
     async def file(self, file_id: str) -> FileRecord:
         return await _found("file", file_id, self.store.file)
@@ -94,12 +120,12 @@ class JobService:
         self,
         request: JobRequest,
         *,
-        upload: tuple[bytes, str, str] | None = None,
+        upload: Upload | None = None,
         file_id: str | None = None,
         url: str | None = None,
     ) -> JobRecord:
-        """Queue a job for exactly one audio source: an upload (bytes, filename, content type), an
-        uploaded file's id, or a URL the worker fetches."""
+        """Queue a job for exactly one audio source: an upload, an uploaded file's id, or a URL the
+        worker fetches."""
         if sum(source is not None for source in (upload, file_id, url)) != 1:
             raise InvalidRequest(
                 "Give the audio one way: a 'file' upload, a 'file_id' from /v1/files, or a 'url'.",
@@ -120,13 +146,13 @@ class JobService:
             if value is not None:
                 _check_http_url(value, name)
         if upload is not None:
-            record, _ = await self.add_file(*upload)
+            [(record, _)] = await self.add_files([upload])
             file_id = record.id
         elif file_id is not None:
             await self.file(file_id)
         job = await asyncio.to_thread(
             self.store.submit,
-            model=request.model,
+            model=model.id,
             request={
                 "options": encode_options(request.options),
                 "include_logprobs": request.include_logprobs,
@@ -159,7 +185,7 @@ class JobService:
         if data is None:
             raise Conflict(
                 f"Job '{job_id}' is {record.status}; a result exists once it has succeeded.",
-                "result_not_ready",
+                "result_not_ready" if record.status in ("queued", "running") else f"job_{record.status}",
             )
         return record, await asyncio.to_thread(decode_transcript, data)
 
@@ -179,7 +205,7 @@ def _check_formats(formats: Sequence[Any]) -> None:
     unknown = [value for value in formats if value not in RESULT_FORMATS]
     if unknown or not formats:
         raise InvalidRequest(
-            f"formats must be one or more of {', '.join(RESULT_FORMATS)}; got {', '.join(map(str, unknown))}."
+            f"formats must be one or more of {', '.join(RESULT_FORMATS)}; got {_shown(unknown)}."
             if unknown
             else "formats must name at least one format.",
             param="formats",
@@ -187,9 +213,22 @@ def _check_formats(formats: Sequence[Any]) -> None:
         )
 
 
+def _media_type(declared: str) -> str:
+    """The client's content type if it looks like one (it is sent back as a header), else a neutral one."""
+    sendable = declared.isascii() and declared.isprintable() and "/" in declared
+    return declared if sendable and len(declared) <= _MAX_MEDIA_TYPE else "application/octet-stream"
+
+
+def _shown(values: Sequence[Any], most: int = 3) -> str:
+    """A few of `values`, each cut short: an error message does not echo a client's megabytes."""
+    shown = ", ".join(repr(str(value)[:40]) for value in values[:most])
+    return shown + (f" and {len(values) - most} more" if len(values) > most else "")
+
+
 def _check_http_url(url: str, name: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        check_http_url(url)
+    except FetchError:
         raise InvalidRequest(
             f"'{name}' must be an http:// or https:// URL with a host name.", param=name, code="invalid_url"
-        )
+        ) from None

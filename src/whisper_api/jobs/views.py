@@ -48,14 +48,15 @@ class JobObject(msgspec.Struct, kw_only=True):
 
 
 class FileObject(msgspec.Struct, kw_only=True, omit_defaults=True):
+    # No defaults but `existed`'s: omit_defaults would leave any other default out of the body.
     id: str
-    object: Literal["file"] = "file"
+    object: Literal["file"]
     bytes: int
     created_at: int
     filename: str
     #: OpenAI's general-purpose kind; what a client sends is not kept (one file per content).
-    purpose: str = "user_data"
-    status: str = "processed"
+    purpose: str
+    status: str
     content_type: str
     sha256: str
     #: On upload: whether the same content was already stored (the earlier file is returned).
@@ -118,6 +119,9 @@ def job_object(record: JobRecord) -> JobObject:
 def file_object(record: FileRecord, existed: bool | None = None) -> FileObject:
     return FileObject(
         id=record.id,
+        object="file",
+        purpose="user_data",
+        status="processed",
         bytes=record.size_bytes,
         created_at=int(record.created_at),
         filename=record.filename,

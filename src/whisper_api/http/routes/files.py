@@ -1,12 +1,14 @@
 """Uploaded audio files: /v1/files, in the shape of OpenAI's Files API (the SDK's `client.files`).
 
 Files are stored once per content (sha256): uploading the same bytes again returns the file
-already stored, marked `existed`. Several `file` parts in one request are stored one by one.
+already stored, marked `existed`. Several `file` parts in one request are stored all or none:
+if one is not audio, the request stores nothing.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from litestar import Request, Response, delete, get, post
 from litestar.params import Parameter
@@ -14,7 +16,7 @@ from litestar.params import Parameter
 from whisper_api.http.auth import require_api_key
 from whisper_api.http.errors import bad_request
 from whisper_api.http.uploads import read_multipart
-from whisper_api.jobs.service import JobService
+from whisper_api.jobs.service import JobService, Upload
 from whisper_api.jobs.views import Deleted, FileList, FileObject, file_list, file_object
 
 
@@ -24,10 +26,8 @@ async def upload_files(request: Request, jobs: JobService) -> FileObject | FileL
     uploads = [part for part in parts if part.name in ("file", "file[]", "files")]
     if not uploads:
         raise bad_request("Send one or more files in 'file' fields.", param="file", code="missing_file")
-    stored = []
-    for part in uploads:
-        record, existed = await jobs.add_file(part.data, part.filename, part.content_type)
-        stored.append(file_object(record, existed))
+    added = await jobs.add_files([Upload(part.data, part.filename, part.content_type) for part in uploads])
+    stored = [file_object(record, existed) for record, existed in added]
     # One file answers as OpenAI's file object; several as a list of them.
     return stored[0] if len(stored) == 1 else file_list(stored, has_more=False)
 
@@ -51,9 +51,7 @@ async def retrieve_file(jobs: JobService, file_id: str) -> FileObject:
 async def file_content(jobs: JobService, file_id: str) -> Response[bytes]:
     record, data = await jobs.file_content(file_id)
     return Response(
-        data,
-        media_type=record.content_type or "application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{_quoted(record.filename)}"'},
+        data, media_type=record.content_type, headers={"Content-Disposition": _attachment(record.filename)}
     )
 
 
@@ -63,5 +61,7 @@ async def delete_file(jobs: JobService, file_id: str) -> Deleted:
     return Deleted(id=file_id, object="file")
 
 
-def _quoted(filename: str) -> str:
-    return "".join(c for c in filename if c.isprintable() and c not in '"\\')
+def _attachment(filename: str) -> str:
+    """RFC 6266: an ASCII name for every client, and the exact one, percent-encoded, for the rest."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"

@@ -19,7 +19,7 @@ from whisper_api.http.fields import Fields, one, values
 from whisper_api.http.forms import parse_fields
 from whisper_api.http.render import rendered
 from whisper_api.http.uploads import read_multipart
-from whisper_api.jobs.service import RESULT_FORMATS, JobRequest, JobService
+from whisper_api.jobs.service import RESULT_FORMATS, JobRequest, JobService, Upload
 from whisper_api.jobs.store import JOB_STATUSES
 from whisper_api.jobs.views import Deleted, JobList, JobObject, job_list, job_object
 
@@ -36,7 +36,7 @@ async def create_job(request: Request, jobs: JobService) -> JobObject:
     else:
         fields, files = await read_multipart(request, request.app.state.max_file_bytes)
         part = next((p for p in files if p.name == "file"), None)
-        upload = None if part is None else (part.data, part.filename, part.content_type)
+        upload = None if part is None else Upload(part.data, part.filename, part.content_type)
     formats = _formats(fields)
     task = one(fields, "task") or "transcribe"
     if task not in ("transcribe", "translate"):
@@ -117,27 +117,36 @@ def _json_fields(body: bytes) -> Fields:
     """A JSON body as form fields, so both go through the same validation."""
     try:
         document = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # msgspec: RecursionError when deeply nested
         raise bad_request("The body is not valid JSON.", code="invalid_json") from None
     if not isinstance(document, dict):
         raise bad_request("The body must be a JSON object.", code="invalid_json")
-    return {name: _as_strings(value) for name, value in document.items() if value is not None}
+    return {name: _as_strings(name, value) for name, value in document.items() if value is not None}
 
 
-def _as_strings(value: Any) -> list[str]:
-    if isinstance(value, list):
-        return [item for element in value for item in _as_strings(element)]
+def _as_strings(name: str, value: Any) -> list[str]:
+    """A JSON value as form field values: a list gives one each; an object (chunking_strategy) is
+    passed on as its JSON text, as a multipart client would send it."""
+    if not isinstance(value, list):
+        return [_as_string(value)]
+    if any(isinstance(item, list | dict) for item in value):
+        raise bad_request(f"'{name}' must be a value or a list of values.", param=name)
+    return [_as_string(item) for item in value]
+
+
+def _as_string(value: Any) -> str:
     if isinstance(value, bool):
-        return ["true" if value else "false"]
+        return "true" if value else "false"
     if isinstance(value, dict):
-        return [msgspec.json.encode(value).decode()]
-    return [str(value)]
+        return msgspec.json.encode(value).decode()
+    return str(value)
 
 
 def _formats(fields: Fields) -> tuple[str, ...]:
     """`formats` as repeated fields, `formats[]`, or one comma-separated value; `response_format`
     alone stands for one format; json when neither is given. The job service checks the names."""
-    chosen = [
-        name.strip() for value in values(fields, "formats") for name in value.split(",") if name.strip()
-    ]
-    return tuple(dict.fromkeys(chosen or [one(fields, "response_format") or "json"]))
+    if "formats" not in fields and "formats[]" not in fields:
+        return (one(fields, "response_format") or "json",)
+    # Given but empty (`"formats": []`) stays empty, and the job service refuses it.
+    given = values(fields, "formats")
+    return tuple(dict.fromkeys(name.strip() for value in given for name in value.split(",") if name.strip()))
