@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--header", type=Path, default=DEFAULT_HEADER, help="ggml file with the vocabulary and mel filters"
     )
-    parser.add_argument("--clips-per-language", type=int, default=8000)
+    parser.add_argument("--clips-per-language", type=int, default=6000)
     parser.add_argument("--steps", type=int, default=TrainConfig.steps)
     parser.add_argument(
         "--short-steps",

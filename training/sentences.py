@@ -271,16 +271,6 @@ _TEMPLATES: dict[str, list[Template]] = {"en": _en_templates(), "es": _es_templa
 _FIXED: dict[str, list[str]] = {"en": _EN_FIXED, "es": _ES_FIXED}
 #: How often a training sentence is one of the fixed short commands.
 _FIXED_SHARE = 0.08
-#: The templates that say numbers (every draw of them does). Numbers are most of a small model's
-#: errors (seventeen heard as 70, veintinueve as 20): each of 100 is its own token to learn, from a
-#: few dozen clips. And the held-out set, being distinct sentences, is mostly numbered ones (69 %: the
-#: other templates have few combinations), where uniform training draws said numbers in 54 %.
-_NUMBERED: dict[str, list[Template]] = {
-    language: [t for t in templates if any(ch.isdigit() for ch in t(random.Random(0)))]
-    for language, templates in _TEMPLATES.items()
-}
-#: How often an open training sentence comes from the numbered templates alone.
-_NUMBERED_SHARE = 0.5
 
 
 def is_held_out(text: str) -> bool:
@@ -297,9 +287,8 @@ def training_sentence(language: str, rng: random.Random) -> Sentence:
     """A random sentence never in the held-out slice."""
     if rng.random() < _FIXED_SHARE:
         return Sentence(language, rng.choice(_FIXED[language]))
-    templates = _NUMBERED if rng.random() < _NUMBERED_SHARE else _TEMPLATES
     while True:
-        text = rng.choice(templates[language])(rng)
+        text = _open_sentence(language, rng)
         if not is_held_out(text):
             return Sentence(language, text)
 
