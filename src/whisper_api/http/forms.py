@@ -15,6 +15,7 @@ import msgspec
 from whisper_api.engine.types import DecodeOptions, SpeechRules, Task
 from whisper_api.http.errors import bad_request
 from whisper_api.http.fields import Fields, flag, integer, number, one, ranged, values
+from whisper_api.http.json_input import decode_json
 
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
@@ -97,8 +98,8 @@ def _chunking(fields: Fields) -> Chunking:
         if nested:
             vad = msgspec.convert(nested, _ServerVad, strict=False)
         else:
-            vad = msgspec.json.decode(raw or "", type=_ServerVad)
-    except (msgspec.DecodeError, RecursionError) as error:  # msgspec: RecursionError past ~1000 levels
+            vad = decode_json(raw or "", type=_ServerVad)
+    except msgspec.DecodeError as error:
         raise bad_request(
             'chunking_strategy must be "auto" or an object like {"type": "server_vad", '
             f'"prefix_padding_ms": 300, "silence_duration_ms": 200, "threshold": 0.5}}: {error}.',

@@ -17,6 +17,7 @@ from whisper_api.http.auth import require_api_key
 from whisper_api.http.errors import bad_request
 from whisper_api.http.fields import Fields, one, values
 from whisper_api.http.forms import parse_fields
+from whisper_api.http.json_input import decode_json
 from whisper_api.http.render import rendered
 from whisper_api.http.uploads import read_multipart
 from whisper_api.jobs.service import RESULT_FORMATS, JobRequest, JobService, Upload
@@ -116,8 +117,8 @@ async def delete_job(jobs: JobService, job_id: str) -> Deleted:
 def _json_fields(body: bytes) -> Fields:
     """A JSON body as form fields, so both go through the same validation."""
     try:
-        document = msgspec.json.decode(body)
-    except (msgspec.DecodeError, RecursionError):  # msgspec: RecursionError when deeply nested
+        document = decode_json(body)
+    except msgspec.DecodeError:
         raise bad_request("The body is not valid JSON.", code="invalid_json") from None
     if not isinstance(document, dict):
         raise bad_request("The body must be a JSON object.", code="invalid_json")

@@ -22,6 +22,7 @@ from whisper_api.http import deepgram
 from whisper_api.http.auth import offers_token_subprotocol, presented_key, require_api_key
 from whisper_api.http.disconnect import ClientDisconnected, until_disconnected
 from whisper_api.http.errors import ApiError, bad_request, to_api_error
+from whisper_api.http.json_input import decode_json
 from whisper_api.http.observability import CLIENT_CLOSED_REQUEST, request_usage
 from whisper_api.http.uploads import read_body
 from whisper_api.service import formats
@@ -78,8 +79,8 @@ async def listen(request: Request, service: TranscriptionService) -> Response:
     body = await read_body(request, request.app.state.max_upload_bytes)
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
-            source = msgspec.json.decode(body, type=UrlSource)
-        except (msgspec.DecodeError, RecursionError) as error:  # msgspec: RecursionError when deeply nested
+            source = decode_json(body, type=UrlSource)
+        except msgspec.DecodeError as error:
             raise bad_request(
                 f'A JSON body must be {{"url": "https://..."}} ({error}).', param="url", code="invalid_url"
             ) from None
@@ -254,8 +255,8 @@ class _LiveSession:
     async def _control(self, text: str) -> bool:
         """Act on a text message; True for CloseStream."""
         try:
-            kind = msgspec.json.decode(text, type=_Control).type
-        except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+            kind = decode_json(text, type=_Control).type
+        except msgspec.DecodeError:  # ValidationError is a DecodeError
             await self._send(
                 deepgram.ErrorMessage(
                     description='Text messages must be JSON like {"type": "KeepAlive"}.',
