@@ -21,6 +21,11 @@ def values(fields: Fields, name: str) -> list[str]:
     return [*fields.get(f"{name}[]", ()), *fields.get(name, ())]
 
 
+def given(fields: Fields, name: str) -> bool:
+    """Whether an array field was sent at all, however spelled, even with no values."""
+    return f"{name}[]" in fields or name in fields
+
+
 def one(fields: Fields, name: str) -> str | None:
     values = fields.get(name)
     if not values:

@@ -15,7 +15,7 @@ from litestar.params import Parameter
 
 from whisper_api.http.auth import require_api_key
 from whisper_api.http.errors import bad_request
-from whisper_api.http.fields import Fields, one, values
+from whisper_api.http.fields import Fields, given, one, values
 from whisper_api.http.forms import parse_fields
 from whisper_api.http.json_input import decode_json
 from whisper_api.http.render import rendered
@@ -146,8 +146,8 @@ def _as_string(value: Any) -> str:
 def _formats(fields: Fields) -> tuple[str, ...]:
     """`formats` as repeated fields, `formats[]`, or one comma-separated value; `response_format`
     alone stands for one format; json when neither is given. The job service checks the names."""
-    if "formats" not in fields and "formats[]" not in fields:
+    if not given(fields, "formats"):
         return (one(fields, "response_format") or "json",)
     # Given but empty (`"formats": []`) stays empty, and the job service refuses it.
-    given = values(fields, "formats")
-    return tuple(dict.fromkeys(name.strip() for value in given for name in value.split(",") if name.strip()))
+    named = (name.strip() for value in values(fields, "formats") for name in value.split(","))
+    return tuple(dict.fromkeys(name for name in named if name))
