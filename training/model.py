@@ -151,11 +151,14 @@ class TextDecoder(nn.Module):
         """Each block's cross-attention keys and values: computed once per window, reused per token."""
         return [block.cross_attn.keys_values(audio) for block in self.blocks]  # type: ignore[union-attr]
 
-    def forward(self, tokens: Tensor, cache: CrossCache, last_only: bool = False) -> Tensor:
+    def forward(
+        self, tokens: Tensor, cache: CrossCache, last_only: bool = False, vocabulary: Tensor | None = None
+    ) -> Tensor:
         """(batch, length) token ids → (batch, length, n_vocab) logits for each next token.
 
         `last_only` projects only the last position onto the vocabulary (length 1 out): decoding needs
-        no more, and the 51865-way projection is most of a decoding step's cost.
+        no more, and the 51865-way projection is most of a decoding step's cost. `vocabulary` (token
+        ids) projects onto those tokens only: logit j is token vocabulary[j]'s.
         """
         length = tokens.shape[1]
         x = self.token_embedding(tokens) + self.positional_embedding[:length]
@@ -163,7 +166,8 @@ class TextDecoder(nn.Module):
             x = block(x, cross=cross, causal=True)
         if last_only:
             x = x[:, -1:]
-        return self.ln(x) @ self.token_embedding.weight.T
+        weight = self.token_embedding.weight
+        return self.ln(x) @ (weight if vocabulary is None else weight[vocabulary]).T
 
 
 class Whisper(nn.Module):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +125,12 @@ class Tokenizer:
         if len(tokens) > MAX_TARGET_TOKENS:
             raise ValueError(f"{len(tokens)} tokens do not fit one whisper.cpp decoding pass")
         return tokens
+
+    def vocabulary(self, texts: Iterable[str]) -> list[int]:
+        """Every token `target` can give for windows of these sentences, in id order: their text
+        tokens, and every special, language, task and timestamp token."""
+        used = {token for text in texts for token in self.encode(" " + text.strip())}
+        return sorted(used | set(range(self.special.eot, self.n_vocab)))
 
     def close(self) -> None:
         self._native.close()

@@ -59,3 +59,20 @@ def test_timestamp_tokens_step_in_20_ms(tokenizer: Tokenizer) -> None:
     assert special.timestamp(0.0) == special.beg
     assert special.timestamp(1.0) == special.beg + 50
     assert special.seconds(special.beg + 1500) == pytest.approx(30.0)
+
+
+def test_the_vocabulary_of_some_sentences_holds_every_token_their_windows_can_give(
+    tokenizer: Tokenizer,
+) -> None:
+    texts = [sentence.text for sentence in held_out_sentences("es", 20)]
+    vocabulary = tokenizer.vocabulary(texts)
+    segments = [Segment(0.0, 2.0, texts[0]), Segment(29.5, 30.0, texts[1])]
+    assert set(tokenizer.target("es", segments)) <= set(vocabulary)
+    assert vocabulary == sorted(vocabulary)
+    assert set(tokenizer.special.languages.values()) <= set(vocabulary)
+    assert vocabulary[-1] == tokenizer.special.timestamp(30.0)
+
+
+def test_the_vocabulary_of_some_sentences_is_a_small_part_of_the_whole(tokenizer: Tokenizer) -> None:
+    vocabulary = tokenizer.vocabulary(sentence.text for sentence in held_out_sentences("en", 20))
+    assert len(vocabulary) < tokenizer.n_vocab // 10

@@ -11,9 +11,11 @@ import pytest
 import torch
 
 from tests.training.fixtures import SMALL
+from training.batches import IGNORE
 from training.clips import ClipBank
+from training.model import Whisper
 from training.tokens import Tokenizer
-from training.train import TrainConfig, load_model, train
+from training.train import RestrictedVocabulary, TrainConfig, load_model, train
 
 TINY_RUN = TrainConfig(
     dims=SMALL,
@@ -78,3 +80,38 @@ def test_the_short_context_phase_hands_over_to_whisper_cpps_full_window(
     train(run, tone_bank, tokenizer, mel_filters, tmp_path)
     records = [json.loads(line) for line in (tmp_path / "train-log.jsonl").read_text().splitlines()]
     assert [r["context_s"] for r in records] == [6.0, 6.0, 30.0, 30.0]
+
+
+def test_projecting_onto_some_tokens_gives_exactly_those_tokens_logits(small_model: Whisper) -> None:
+    tokens = torch.tensor([[50258, 50259, 50359, 50364, 400]])
+    some = torch.tensor([7, 400, 50257, 50364, 51864])
+    cache = small_model.decoder.cross_cache(small_model.encoder(torch.zeros(1, 80, 3000)))
+    with torch.no_grad():
+        everything = small_model.decoder(tokens, cache)
+        restricted = small_model.decoder(tokens, cache, vocabulary=some)
+    torch.testing.assert_close(restricted, everything[..., some])
+
+
+def test_targets_become_columns_of_the_restricted_vocabulary() -> None:
+    vocabulary = RestrictedVocabulary([7, 400, 50257], n_vocab=51865)
+    targets = torch.tensor([[400, 7, 50257, IGNORE]])
+    assert vocabulary.columns(targets).tolist() == [[1, 0, 2, IGNORE]]
+
+
+def test_a_target_outside_the_restricted_vocabulary_is_refused() -> None:
+    with pytest.raises(ValueError, match="outside the restricted vocabulary"):
+        RestrictedVocabulary([7, 400], n_vocab=51865).columns(torch.tensor([[8]]))
+
+
+@pytest.mark.parametrize("short_vocabulary", [True, False])
+def test_the_short_steps_touch_only_the_embeddings_of_tokens_the_clips_use(
+    tone_bank: ClipBank, tokenizer: Tokenizer, mel_filters: np.ndarray, tmp_path: Path, short_vocabulary: bool
+) -> None:
+    run = replace(
+        TINY_RUN, steps=2, short_steps=2, short_context_seconds=6.0, short_vocabulary=short_vocabulary
+    )
+    torch.manual_seed(run.seed)
+    before = Whisper(run.dims).decoder.token_embedding.weight.detach().clone()
+    after = train(run, tone_bank, tokenizer, mel_filters, tmp_path).decoder.token_embedding.weight.detach()
+    unused = sorted(set(range(tokenizer.n_vocab)) - set(tokenizer.vocabulary(tone_bank.texts)))
+    assert torch.equal(after[unused], before[unused]) is short_vocabulary
