@@ -104,7 +104,7 @@ def test_a_target_outside_the_restricted_vocabulary_is_refused() -> None:
 
 
 @pytest.mark.parametrize("short_vocabulary", [True, False])
-def test_the_short_steps_touch_only_the_embeddings_of_tokens_the_clips_use(
+def test_embeddings_of_tokens_the_clips_never_use_move_only_when_steps_project_onto_all_tokens(
     tone_bank: ClipBank, tokenizer: Tokenizer, mel_filters: np.ndarray, tmp_path: Path, short_vocabulary: bool
 ) -> None:
     run = replace(
