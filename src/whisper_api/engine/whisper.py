@@ -17,6 +17,7 @@ import numpy as np
 import structlog
 
 from whisper_api.engine import capi
+from whisper_api.engine.token_times import DecodedToken, TokenClock
 from whisper_api.engine.types import DecodeOptions, LanguageGuess, Segment, Token, Transcript
 from whisper_api.engine.words import words_from_segments
 
@@ -127,6 +128,7 @@ class WhisperContext:
         language = self.language(samples, options.language, threads)
         params = self._params(options, language.code, threads)
         segments: list[Segment] = []
+        clock = self._clock(samples) if options.word_timestamps else None
         failure: list[BaseException] = []
         # whisper.cpp calls back from inside whisper_full; an exception escaping into C++ would abort
         # the process, so callbacks record failures and ask whisper.cpp to stop instead.
@@ -137,7 +139,7 @@ class WhisperContext:
                 with lock:
                     total = binding.whisper_full_n_segments(self._ctx)
                     for index in range(total - n_new, total):
-                        segment = self._segment(index, duration)
+                        segment = self._segment(index, duration, clock)
                         segments.append(segment)
                         if on_segment is not None:
                             on_segment(segment)
@@ -228,35 +230,62 @@ class WhisperContext:
         params.carry_initial_prompt = True
         params.n_max_text_ctx = prompt_tokens + 1
 
-    def _segment(self, index: int, duration: float) -> Segment:
-        """Segment `index` of the last run, its times clamped to the audio (whisper pads the last window)."""
+    def _clock(self, samples: np.ndarray) -> TokenClock:
+        return TokenClock(
+            samples, end_of_text=self._eot, first_timestamp=binding.whisper_token_beg(self._ctx)
+        )
+
+    def _segment(self, index: int, duration: float, clock: TokenClock | None) -> Segment:
+        """Segment `index` of the last run, its times clamped to the audio (whisper pads the last window).
+
+        With a `clock`, token times come from it rather than from whisper.cpp (see `token_times`).
+        """
         ctx = self._ctx
 
-        def seconds(centiseconds: int) -> float:
-            return min(max(centiseconds / 100, 0.0), duration)
+        def clamped(seconds: float) -> float:
+            return min(max(seconds, 0.0), duration)
 
-        tokens = []
-        for position in range(binding.whisper_full_n_tokens(ctx, index)):
-            data = binding.whisper_full_get_token_data(ctx, index, position)
-            tokens.append(
-                Token(
-                    id=data.id,
-                    bytes=binding.whisper_token_to_bytes(ctx, data.id),
-                    logprob=float(data.plog),
-                    start=seconds(data.t0),
-                    end=seconds(data.t1),
-                    special=data.id >= self._eot,
-                )
+        # whisper.cpp counts time in centiseconds.
+        start = binding.whisper_full_get_segment_t0(ctx, index) / 100
+        end = binding.whisper_full_get_segment_t1(ctx, index) / 100
+        decoded = [
+            binding.whisper_full_get_token_data(ctx, index, position)
+            for position in range(binding.whisper_full_n_tokens(ctx, index))
+        ]
+        if clock is None:
+            times = [(data.t0 / 100, data.t1 / 100) for data in decoded]
+        else:
+            times = clock.times([_decoded_token(data) for data in decoded], start, end)
+        tokens = [
+            Token(
+                id=data.id,
+                bytes=binding.whisper_token_to_bytes(ctx, data.id),
+                logprob=float(data.plog),
+                start=clamped(token_start),
+                end=clamped(token_end),
+                special=data.id >= self._eot,
             )
+            for data, (token_start, token_end) in zip(decoded, times, strict=True)
+        ]
         no_speech = self._no_speech_prob(index) if self._no_speech_prob else 0.0
         return Segment(
             index=index,
-            start=seconds(binding.whisper_full_get_segment_t0(ctx, index)),
-            end=seconds(binding.whisper_full_get_segment_t1(ctx, index)),
+            start=clamped(start),
+            end=clamped(end),
             text=_decode_segment_text(tokens),
             tokens=tuple(tokens),
             no_speech_prob=0.0 if math.isnan(no_speech) else float(no_speech),
         )
+
+
+def _decoded_token(data: binding.whisper_token_data) -> DecodedToken:
+    return DecodedToken(
+        id=data.id,
+        timestamp_id=data.tid,
+        timestamp_prob=float(data.pt),
+        timestamp_prob_sum=float(data.ptsum),
+        voice_length=float(data.vlen),
+    )
 
 
 def _padded(samples: np.ndarray) -> np.ndarray:
