@@ -56,7 +56,7 @@ class Token:
     #: Raw bytes: one UTF-8 character may be split across two tokens.
     bytes: bytes
     logprob: float
-    #: Seconds from the start of the audio (whisper.cpp token timestamps; coarse without them).
+    #: Seconds from the start of the audio, timed only with word timestamps on (`token_times.py`).
     start: float
     end: float
     #: Timestamp, start-of-transcript and other control tokens carry no text.
