@@ -61,8 +61,9 @@ def tiny_en_model(fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 def trained_model() -> Path:
     """A model that transcribes espeak-ng speech in English and Spanish: real words to assert on."""
     if not TRAINED_MODEL.is_file():
+        path = TRAINED_MODEL.relative_to(REPO_ROOT)
         pytest.skip(
-            f"{TRAINED_MODEL.relative_to(REPO_ROOT)} is not in the repository yet (issue #3, training in "
-            "progress): tests that check the words themselves wait for it"
+            f"{path} is missing (python -m training.build --out {path} rebuilds it): "
+            "tests that check the words themselves need it"
         )
     return TRAINED_MODEL
