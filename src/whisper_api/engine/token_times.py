@@ -62,8 +62,12 @@ def signal_energy(samples: np.ndarray, start: int = 0, stop: int | None = None) 
     half = _ENERGY_HALF_WINDOW
     first, last = max(start - half, 0), min(stop + half, len(samples))
     magnitudes = np.abs(samples[first:last].astype(np.float64))
-    padded = np.concatenate([np.zeros(half - (start - first)), magnitudes, np.zeros(half - (last - stop))])
-    return np.convolve(padded, np.ones(2 * half + 1), mode="valid") / (2 * half + 1)
+    padded = np.concatenate(
+        [np.zeros(half - (start - first) + 1), magnitudes, np.zeros(half - (last - stop))]
+    )
+    running = np.cumsum(padded)
+    width = 2 * half + 1
+    return (running[width:] - running[:-width]) / width
 
 
 class TokenClock:
