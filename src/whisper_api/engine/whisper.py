@@ -209,6 +209,8 @@ class WhisperContext:
             self._condition_on_prompt_only(params, options.prompt)
         params.suppress_blank = options.suppress_blank
         params.suppress_nst = options.suppress_non_speech_tokens
+        # The engine times tokens itself (token_times.py), but whisper.cpp's own timing pass is what
+        # fills in each token's voice length, which that uses.
         params.token_timestamps = options.word_timestamps
         params.print_progress = False
         params.print_realtime = False
