@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
+from _pywhispercpp import WHISPER_SAMPLE_RATE as SAMPLE_RATE
 
-SAMPLE_RATE = 16_000
 #: whisper timestamp tokens are 20 ms apart.
 _TIMESTAMP_STEP_S = 0.02
 #: Half-width, in samples, of the moving average of |signal| whisper.cpp calls energy.
@@ -118,7 +118,10 @@ class TokenClock:
         """Where the segment's 30 s window starts, in seconds, known when a timestamp token closes it."""
         if not tokens or tokens[-1].id <= self._first_timestamp:
             return None
-        return end - (tokens[-1].timestamp_id - self._first_timestamp) * _TIMESTAMP_STEP_S
+        return end - self._seconds_into_window(tokens[-1].timestamp_id)
+
+    def _seconds_into_window(self, timestamp_id: int) -> float:
+        return (timestamp_id - self._first_timestamp) * _TIMESTAMP_STEP_S
 
     def _timestamp_sample(self, token: DecodedToken, window_start: float) -> int | None:
         confident = (
@@ -128,7 +131,7 @@ class TokenClock:
         )
         if not confident:
             return None
-        return self._sample(window_start + (token.timestamp_id - self._first_timestamp) * _TIMESTAMP_STEP_S)
+        return self._sample(window_start + self._seconds_into_window(token.timestamp_id))
 
     def _fit_to_energy(self, bounds: list[int]) -> list[tuple[int, int]]:
         """Trim each token to the sound within it.
@@ -137,17 +140,19 @@ class TokenClock:
         to where sound stops; "quiet" is under half the mean energy from 1/8 s before the token to 1/8 s
         after it. A token with no sound at all shrinks to its end.
         """
+        # One energy curve for the whole segment: neighbouring tokens' margins overlap.
+        offset = max(bounds[0] - _THRESHOLD_MARGIN, 0)
+        energy = signal_energy(
+            self._samples, offset, min(bounds[-1] + _THRESHOLD_MARGIN + 1, len(self._samples))
+        )
         spans: list[tuple[int, int]] = []
-        for start, end in pairwise(bounds):
-            offset = max(start - _THRESHOLD_MARGIN, 0)
-            energy = signal_energy(
-                self._samples, offset, min(end + _THRESHOLD_MARGIN + 1, len(self._samples))
-            )
-            threshold = 0.5 * float(energy.mean())
-            start = offset + _first_loud_in(energy, start - offset, end - offset, threshold)
-            if energy[end - offset] < threshold:
-                end = offset + _last_loud_in(energy, start - offset, end - offset, threshold)
-            spans.append((start, end))
+        for start, end in pairwise(index - offset for index in bounds):
+            around = energy[max(start - _THRESHOLD_MARGIN, 0) : end + _THRESHOLD_MARGIN + 1]
+            threshold = 0.5 * float(around.mean())
+            start = _first_loud_in(energy, start, end, threshold)
+            if energy[end] < threshold:
+                end = _last_loud_in(energy, start, end, threshold)
+            spans.append((offset + start, offset + end))
         return spans
 
 
