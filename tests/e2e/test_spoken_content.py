@@ -32,15 +32,9 @@ MISHEARS_SHIFTED_EN_1 = pytest.mark.xfail(
 )
 
 
-def clip_names() -> list:
-    return [pytest.param(name, marks=MISHEARS_ES_1) if name == "es-1" else name for name in sorted(CLIPS)]
-
-
-def upload_format_names() -> list:
-    return [
-        pytest.param(name, marks=MISHEARS_SHIFTED_EN_1) if name == "speech.mpeg" else name
-        for name in sorted(UPLOAD_FORMATS)
-    ]
+def marking(names: list[str], name: str, mark: pytest.MarkDecorator) -> list:
+    """`names` as parameters, the one called `name` carrying `mark`."""
+    return [pytest.param(each, marks=mark) if each == name else each for each in names]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +55,7 @@ def cue_texts(subtitles: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("name", clip_names())
+@pytest.mark.parametrize("name", marking(sorted(CLIPS), "es-1", MISHEARS_ES_1))
 def test_transcription_is_the_spoken_sentence(client: openai.OpenAI, name: str) -> None:
     clip = CLIPS[name]
     result = client.audio.transcriptions.create(model="whisper-1", file=upload(clip))
@@ -146,7 +140,7 @@ def test_words_after_two_seconds_of_silence_start_after_it(client: openai.OpenAI
     assert all(start < gap_end - GAP_SECONDS for start in starts[: len(first.words)])
 
 
-@pytest.mark.parametrize("name", upload_format_names())
+@pytest.mark.parametrize("name", marking(sorted(UPLOAD_FORMATS), "speech.mpeg", MISHEARS_SHIFTED_EN_1))
 def test_every_container_and_codec_carries_the_same_words(client: openai.OpenAI, name: str) -> None:
     clip = CLIPS[ENGLISH[0]]
     payload = encode_audio(clip.samples()[None], SAMPLE_RATE, UPLOAD_FORMATS[name])
