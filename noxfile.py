@@ -16,9 +16,12 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
-    session.run("ruff", "check", "src", "tests", "bench", "training", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "bench", "training", "noxfile.py")
+    """What .ci/run checks before the tests: ruff's rules and format, and mypy over src/."""
+    session.install("-e", ".[test]")
+    paths = ("src", "tests", "bench", "training", "noxfile.py", "examples")
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
+    session.run("mypy")
 
 
 @nox.session(python="3.11")

@@ -8,6 +8,7 @@ its modification time changes: a created or revoked key takes effect without a r
 
 from __future__ import annotations
 
+import builtins
 import fcntl
 import hashlib
 import json
@@ -105,14 +106,14 @@ class KeyStore:
             self._any_keys = bool(keys)
             self._cache_stamp = stamp
 
-    def _read(self) -> list[StoredKey]:
+    def _read(self) -> builtins.list[StoredKey]:
         try:
-            return msgspec.json.decode(self.path.read_bytes(), type=list[StoredKey])
+            return msgspec.json.decode(self.path.read_bytes(), type=builtins.list[StoredKey])
         except FileNotFoundError:
             return []
 
     @contextmanager
-    def _locked(self) -> Iterator[list[StoredKey]]:
+    def _locked(self) -> Iterator[builtins.list[StoredKey]]:
         """The keys, for changing in place; written back atomically when the block ends without error."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with (self.path.parent / (KEYS_FILE_NAME + ".lock")).open("w") as lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,7 +194,7 @@ class ModelCatalog:
         """Where VAD model `name` (`silero-v5.1.2`, or its file name) is or would be stored."""
         return self.directory / (FILE_PREFIX + _model_id(name).removeprefix(FILE_PREFIX) + MODEL_SUFFIX)
 
-    def _candidates(self) -> list[Path]:
+    def _candidates(self) -> builtins.list[Path]:
         try:
             entries = list(self.directory.iterdir())
         except (FileNotFoundError, NotADirectoryError):
