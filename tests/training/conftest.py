@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
-SKIP_REASON = "PyTorch is not installed (pip install -r training/requirements.txt): training pipeline untested"
+SKIP_REASON = "PyTorch is not installed (pip install -r training/requirements.txt): pipeline untested"
 
 if HAVE_TORCH:
     from tests.training.fixtures import *  # noqa: F403  (registers the fixtures)
