@@ -142,9 +142,20 @@ def _transcribe(args: argparse.Namespace) -> int:
 def _keys_create(args: argparse.Namespace) -> int:
     from whisper_api.accounts.keys import KeyStore
 
-    record, secret = KeyStore(_settings(args).data_dir).create(args.name)
+    settings = _settings(args)
+    store = KeyStore(settings.data_dir)
+    was_open = not store.in_use() and not settings.all_api_keys()
+    record, secret = store.create(args.name)
     print(f"Created {record.id} ({record.name}). The key is shown this once; store it now:", file=sys.stderr)
     print(secret)
+    if was_open:
+        # A running server rereads the key file on every request, so this closes it at once.
+        print(
+            f"Note: this is the first key in {settings.data_dir}, so every server using that data "
+            "directory now requires an API key on each request (it was open until now). Revoking "
+            f"keys keeps it closed; to open it again, delete {store.path}.",
+            file=sys.stderr,
+        )
     return 0
 
 
