@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from whisper_api.engine.catalog import ModelCatalog
 from whisper_api.engine.engine import Engine, EngineConfig, QueueFull
+from whisper_api.engine.pool import Job
 from whisper_api.engine.types import DecodeOptions
 from whisper_api.engine.whisper import ModelLoadError
 
@@ -71,13 +75,94 @@ def test_idle_models_other_than_the_default_are_unloaded(models_dir: Path) -> No
         await subject.preload_default()
         other = subject.catalog.resolve("mini")
         await subject.transcribe(other, SECOND, FAST)
-        await asyncio.sleep(0.05)
+        idle_since = time.monotonic()
+        while time.monotonic() - idle_since <= 0.01:  # the idle time passes (it cannot be skipped)
+            await asyncio.sleep(0.01)
         await subject.unload_idle()
         state = subject.is_loaded(other.id), subject.ready()
         await subject.close()
         return state
 
     assert run(scenario()) == (False, True)
+
+
+class _SlowToMarkRunning(set[Job]):
+    """A pool's set of running jobs whose `add` waits for `go`: it holds a worker between taking a job
+    off the queue and marking it running, with the pool's lock held, as a thread switch can."""
+
+    def __init__(self, taking: threading.Event, go: threading.Event) -> None:
+        super().__init__()
+        self.taking, self.go = taking, go
+
+    def add(self, job: Job) -> None:
+        self.taking.set()
+        assert self.go.wait(10)
+        super().add(job)
+
+
+class _Announcing:
+    """A pool's lock that sets `arrived` when a thread other than the pool's workers comes to take it."""
+
+    def __init__(self, condition: threading.Condition, arrived: threading.Event) -> None:
+        self._condition, self._arrived = condition, arrived
+
+    def __enter__(self) -> bool:
+        if not threading.current_thread().name.startswith("whisper-"):
+            self._arrived.set()
+        return self._condition.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._condition.__exit__(*exc)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._condition, name)
+
+
+def test_an_idle_unload_never_aborts_a_job_a_worker_is_taking(models_dir: Path) -> None:
+    async def scenario() -> tuple[str, bool]:
+        subject = engine(models_dir, idle_unload_seconds=1e-9)
+        await subject.preload_default()
+        other = subject.catalog.resolve("mini")
+        await subject.transcribe(other, SECOND, FAST)
+        pool = subject._pools[other.id]
+        taking, unloader_arrived = threading.Event(), threading.Event()
+        pool._running = _SlowToMarkRunning(taking, go=unloader_arrived)
+        job = asyncio.ensure_future(
+            subject.run(other, 1.0, lambda _context, should_abort: "aborted" if should_abort() else "ran")
+        )
+        assert await asyncio.to_thread(taking.wait, 10)
+        pool._condition = _Announcing(pool._condition, unloader_arrived)  # type: ignore[assignment]
+        await subject.unload_idle()  # the worker goes on once the unloader reaches the pool's lock
+        outcome = await job
+        loaded = subject.is_loaded(other.id)
+        await subject.close()
+        return outcome, loaded
+
+    assert run(scenario()) == ("ran", True)
+
+
+def test_an_idle_unload_leaves_a_model_with_a_running_job_loaded(models_dir: Path) -> None:
+    async def scenario() -> tuple[bool, str]:
+        subject = engine(models_dir, idle_unload_seconds=1e-9)
+        await subject.preload_default()
+        other = subject.catalog.resolve("mini")
+        started, release = threading.Event(), threading.Event()
+
+        def work(_context, _should_abort) -> str:
+            started.set()
+            release.wait(10)
+            return "finished"
+
+        job = asyncio.ensure_future(subject.run(other, 1.0, work))
+        assert await asyncio.to_thread(started.wait, 10)
+        await subject.unload_idle()
+        loaded = subject.is_loaded(other.id)
+        release.set()
+        outcome = await job
+        await subject.close()
+        return loaded, outcome
+
+    assert run(scenario()) == (True, "finished")
 
 
 def test_work_beyond_the_queue_limit_is_refused_with_a_retry_hint(models_dir: Path) -> None:
@@ -91,10 +176,16 @@ def test_work_beyond_the_queue_limit_is_refused_with_a_retry_hint(models_dir: Pa
         def blocking(_context, _should_abort):
             asyncio.run_coroutine_threadsafe(release.wait(), loop).result(10)
 
-        running = asyncio.ensure_future(subject.run(model, 60.0, blocking))
-        await asyncio.sleep(0.1)
+        started = threading.Event()
+
+        def first(context, should_abort):
+            started.set()
+            blocking(context, should_abort)
+
+        running = asyncio.ensure_future(subject.run(model, 60.0, first))
+        assert await asyncio.to_thread(started.wait, 10)
         waiting = asyncio.ensure_future(subject.run(model, 60.0, blocking))
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0)  # `run` queues its job before its first suspension
         try:
             with pytest.raises(QueueFull) as raised:
                 await subject.run(model, 1.0, blocking)

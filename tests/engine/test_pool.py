@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from whisper_api.engine.pool import ModelPool, TimedOut
+from whisper_api.engine.pool import Job, ModelPool, TimedOut
 from whisper_api.engine.whisper import Aborted
 
 
@@ -130,11 +130,88 @@ def test_a_failing_job_does_not_take_its_worker_down(pool: ModelPool) -> None:
     assert pool.submit(lambda _c, _a: "alive", 1.0, None).result.result(timeout=10) == "alive"
 
 
-def test_close_cancels_waiting_jobs(models_dir: Path) -> None:
+def test_close_aborts_the_running_job_and_cancels_waiting_ones(models_dir: Path) -> None:
     pool = started_pool(models_dir, workers=1)
+    running = threading.Event()
+
+    def spin(context, should_abort):
+        running.set()
+        spin_until_aborted(context, should_abort)
+
+    first = pool.submit(spin, 1.0, None)
+    waiting = pool.submit(lambda _c, _a: "never", 1.0, None)
+    assert running.wait(10)
+    pool.close(timeout=10)
+    with pytest.raises(Aborted):
+        first.result.result(timeout=10)
+    assert waiting.result.cancelled()
+
+
+def test_a_pool_with_a_running_job_is_not_retired(pool: ModelPool) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def work(_context, _should_abort):
+        started.set()
+        release.wait(10)
+        return "finished"
+
+    job = pool.submit(work, 1.0, None)
+    assert started.wait(10)
+    assert not pool.retire_if_idle()
+    release.set()
+    assert job.result.result(timeout=10) == "finished"
+
+
+def test_a_pool_with_a_queued_job_is_not_retired(pool: ModelPool) -> None:
     release = threading.Event()
     pool.submit(blocker(release), 1.0, None)
-    waiting = pool.submit(lambda _c, _a: "never", 1.0, None)
-    threading.Timer(0.2, release.set).start()
-    pool.close(timeout=10)
-    assert waiting.result.cancelled()
+    queued = pool.submit(lambda _c, _a: "ran", 1.0, None)
+    assert not pool.retire_if_idle()
+    release.set()
+    assert queued.result.result(timeout=10) == "ran"
+
+
+def test_a_pool_used_since_the_cutoff_is_not_retired(pool: ModelPool) -> None:
+    cutoff = time.monotonic()
+    pool.submit(lambda _c, _a: None, 1.0, None).result.result(timeout=10)
+    assert not pool.retire_if_idle(unused_since=cutoff)
+    assert pool.retire_if_idle(unused_since=pool.last_used + 1)
+
+
+def test_a_retired_pool_refuses_new_work_with_a_clear_error(pool: ModelPool) -> None:
+    assert pool.retire_if_idle()
+    with pytest.raises(RuntimeError, match="shutting down"):
+        pool.submit(lambda _c, _a: "never", 1.0, None)
+
+
+def _submit_while_retiring(pool: ModelPool) -> tuple[Job | None, bool]:
+    """Submit a job as another thread retires the pool, both let go at once; None if refused."""
+    start = threading.Barrier(2, timeout=10)
+    retired: list[bool] = []
+
+    def retire() -> None:
+        start.wait()
+        retired.append(pool.retire_if_idle())
+
+    retirer = threading.Thread(target=retire)
+    retirer.start()
+    start.wait()
+    try:
+        job: Job | None = pool.submit(lambda _c, abort: "aborted" if abort() else "ran", 1.0, None)
+    except RuntimeError:
+        job = None
+    retirer.join(10)
+    return job, retired == [True]
+
+
+def test_a_submit_racing_retirement_either_runs_or_is_refused(models_dir: Path) -> None:
+    for _ in range(10):
+        pool = started_pool(models_dir, workers=1)
+        try:
+            job, retired = _submit_while_retiring(pool)
+            if job is None:
+                assert retired
+            else:  # accepted work is neither aborted by an idle unload nor left waiting
+                assert job.result.result(timeout=10) == "ran"
+        finally:
+            pool.close(timeout=10)

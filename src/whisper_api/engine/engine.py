@@ -95,7 +95,8 @@ class Engine:
         cutoff = time.monotonic() - self.config.idle_unload_seconds
         default = self._default_id()
         for model_id, pool in list(self._pools.items()):
-            if model_id != default and not pool.busy and pool.last_used < cutoff:
+            # A pool still loading has not been used yet, but it is about to be.
+            if model_id != default and pool.loaded and pool.retire_if_idle(unused_since=cutoff):
                 await self._unload(model_id)
 
     # -- work --------------------------------------------------------------------------------
@@ -256,11 +257,12 @@ class Engine:
     async def _make_room(self) -> None:
         if len(self._pools) < self.config.max_loaded_models:
             return
-        idle = [pool for pool in self._pools.values() if not pool.busy]
-        if not idle:
-            metrics.REJECTIONS.labels("models_busy").inc()
-            raise QueueFull(_MIN_RETRY_AFTER * 5, "every loaded model is busy; no room to load another")
-        await self._unload(min(idle, key=lambda pool: pool.last_used).model_id)
+        for pool in sorted(self._pools.values(), key=lambda pool: pool.last_used):
+            if pool.retire_if_idle():
+                await self._unload(pool.model_id)
+                return
+        metrics.REJECTIONS.labels("models_busy").inc()
+        raise QueueFull(_MIN_RETRY_AFTER * 5, "every loaded model is busy; no room to load another")
 
     async def _unload(self, model_id: str) -> None:
         pool = self._pools.pop(model_id, None)

@@ -136,11 +136,24 @@ class ModelPool:
 
     @property
     def queued(self) -> int:
-        return len(self._heap)
+        with self._condition:
+            return len(self._heap)
 
-    @property
-    def busy(self) -> bool:
-        return bool(self._heap or self._running)
+    def retire_if_idle(self, unused_since: float | None = None) -> bool:
+        """Refuse new jobs and stop the workers, but only if nothing is queued or running (and, given
+        `unused_since`, no job finished after it); True if retired.
+
+        Checking and closing are one step under the lock: a job submitted, or popped by a worker,
+        between a separate idleness check and `close()` would be aborted by the close.
+        """
+        with self._condition:
+            if self._closing or self._heap or self._running:
+                return False
+            if unused_since is not None and self.last_used >= unused_since:
+                return False
+            self._closing = True
+            self._condition.notify_all()
+        return True
 
     def backlog_seconds(self) -> float:
         """Estimated seconds until a newly queued job would start."""
@@ -211,7 +224,7 @@ class ModelPool:
         metrics.TRANSCRIPTIONS.labels(self.model_id, outcome).inc()
         with self._condition:
             self._running.discard(job)
-        self.last_used = time.monotonic()
+            self.last_used = time.monotonic()
 
     def _learn_speed(self, elapsed: float, audio_seconds: float) -> None:
         if audio_seconds <= 0:
