@@ -3,12 +3,17 @@
 pywhispercpp 1.5.1 binds the `whisper_vad_*` functions but cannot return their context (its
 wrapper type is unregistered), so they are called through ctypes on the libwhisper the binding
 loaded, as `capi` does for the few other functions it lacks. A `VoiceActivity` holds one Silero
-model and its LSTM state: use it from one thread at a time.
+model and its LSTM state: use it from one thread at a time. `close()` may come from another thread
+while a call is still scoring (a live stream ends mid-chunk); the model is then freed when that call
+returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,20 +103,38 @@ class VoiceActivity:
         context = self._lib.whisper_vad_init_from_file_with_params(str(path).encode(), params)
         if not context:
             raise VadError(f"whisper.cpp could not load the VAD model {Path(path).name}")
-        self._context: int | None = context
+        self._context: int = context
+        self._guard = threading.Lock()
+        self._calls = 0
+        self._closed = False
         # The LSTM state is not cleared on load; `speech` resets it itself, `probabilities` does not.
         self.reset()
 
-    @property
-    def _ctx(self) -> int:
-        if self._context is None:
-            raise RuntimeError("VAD context used after close()")
-        return self._context
+    @contextlib.contextmanager
+    def _in_use(self) -> Iterator[int]:
+        """The context, held for one call: `close()` meanwhile defers the free to the call's end."""
+        with self._guard:
+            if self._closed:
+                raise RuntimeError("VAD context used after close()")
+            self._calls += 1
+        try:
+            yield self._context
+        finally:
+            with self._guard:
+                self._calls -= 1
+                last = self._closed and self._calls == 0
+            if last:
+                self._lib.whisper_vad_free(self._context)
 
     def close(self) -> None:
-        if self._context is not None:
+        """Free the model now, or when the call still using it returns."""
+        with self._guard:
+            if self._closed:
+                return
+            self._closed = True
+            unused = self._calls == 0
+        if unused:
             self._lib.whisper_vad_free(self._context)
-            self._context = None
 
     def speech(self, samples: np.ndarray, rules: SpeechRules) -> list[Span]:
         """The spans of `samples` (16 kHz mono) that hold speech."""
@@ -126,9 +149,10 @@ class VoiceActivity:
             speech_pad_ms=rules.pad_ms,
             samples_overlap=0.0,
         )
-        segments = self._lib.whisper_vad_segments_from_samples(
-            self._ctx, params, _float_pointer(samples), len(samples)
-        )
+        with self._in_use() as context:
+            segments = self._lib.whisper_vad_segments_from_samples(
+                context, params, _float_pointer(samples), len(samples)
+            )
         if not segments:
             raise VadError("whisper.cpp voice activity detection failed")
         try:
@@ -149,10 +173,12 @@ class VoiceActivity:
         usable = len(samples) - len(samples) % FRAME_SAMPLES
         if usable == 0:
             return np.zeros(0, dtype=np.float32)
-        if not self._lib.whisper_vad_detect_speech_no_reset(self._ctx, _float_pointer(samples), usable):
-            raise VadError("whisper.cpp voice activity detection failed")
-        count = self._lib.whisper_vad_n_probs(self._ctx)
-        return np.ctypeslib.as_array(self._lib.whisper_vad_probs(self._ctx), shape=(count,)).copy()
+        with self._in_use() as context:
+            if not self._lib.whisper_vad_detect_speech_no_reset(context, _float_pointer(samples), usable):
+                raise VadError("whisper.cpp voice activity detection failed")
+            count = self._lib.whisper_vad_n_probs(context)
+            return np.ctypeslib.as_array(self._lib.whisper_vad_probs(context), shape=(count,)).copy()
 
     def reset(self) -> None:
-        self._lib.whisper_vad_reset_state(self._ctx)
+        with self._in_use() as context:
+            self._lib.whisper_vad_reset_state(context)
