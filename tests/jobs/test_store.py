@@ -4,12 +4,37 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
+from whisper_api.jobs import store as store_module
 from whisper_api.jobs.store import Conflict, Lease, Store
 
 LEASE = 30.0
+
+
+class Clock:
+    """The store's `time` module with a wall clock the test moves on, so leases run out without waiting."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(store_module, "time", fake)
+    return fake
 
 
 def _submit(store: Store, **extra: object) -> str:
@@ -54,10 +79,12 @@ def test_concurrent_claims_never_hand_out_a_job_twice(store: Store) -> None:
     assert sorted(taken) == sorted(submitted)
 
 
-def test_a_job_whose_lease_ran_out_runs_again_and_its_old_worker_cannot_finish_it(store: Store) -> None:
+def test_a_job_whose_lease_ran_out_runs_again_and_its_old_worker_cannot_finish_it(
+    store: Store, clock: Clock
+) -> None:
     _submit(store)
-    stale = _lease_of(store, "worker-a", lease=0.05)
-    time.sleep(0.1)
+    stale = _lease_of(store, "worker-a")
+    clock.advance(LEASE + 1)
     retaken = store.claim("worker-b", LEASE)
     assert retaken is not None and retaken.attempts == 2
     assert not store.succeed(stale, b"{}")
@@ -66,21 +93,21 @@ def test_a_job_whose_lease_ran_out_runs_again_and_its_old_worker_cannot_finish_i
     assert store.job(retaken.id).status == "succeeded"  # type: ignore[union-attr]
 
 
-def test_a_renewed_lease_keeps_the_job_and_records_progress(store: Store) -> None:
+def test_a_renewed_lease_keeps_the_job_and_records_progress(store: Store, clock: Clock) -> None:
     job_id = _submit(store)
-    lease = _lease_of(store, lease=0.2)
-    for _ in range(3):
-        time.sleep(0.1)
-        assert store.renew(lease, 0.2, 0.25)
+    lease = _lease_of(store)
+    for _ in range(3):  # together longer than one lease
+        clock.advance(LEASE / 2)
+        assert store.renew(lease, LEASE, 0.25)
     assert store.claim("worker-b", LEASE) is None
     assert store.job(job_id).progress == 0.25  # type: ignore[union-attr]
 
 
-def test_a_job_that_keeps_losing_its_worker_fails_instead_of_looping(store: Store) -> None:
+def test_a_job_that_keeps_losing_its_worker_fails_instead_of_looping(store: Store, clock: Clock) -> None:
     job_id = _submit(store)
     for _ in range(store.max_attempts):
-        assert store.claim("doomed", 0.01) is not None
-        time.sleep(0.03)
+        assert store.claim("doomed", LEASE) is not None
+        clock.advance(LEASE + 1)
     assert store.claim("worker-b", LEASE) is None
     job = store.job(job_id)
     assert (job.status, job.error_code) == ("failed", "worker_lost")  # type: ignore[union-attr]
