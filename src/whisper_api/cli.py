@@ -34,15 +34,46 @@ def _flag_type(annotation: object) -> tuple[type, dict[str, object]]:
     return typing.cast(type, base), {}
 
 
-def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+#: The settings each command that runs no server reads; `serve` and `worker` take them all.
+_TRANSCRIBE_SETTINGS = (
+    "models_dir",
+    "default_model",
+    "vad_model",
+    "threads",
+    "use_gpu",
+    "flash_attn",
+    "max_audio_seconds",
+    "log_level",
+    "log_format",
+)
+_MODELS_SETTINGS = ("models_dir", "default_model", "model_base_url", "log_level")
+_KEYS_SETTINGS = ("data_dir",)
+
+
+def _shown(value: object) -> str:
+    """A default as a person would type it: `models`, not `PosixPath('models')`."""
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "none"
+    if value is None:
+        return "none"
+    if value == "":
+        return "''"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
     hints = typing.get_type_hints(Settings, include_extras=True)
     defaults = Settings()
-    for name in settings_module.field_names():
+    for name in names or settings_module.field_names():
         annotation = hints[name]
         kind, extras = _flag_type(annotation)
         meta = next((m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, msgspec.Meta)), None)
         env = settings_module.ENV_PREFIX + name.upper()
-        help_text = f"{meta.description if meta else ''} [env {env}; default {getattr(defaults, name)!r}]"
+        help_text = (
+            f"{meta.description if meta else ''} [env {env}; default {_shown(getattr(defaults, name))}]"
+        )
         flag = "--" + name.replace("_", "-")
         if extras.get("action") is None:
             extras["type"] = kind
@@ -99,6 +130,7 @@ def _models_list(args: argparse.Namespace) -> int:
     if not models:
         print(f"No models in {settings.models_dir}. Get one with: whisper-api models pull tiny.en")
         return 0
+    print(f"{'MODEL':32} {'FILE SIZE':>13}  {'SIZE':7} {'TYPE':5} LANGUAGES")
     for model in models:
         kind = "multilingual" if model.multilingual else "english-only"
         details = f"{model.size_name or '-':7} {model.weight_type:5} {kind}"
@@ -349,10 +381,18 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(run=_worker)
 
     transcribe = commands.add_parser("transcribe", help="Transcribe files locally, without a server.")
-    transcribe.add_argument("files", nargs="+", metavar="FILE")
+    transcribe.add_argument(
+        "files", nargs="+", metavar="FILE", help="Audio or video files, any container or codec."
+    )
     transcribe.add_argument("--model", default=None, help="Model name (default: the default model).")
     transcribe.add_argument("--language", default=None, help="ISO-639-1 code; detected when omitted.")
-    transcribe.add_argument("--format", choices=_LOCAL_FORMATS, default="text")
+    transcribe.add_argument(
+        "--format",
+        choices=_LOCAL_FORMATS,
+        default="text",
+        help="What is printed: plain text, subtitles, or JSON (verbose_json has segments and words) "
+        "[default text].",
+    )
     transcribe.add_argument("--translate", action="store_true", help="Translate into English.")
     transcribe.add_argument(
         "--beam-size", type=int, default=None, help="Beam search width (default: greedy)."
@@ -365,18 +405,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="Retry a window that fails whisper's checks at a temperature this much higher "
         "(0 disables retries).",
     )
-    _add_settings_flags(transcribe)
+    _add_settings_flags(transcribe, _TRANSCRIBE_SETTINGS)
     transcribe.set_defaults(run=_transcribe)
 
     models = commands.add_parser("models", help="List or download ggml models.")
     model_commands = models.add_subparsers(dest="models_command", required=True)
     listing = model_commands.add_parser("list", help="Models in the models directory.")
-    _add_settings_flags(listing)
+    _add_settings_flags(listing, _MODELS_SETTINGS)
     listing.set_defaults(run=_models_list)
     pulling = model_commands.add_parser("pull", help="Download a model from whisper.cpp's repository.")
     pulling.add_argument("name", help="tiny, tiny.en, base, base.en, small, ..., large-v3-turbo")
     pulling.add_argument("--force", action="store_true", help="Download again even if present.")
-    _add_settings_flags(pulling)
+    _add_settings_flags(pulling, _MODELS_SETTINGS)
     pulling.set_defaults(run=_models_pull)
 
     _add_jobs_commands(commands)
@@ -392,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoking.add_argument("key", help="The key's id (or its name, when only one active key has it).")
     revoking.set_defaults(run=_keys_revoke)
     for command in (creating, key_listing, revoking):
-        _add_settings_flags(command)
+        _add_settings_flags(command, _KEYS_SETTINGS)
     return parser
 
 
