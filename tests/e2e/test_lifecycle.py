@@ -162,3 +162,22 @@ def test_cors_origins_let_a_browser_app_call_the_api(models_dir: Path, tmp_path:
         assert "access-control-allow-origin" not in other.headers
     finally:
         stop_server(server)
+
+
+def test_an_offline_start_without_the_vad_model_says_how_to_run_without_it(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    offline_models = tmp_path / "models"
+    offline_models.mkdir()
+    (offline_models / "ggml-mini.en.bin").symlink_to(models_dir / "ggml-mini.en.bin")
+    server = start_server(
+        offline_models,
+        tmp_path / "log",
+        "--default-model mini.en --model-base-url http://127.0.0.1:9/models",
+    )
+    try:
+        wait_for(lambda: "vad_model_unavailable" in server.log())
+        warning = next(line for line in server.log().splitlines() if "vad_model_unavailable" in line)
+        assert "--vad-model ''" in json.loads(warning)["silence_with"]
+    finally:
+        stop_server(server)

@@ -62,7 +62,13 @@ async def _ensure_vad_model(settings: Settings, engine: Engine) -> None:
             pull, settings.vad_model, settings.models_dir, base_url=settings.model_base_url, progress=False
         )
     except DownloadError as error:
-        log.warning("vad_model_unavailable", model=settings.vad_model, error=str(error))
+        log.warning(
+            "vad_model_unavailable",
+            model=settings.vad_model,
+            error=str(error),
+            effect="live streams and chunking_strategy=server_vad are refused until the model is there",
+            silence_with="--vad-model '' (WHISPER_API_VAD_MODEL=) runs without voice activity detection",
+        )
 
 
 async def _ensure_default_model(settings: Settings, engine: Engine) -> None:
