@@ -88,7 +88,7 @@ class JobService:
         for upload in uploads:
             stored = await asyncio.to_thread(self.media.put, upload.data)
             added.append(
-                await asyncio.to_thread(
+                await self.store.call(
                     self.store.add_file,
                     stored.sha256,
                     upload.filename[:_MAX_FILENAME] or "upload",
@@ -99,18 +99,18 @@ class JobService:
         return added
 
     async def file(self, file_id: str) -> FileRecord:
-        return await _found("file", file_id, self.store.file)
+        return await self._found("file", file_id, self.store.file)
 
     async def file_content(self, file_id: str) -> tuple[FileRecord, bytes]:
         record = await self.file(file_id)
         return record, await asyncio.to_thread(self.media.read, record.sha256)
 
     async def list_files(self, *, limit: int, after: str | None) -> Page:
-        return await asyncio.to_thread(self.store.list_files, limit=limit, after=after)
+        return await self.store.call(self.store.list_files, limit=limit, after=after)
 
     async def delete_file(self, file_id: str) -> FileRecord:
-        record = await _found("file", file_id, self.store.delete_file)
-        if not await asyncio.to_thread(self.store.file_in_use, record.sha256):
+        record = await self._found("file", file_id, self.store.delete_file)
+        if not await self.store.call(self.store.file_in_use, record.sha256):
             await asyncio.to_thread(self.media.remove, record.sha256)
         return record
 
@@ -150,7 +150,7 @@ class JobService:
             file_id = record.id
         elif file_id is not None:
             await self.file(file_id)
-        job = await asyncio.to_thread(
+        job = await self.store.call(
             self.store.submit,
             model=model.id,
             request={
@@ -167,21 +167,21 @@ class JobService:
         return job
 
     async def job(self, job_id: str) -> JobRecord:
-        return await _found("job", job_id, self.store.job)
+        return await self._found("job", job_id, self.store.job)
 
     async def list_jobs(self, *, limit: int, after: str | None, status: str | None) -> Page:
-        return await asyncio.to_thread(self.store.list_jobs, limit=limit, after=after, status=status)
+        return await self.store.call(self.store.list_jobs, limit=limit, after=after, status=status)
 
     async def cancel(self, job_id: str) -> JobRecord:
-        return await _found("job", job_id, self.store.cancel)
+        return await self._found("job", job_id, self.store.cancel)
 
     async def delete(self, job_id: str) -> JobRecord:
-        return await _found("job", job_id, self.store.delete_job)
+        return await self._found("job", job_id, self.store.delete_job)
 
     async def result(self, job_id: str) -> tuple[JobRecord, Transcript]:
         """The job's one stored result; Conflict while it has none (not finished, or failed)."""
         record = await self.job(job_id)
-        data = await asyncio.to_thread(self.store.result, job_id) if record.has_result else None
+        data = await self.store.call(self.store.result, job_id) if record.has_result else None
         if data is None:
             raise Conflict(
                 f"Job '{job_id}' is {record.status}; a result exists once it has succeeded.",
@@ -190,15 +190,14 @@ class JobService:
         return record, await asyncio.to_thread(decode_transcript, data)
 
     async def queue_length(self) -> int:
-        return await asyncio.to_thread(self.store.queue_length)
+        return await self.store.call(self.store.queue_length)
 
-
-async def _found(kind: str, identifier: str, lookup: Callable[[str], Any]) -> Any:
-    """`lookup(identifier)` off the event loop; NotFound when it finds no such record."""
-    record = await asyncio.to_thread(lookup, identifier)
-    if record is None:
-        raise NotFound(kind, identifier)
-    return record
+    async def _found(self, kind: str, identifier: str, lookup: Callable[[str], Any]) -> Any:
+        """`lookup(identifier)`, a store method, on the store's threads; NotFound if there is no record."""
+        record = await self.store.call(lookup, identifier)
+        if record is None:
+            raise NotFound(kind, identifier)
+        return record
 
 
 def _check_formats(formats: Sequence[Any]) -> None:

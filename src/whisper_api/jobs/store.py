@@ -12,17 +12,22 @@ a job ends exactly once, and cancelling races completing fairly (whichever commi
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+
+T = TypeVar("T")
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JOB_STATUSES: tuple[JobStatus, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -136,6 +141,13 @@ class Page:
     has_more: bool
 
 
+#: Threads (and pooled connections) for database calls: a few, since each call is short, but enough
+#: that a status read need not queue behind the writers of one process (a claim, a renewal per
+#: running job, a callback claim), which may wait seconds for another process's writer lock.
+_DB_THREADS = 8
+#: The execution option that makes a SQLite transaction begin IMMEDIATE (see Store._writing).
+_IMMEDIATE = "whisper_api_begin_immediate"
+
 _id_lock = threading.Lock()
 _last_id_tick = 0
 
@@ -178,27 +190,49 @@ class Store:
             database = sa.engine.make_url(url).database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-            self._engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+            self._engine = sa.create_engine(
+                url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=_DB_THREADS
+            )
             sa.event.listen(self._engine, "connect", _sqlite_pragmas)
-            sa.event.listen(self._engine, "begin", _sqlite_begin_immediate)
+            sa.event.listen(self._engine, "begin", _sqlite_begin)
         else:
-            self._engine = sa.create_engine(url, pool_pre_ping=True)
+            self._engine = sa.create_engine(url, pool_pre_ping=True, pool_size=_DB_THREADS)
+        self._executor = ThreadPoolExecutor(_DB_THREADS, thread_name_prefix="jobs-db")
         self._select_job = sa.select(*_JOB_FIELDS)
 
     def create_tables(self) -> None:
         """Create the tables if they are missing (every process may call this at start)."""
-        with self._engine.begin() as connection:
+        with self._writing() as connection:
             if connection.dialect.name == "postgresql":
                 # Serialise concurrent starts: CREATE TABLE IF NOT EXISTS is not race-free there.
                 connection.execute(sa.text("SELECT pg_advisory_xact_lock(8271901)"))
             _metadata.create_all(connection, checkfirst=True)
 
     def close(self) -> None:
+        self._executor.shutdown()
         self._engine.dispose()
 
+    async def call(self, method: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """`method(*args, **kwargs)` on the store's own threads, awaited: a call waiting for the
+        database (SQLite's writer lock, a slow server) holds up neither the event loop nor the default
+        thread pool that audio decoding and voice detection run on, and is not held up by them."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, functools.partial(method, *args, **kwargs)
+        )
+
     @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        with self._engine.begin() as connection:
+    def _reading(self) -> Iterator[Connection]:
+        """A read-only transaction: on SQLite a deferred one, which waits for no writer (WAL)."""
+        with self._engine.connect() as connection, connection.begin():
+            yield connection
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A transaction that writes: on SQLite it takes the writer lock as it begins (IMMEDIATE), so
+        one that reads and then writes (claim a job, delete a file unless a job needs it) is atomic,
+        and waits for the lock (busy timeout) instead of failing when another writer got there
+        between its two steps."""
+        with self._engine.connect().execution_options(**{_IMMEDIATE: True}) as connection, connection.begin():
             yield connection
 
     # -- files ---------------------------------------------------------------------------------
@@ -212,7 +246,7 @@ class Store:
             return existing, True
         record = FileRecord(new_id("file-"), sha256, filename, content_type, size_bytes, time.time())
         try:
-            with self._transaction() as connection:
+            with self._writing() as connection:
                 connection.execute(files.insert().values(**_as_values(record)))
         except sa.exc.IntegrityError:  # the same content arrived at the same moment
             found = self._file_with(sha256)
@@ -222,12 +256,12 @@ class Store:
         return record, False
 
     def _file_with(self, sha256: str) -> FileRecord | None:
-        with self._transaction() as connection:
+        with self._reading() as connection:
             row = connection.execute(sa.select(files).where(files.c.sha256 == sha256)).first()
         return None if row is None else _file(row)
 
     def file(self, file_id: str) -> FileRecord | None:
-        with self._transaction() as connection:
+        with self._reading() as connection:
             row = connection.execute(sa.select(files).where(files.c.id == file_id)).first()
         return None if row is None else _file(row)
 
@@ -235,7 +269,7 @@ class Store:
         query = sa.select(files).order_by(files.c.id.desc())
         if after is not None:
             query = query.where(files.c.id < after)
-        with self._transaction() as connection:
+        with self._reading() as connection:
             rows = connection.execute(query.limit(limit + 1)).all()
         return Page(tuple(_file(row) for row in rows[:limit]), len(rows) > limit)
 
@@ -248,7 +282,7 @@ class Store:
             "file_in_use",
         )
         try:
-            with self._transaction() as connection:
+            with self._writing() as connection:
                 row = connection.execute(
                     sa.select(files).where(files.c.id == file_id).with_for_update()
                 ).first()
@@ -269,7 +303,7 @@ class Store:
 
     def file_in_use(self, sha256: str) -> bool:
         """Whether any file record still points at this content (before removing it from storage)."""
-        with self._transaction() as connection:
+        with self._reading() as connection:
             return (
                 connection.execute(sa.select(files.c.id).where(files.c.sha256 == sha256)).first() is not None
             )
@@ -287,7 +321,7 @@ class Store:
         callback_url: str | None = None,
     ) -> JobRecord:
         job_id = new_id("job_")
-        with self._transaction() as connection:
+        with self._writing() as connection:
             connection.execute(
                 jobs.insert().values(
                     id=job_id,
@@ -308,12 +342,12 @@ class Store:
             return _job(connection.execute(self._select_job.where(jobs.c.id == job_id)).one())
 
     def job(self, job_id: str) -> JobRecord | None:
-        with self._transaction() as connection:
+        with self._reading() as connection:
             row = connection.execute(self._select_job.where(jobs.c.id == job_id)).first()
         return None if row is None else _job(row)
 
     def result(self, job_id: str) -> bytes | None:
-        with self._transaction() as connection:
+        with self._reading() as connection:
             return connection.execute(
                 sa.select(jobs.c.result).where(jobs.c.id == job_id)
             ).scalar_one_or_none()
@@ -324,7 +358,7 @@ class Store:
             query = query.where(jobs.c.id < after)
         if status is not None:
             query = query.where(jobs.c.status == status)
-        with self._transaction() as connection:
+        with self._reading() as connection:
             rows = connection.execute(query.limit(limit + 1)).all()
         return Page(tuple(_job(row) for row in rows[:limit]), len(rows) > limit)
 
@@ -332,7 +366,7 @@ class Store:
         """Cancel a queued or running job (its worker notices at its next lease renewal and aborts
         whisper.cpp); Conflict if it already finished."""
         now = time.time()
-        with self._transaction() as connection:
+        with self._writing() as connection:
             changed = connection.execute(
                 jobs.update()
                 .where(jobs.c.id == job_id, jobs.c.status.in_(("queued", "running")))
@@ -349,7 +383,7 @@ class Store:
 
     def delete_job(self, job_id: str) -> JobRecord | None:
         """Forget a finished job and its result; Conflict while it is queued or running."""
-        with self._transaction() as connection:
+        with self._writing() as connection:
             row = connection.execute(self._select_job.where(jobs.c.id == job_id)).first()
             if row is None:
                 return None
@@ -362,7 +396,7 @@ class Store:
         return record
 
     def queue_length(self) -> int:
-        with self._transaction() as connection:
+        with self._reading() as connection:
             return connection.execute(
                 sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued")
             ).scalar_one()
@@ -384,7 +418,7 @@ class Store:
                 .with_for_update(skip_locked=True)
                 .scalar_subquery()
             )
-            with self._transaction() as connection:
+            with self._writing() as connection:
                 row = connection.execute(
                     jobs.update()
                     .where(jobs.c.id == oldest, claimable)
@@ -420,7 +454,7 @@ class Store:
 
     def lease_owners(self) -> set[str]:
         """Owners of the leases on running jobs."""
-        with self._transaction() as connection:
+        with self._reading() as connection:
             rows = connection.execute(
                 sa.select(jobs.c.lease_owner).where(jobs.c.status == "running").distinct()
             ).all()
@@ -428,7 +462,7 @@ class Store:
 
     def expire_leases(self, owner: str) -> int:
         """End `owner`'s leases now (it is known to be dead): its jobs are claimable at once."""
-        with self._transaction() as connection:
+        with self._writing() as connection:
             return connection.execute(
                 jobs.update()
                 .where(jobs.c.status == "running", jobs.c.lease_owner == owner)
@@ -437,7 +471,7 @@ class Store:
 
     def renew(self, lease: Lease, lease_seconds: float, progress: float) -> bool:
         """Extend the lease and record progress; False if the job is no longer this worker's to run."""
-        with self._transaction() as connection:
+        with self._writing() as connection:
             return bool(
                 connection.execute(
                     jobs.update()
@@ -454,7 +488,7 @@ class Store:
 
     def release(self, lease: Lease) -> bool:
         """Give a running job back to the queue (a worker shutting down), to run again from the start."""
-        with self._transaction() as connection:
+        with self._writing() as connection:
             return bool(
                 connection.execute(
                     jobs.update()
@@ -471,7 +505,7 @@ class Store:
 
     def _finish(self, lease: Lease, **values: Any) -> bool:
         now = time.time()
-        with self._transaction() as connection:
+        with self._writing() as connection:
             return bool(
                 connection.execute(
                     jobs.update()
@@ -495,7 +529,7 @@ class Store:
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
-        with self._transaction() as connection:
+        with self._writing() as connection:
             row = connection.execute(
                 jobs.update()
                 .where(jobs.c.id == oldest, due)
@@ -509,7 +543,7 @@ class Store:
     ) -> None:
         """Record a delivery attempt: delivered, to be retried at `retry_at`, or given up (None)."""
         state = "delivered" if delivered else ("pending" if retry_at is not None else "failed")
-        with self._transaction() as connection:
+        with self._writing() as connection:
             connection.execute(
                 jobs.update()
                 .where(jobs.c.id == job_id, jobs.c.callback_attempts == attempt)
@@ -539,15 +573,13 @@ def _as_values(record: FileRecord) -> dict[str, Any]:
     return {name: getattr(record, name) for name in record.__slots__}
 
 
-def _sqlite_begin_immediate(connection: Connection) -> None:
-    # Take SQLite's write lock when a transaction begins, not at its first write: a transaction that
-    # reads and then writes (delete a file unless a job needs it) is then atomic, and waits for the
-    # lock (busy timeout) instead of failing when another writer got there between its two steps.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+def _sqlite_begin(connection: Connection) -> None:
+    immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    # pysqlite would otherwise issue its own BEGIN (deferred); _sqlite_begin_immediate does instead.
+    # pysqlite would otherwise issue its own BEGIN (deferred); _sqlite_begin does instead.
     connection.isolation_level = None
     # WAL lets readers (status polls) go on while a worker writes; NORMAL sync is durable in WAL
     # mode against a killed process (not a lost machine), which is what a local queue promises.
