@@ -2,12 +2,15 @@
 
 Any number of runners, in API processes (`serve`) and worker processes (`whisper-api worker`), on
 any number of machines, share one queue through the store. A runner holds each job by a lease it
-renews every `heartbeat` seconds, with the job's progress; when a renewal fails the job was
-cancelled (or taken over), and the runner aborts whisper.cpp at once. A runner that dies leaves a
-lease that runs out, and another runner takes the job again. A runner that is stopped (SIGTERM)
-aborts its jobs and hands them back to the queue, so they wait for no lease to expire; and a runner
-frees at once the jobs of a runner on the same machine whose process is gone (a server killed and
-restarted), which no other machine could know is dead before its lease ran out.
+renews every `heartbeat` seconds, with the job's progress; when the store refuses a renewal the job
+was cancelled (or taken over), and the runner aborts whisper.cpp at once. A renewal the database
+fails (restarting, unreachable) is retried while the lease lasts; only a lease that ran out is given
+up. Whichever way a job ends, its transcription is cancelled and awaited before the runner counts
+its slot free. A runner that dies leaves a lease that runs out, and another runner takes the job
+again. A runner that is stopped (SIGTERM) aborts its jobs and hands them back to the queue, so they
+wait for no lease to expire; and a runner frees at once the jobs of a runner on the same machine
+whose process is gone (a server killed and restarted), which no other machine could know is dead
+before its lease ran out.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -38,6 +44,8 @@ log = structlog.get_logger("whisper_api.jobs")
 #: How long a runner holds a callback it is delivering before another runner may try it.
 _CALLBACK_HOLD_SECONDS = 120
 _QUEUE_SAMPLE_SECONDS = 5
+#: The pause before retrying a lease write the database failed; it doubles with each failure in a row.
+_FIRST_RETRY_SECONDS = 0.1
 
 
 def _process_alive(pid: int) -> bool:
@@ -48,6 +56,29 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:  # alive, another user's
         return True
     return True
+
+
+async def _stopped(work: asyncio.Task[Any]) -> None:
+    """Cancel `work` and wait until it has ended, even if this task is cancelled meanwhile (that
+    cancellation is raised once the work is over)."""
+    work.cancel()
+    interrupted = False
+    while not work.done():
+        try:
+            await asyncio.wait({work})
+        except asyncio.CancelledError:
+            interrupted = True
+    if interrupted:
+        raise asyncio.CancelledError
+
+
+@dataclass(slots=True)
+class _Held:
+    """A lease, and until when it holds by this process's monotonic clock: counted from before the
+    write that last extended it, so never later than the expiry the database recorded."""
+
+    lease: Lease
+    until: float
 
 
 class JobFailed(Exception):
@@ -92,6 +123,7 @@ class JobRunner:
         """Run jobs until cancelled; jobs still running then go back to the queue."""
         log.info("job_runner_started", worker=self.worker_id, concurrency=self.concurrency)
         running: set[asyncio.Task[None]] = set()
+        claims_failing = False
         tasks = [asyncio.create_task(self._sample_queue())]
         if self.callbacks is not None:
             tasks.append(asyncio.create_task(self._deliver_callbacks(self.callbacks)))
@@ -101,15 +133,23 @@ class JobRunner:
                     await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 self._wake.clear()
+                claimed_at = time.monotonic()
                 try:
-                    job = await asyncio.to_thread(self.store.claim, self.worker_id, self.lease_seconds)
-                except Exception as error:  # the database is away: keep trying, say so
-                    log.error("job_claim_failed", worker=self.worker_id, error=str(error))
-                    job = None
+                    job = await self.store.call(self.store.claim, self.worker_id, self.lease_seconds)
+                except Exception as error:  # the database is away: keep trying, say so (the cause once)
+                    log.error(
+                        "job_claim_failed",
+                        worker=self.worker_id,
+                        error=repr(error),
+                        exc_info=not claims_failing,
+                    )
+                    claims_failing, job = True, None
+                else:
+                    claims_failing = False
                 if job is None:
                     await self._idle()
                     continue
-                task = asyncio.create_task(self._run(job))
+                task = asyncio.create_task(self._run(job, claimed_at + self.lease_seconds))
                 running.add(task)
                 task.add_done_callback(running.discard)
         finally:
@@ -123,14 +163,14 @@ class JobRunner:
             async with asyncio.timeout(self.poll_seconds):
                 await self._wake.wait()
 
-    async def _run(self, job: JobRecord) -> None:
+    async def _run(self, job: JobRecord, leased_until: float) -> None:
         try:
-            await self._run_job(job)
-        except Exception as error:  # the database went away mid-job: the lease runs out, the job runs again
-            log.error("job_bookkeeping_failed", job=job.id, error=str(error))
+            await self._run_job(job, leased_until)
+        except Exception:  # the database went away mid-job: the lease runs out, the job runs again
+            log.exception("job_bookkeeping_failed", job=job.id)
 
-    async def _run_job(self, job: JobRecord) -> None:
-        lease = Lease(job.id, self.worker_id, job.attempts)
+    async def _run_job(self, job: JobRecord, leased_until: float) -> None:
+        held = _Held(Lease(job.id, self.worker_id, job.attempts), leased_until)
         if job.attempts > 1:
             metrics.JOB_RETRIES.inc()
         log.info("job_started", job=job.id, attempt=job.attempts, worker=self.worker_id)
@@ -139,32 +179,86 @@ class JobRunner:
         work = asyncio.create_task(self._transcribe(job, progress))
         outcome = "failed"
         try:
-            while not (await asyncio.wait({work}, timeout=self.heartbeat))[0]:
-                if not await asyncio.to_thread(self.store.renew, lease, self.lease_seconds, progress[0]):
-                    outcome = "cancelled"
-                    work.cancel()  # aborts whisper.cpp
-                    await asyncio.gather(work, return_exceptions=True)
-                    return
+            try:
+                kept = await self._keep(held, work, progress)
+            finally:
+                # Every way out (done, lease lost, shutdown, a bug here) ends the work first: cancelling
+                # aborts whisper.cpp, and awaiting it means the engine is free before this slot is.
+                await _stopped(work)
+            if not kept:
+                outcome = "cancelled"
+                return
             transcript = work.result()
         except asyncio.CancelledError:
             outcome = "released"
-            work.cancel()
-            await asyncio.gather(work, return_exceptions=True)
-            await asyncio.shield(asyncio.to_thread(self.store.release, lease))
+            await asyncio.shield(self.store.call(self.store.release, held.lease))
             raise
         except JobFailed as failure:
-            await asyncio.to_thread(self.store.fail, lease, failure.code, failure.message)
+            await self._leased(held, self.store.fail, held.lease, failure.code, failure.message)
         except Exception:
             log.exception("job_crashed", job=job.id)
-            await asyncio.to_thread(self.store.fail, lease, "internal_error", "The transcription failed.")
+            failed = ("internal_error", "The transcription failed.")
+            await self._leased(held, self.store.fail, held.lease, *failed)
         else:
-            stored = await asyncio.to_thread(self.store.succeed, lease, encode_transcript(transcript))
+            stored = await self._leased(held, self.store.succeed, held.lease, encode_transcript(transcript))
             outcome = "succeeded" if stored else "cancelled"
         finally:
             elapsed = time.monotonic() - started
             metrics.JOB_DURATION.labels(outcome).observe(elapsed)
             log.info("job_finished", job=job.id, outcome=outcome, seconds=round(elapsed, 3))
             self.wake()
+
+    async def _keep(self, held: _Held, work: asyncio.Task[Transcript], progress: list[float]) -> bool:
+        """Renew the lease every heartbeat until `work` is done (True), or until the job is no longer
+        this runner's (False): the store refused the renewal, or the lease ran out while it failed."""
+        pause, failures = self.heartbeat, 0
+        while not (await asyncio.wait({work}, timeout=pause))[0]:
+            sent = time.monotonic()
+            try:
+                if not await self.store.call(self.store.renew, held.lease, self.lease_seconds, progress[0]):
+                    return False
+            except Exception:
+                failures += 1
+                retry_in = self._retry_in(held, failures)
+                if retry_in is None:
+                    return False
+                pause = retry_in
+            else:
+                held.until = sent + self.lease_seconds
+                pause, failures = self.heartbeat, 0
+        return True
+
+    async def _leased(self, held: _Held, write: Callable[..., bool], *args: Any) -> bool:
+        """`write(*args)`, a write under the job's lease, retried while the database fails and the
+        lease lasts; False when the job is no longer this runner's."""
+        failures = 0
+        while True:
+            try:
+                return await self.store.call(write, *args)
+            except Exception:
+                failures += 1
+                retry_in = self._retry_in(held, failures)
+                if retry_in is None:
+                    return False
+                await asyncio.sleep(retry_in)
+
+    def _retry_in(self, held: _Held, failures: int) -> float | None:
+        """Seconds to wait before retrying a lease write the database failed `failures` times in a row
+        (called while handling the failure): doubling, up to the heartbeat and never past the lease;
+        None once the lease has run out, when another runner may hold the job."""
+        left = held.until - time.monotonic()
+        if left <= 0:
+            log.error("job_lease_lost", job=held.lease.job_id, failures=failures, exc_info=True)
+            return None
+        pause = min(_FIRST_RETRY_SECONDS * 2 ** (failures - 1), self.heartbeat, left)
+        log.warning(
+            "job_lease_write_failed",
+            job=held.lease.job_id,
+            failures=failures,
+            retry_in=round(pause, 3),
+            exc_info=failures == 1,
+        )
+        return pause
 
     async def _transcribe(self, job: JobRecord, progress: list[float]) -> Transcript:
         def on_progress(percent: int) -> None:  # on the whisper thread; a float store is atomic enough
@@ -194,7 +288,7 @@ class JobRunner:
     async def _audio(self, job: JobRecord) -> bytes:
         if job.source_url is not None:
             return await fetch(job.source_url, self.fetch_policy)
-        record = await asyncio.to_thread(self.store.file, job.file_id) if job.file_id else None
+        record = await self.store.call(self.store.file, job.file_id) if job.file_id else None
         if record is None:
             raise JobFailed("file_not_found", "The job's audio file was deleted.")
         return await asyncio.to_thread(self.media.read, record.sha256)
@@ -202,8 +296,8 @@ class JobRunner:
     async def _sample_queue(self) -> None:
         while True:
             with contextlib.suppress(Exception):  # a missed sample is fine; claims log database trouble
-                metrics.JOBS_QUEUED.set(await asyncio.to_thread(self.store.queue_length))
-                await asyncio.to_thread(self._expire_dead_neighbours)
+                metrics.JOBS_QUEUED.set(await self.store.call(self.store.queue_length))
+                await self.store.call(self._expire_dead_neighbours)
             await asyncio.sleep(_QUEUE_SAMPLE_SECONDS)
 
     def _expire_dead_neighbours(self) -> None:
@@ -221,12 +315,12 @@ class JobRunner:
         while True:
             try:
                 await self._deliver_next_callback(sender)
-            except Exception as error:
-                log.error("callback_delivery_error", error=str(error))
+            except Exception:
+                log.exception("callback_delivery_error")
                 await asyncio.sleep(self.poll_seconds)
 
     async def _deliver_next_callback(self, sender: CallbackSender) -> None:
-        job = await asyncio.to_thread(self.store.claim_callback, _CALLBACK_HOLD_SECONDS)
+        job = await self.store.call(self.store.claim_callback, _CALLBACK_HOLD_SECONDS)
         if job is None:
             await asyncio.sleep(self.poll_seconds)
             return
@@ -237,7 +331,7 @@ class JobRunner:
             retry_at = sender.retry_at(job.callback_attempts)
             metrics.CALLBACKS.labels("retry" if retry_at else "failed").inc()
             log.warning("callback_failed", job=job.id, attempt=job.callback_attempts, error=repr(failure))
-            await asyncio.to_thread(
+            await self.store.call(
                 self.store.callback_done,
                 job.id,
                 job.callback_attempts,
@@ -247,7 +341,7 @@ class JobRunner:
             )
         else:
             metrics.CALLBACKS.labels("delivered").inc()
-            await asyncio.to_thread(
+            await self.store.call(
                 self.store.callback_done,
                 job.id,
                 job.callback_attempts,
