@@ -67,7 +67,14 @@ class Engine:
             await self._pool(self.catalog.resolve(self.default_model))
         except Exception as error:
             self.startup_problem = str(error)
-            log.error("default_model_unavailable", model=self.default_model, error=str(error))
+            # A model missing from the directory is the operator's to fix and says all in one line;
+            # a model that failed to load needs the traceback.
+            log.error(
+                "default_model_unavailable",
+                model=self.default_model,
+                error=str(error),
+                exc_info=not isinstance(error, LookupError),
+            )
         else:
             self.startup_problem = None
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 
 import structlog
 from litestar import Litestar
@@ -27,6 +28,7 @@ from whisper_api.http.routes import audio, files, language, listen, models, syst
 from whisper_api.http.routes import jobs as jobs_routes
 from whisper_api.http.uploads import FORM_OVERHEAD_BYTES
 from whisper_api.jobs.setup import build_jobs
+from whisper_api.ops.tasks import supervise
 from whisper_api.service.fetch import FetchPolicy
 from whisper_api.service.transcription import Limits, TranscriptionService
 from whisper_api.settings import Settings
@@ -111,14 +113,16 @@ def create_app(settings: Settings) -> Litestar:
             workers=workers,
             threads=threads,
         )
-        await asyncio.to_thread(jobs.store.create_tables)
-        background = []
+        await jobs.store.call(jobs.store.create_tables)
+        tasks: dict[str, Callable[[], Awaitable[None]]] = {}
         if jobs.runner is not None:
-            background.append(asyncio.create_task(jobs.runner.run()))
+            tasks["job_runner"] = jobs.runner.run
         if settings.preload:
-            background.append(asyncio.create_task(_ensure_default_model(settings, engine)))
-            background.append(asyncio.create_task(_ensure_vad_model(settings, engine)))
-        background.append(asyncio.create_task(_unload_idle_models(engine)))
+            tasks["default_model"] = partial(_ensure_default_model, settings, engine)
+            tasks["vad_model"] = partial(_ensure_vad_model, settings, engine)
+        tasks["idle_unloader"] = partial(_unload_idle_models, engine)
+        # A crash in one is logged with its traceback and it starts again (ops/tasks.py says why).
+        background = [asyncio.create_task(supervise(name, run)) for name, run in tasks.items()]
         try:
             yield
         finally:
