@@ -6,12 +6,15 @@ import asyncio
 import base64
 import time
 
+import httpx
 import openai
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.jobs.test_store import LEASE, _lease_of, _submit
+from tests.support.http_files import file_server
+from tests.support.net import rebinding
 from whisper_api.jobs.callbacks import CallbackSender, DeliveryFailed, signature
 from whisper_api.jobs.store import Store
 from whisper_api.service.fetch import FetchPolicy
@@ -65,3 +68,21 @@ def test_callbacks_to_private_addresses_are_not_sent(tmp_path, url: str) -> None
     sender = CallbackSender(SECRET, FetchPolicy(max_bytes=1, timeout=5))
     with pytest.raises(DeliveryFailed, match="non-public"):
         asyncio.run(sender.deliver(job))  # type: ignore[arg-type]
+
+
+def test_a_callback_to_a_name_that_rebinds_to_loopback_goes_only_to_the_checked_address(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'jobs.sqlite3'}")
+    store.create_tables()
+    with file_server() as loopback:
+        port = httpx.URL(loopback.base_url).port
+        with file_server("127.0.0.2", port) as receiver:
+            _submit(store, callback_url=f"http://hooks.rebind.test:{port}/hook")
+            store.succeed(_lease_of(store), b"{}")
+            job = store.claim_callback(LEASE)
+            rebinding(monkeypatch, "hooks.rebind.test", first="127.0.0.2", then="127.0.0.1")
+            policy = FetchPolicy.with_allowed(["127.0.0.2"], max_bytes=1, timeout=10)
+            asyncio.run(CallbackSender(SECRET, policy).deliver(job))  # type: ignore[arg-type]
+    assert loopback.received == []
+    assert [delivery.path for delivery in receiver.received] == ["/hook"]

@@ -23,6 +23,8 @@ class FileServer:
     files: dict[str, bytes] = field(default_factory=dict)
     #: POSTs received (callbacks), in order; `refuse[path]` answers that many of them with HTTP 500 first.
     received: list[Delivery] = field(default_factory=list)
+    #: GETs received, in order.
+    fetched: list[Delivery] = field(default_factory=list)
     refuse: dict[str, int] = field(default_factory=dict)
 
     def url(self, path: str) -> str:
@@ -30,13 +32,14 @@ class FileServer:
 
 
 @contextmanager
-def file_server() -> Iterator[FileServer]:
+def file_server(host: str = "127.0.0.1", port: int = 0) -> Iterator[FileServer]:
     """Serves `files[name]` at /files/<name>, 302 to `to` at /redirect?to=..., a redirect to itself at
-    /loop, and at /huge a Content-Length far over any upload limit; records every POST."""
+    /loop, and at /huge a Content-Length far over any upload limit; records every request."""
     served = FileServer("")
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            served.fetched.append(Delivery(self.path, {k.lower(): v for k, v in self.headers.items()}, b""))
             parts = urlsplit(self.path)
             if parts.path.startswith("/files/") and parts.path[7:] in served.files:
                 self._reply(200, served.files[parts.path[7:]])
@@ -71,8 +74,8 @@ def file_server() -> Iterator[FileServer]:
         def log_message(self, *_args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    served.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    server = ThreadingHTTPServer((host, port), Handler)
+    served.base_url = f"http://{host}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

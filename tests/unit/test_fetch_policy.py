@@ -1,16 +1,24 @@
-"""Which addresses a URL fetch may reach: public ones, and only the private ones an operator allows."""
+"""Which addresses a URL fetch may reach: public ones, and only the private ones an operator allows;
+and that the fetch connects to the address it checked, however the name answers later."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+from collections.abc import Callable
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from whisper_api.service.fetch import FetchError, FetchPolicy, check_http_url
+from tests.support.http_files import file_server
+from tests.support.net import rebinding
+from whisper_api.service.fetch import FetchError, FetchPolicy, check_destination, check_http_url, fetch
 
 DEFAULT = FetchPolicy(max_bytes=1)
+#: 127.0.0.2 stands in for a public address: allowed, and still a server the test can run.
+CHECKED = FetchPolicy.with_allowed(["127.0.0.2"], max_bytes=1000, timeout=10)
 
 
 @pytest.mark.parametrize(
@@ -29,6 +37,7 @@ DEFAULT = FetchPolicy(max_bytes=1)
         "fc00::1",
         "::ffff:127.0.0.1",
         "::ffff:169.254.169.254",
+        "::127.0.0.1",
     ],
 )
 def test_non_public_addresses_are_refused(address: str) -> None:
@@ -86,3 +95,70 @@ def test_any_text_is_either_an_http_url_or_refused_as_invalid(url: str) -> None:
 @given(st.from_regex(r"https?://[a-z0-9.\[\]:%@/?#-]{0,40}", fullmatch=True))
 def test_url_shaped_text_is_either_an_http_url_or_refused_as_invalid(url: str) -> None:
     assert_http_url_or_invalid(url)
+
+
+def test_a_name_that_rebinds_to_loopback_is_fetched_from_the_address_that_was_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with file_server() as loopback:
+        port = httpx.URL(loopback.base_url).port
+        with file_server("127.0.0.2", port) as checked:
+            loopback.files["a.wav"], checked.files["a.wav"] = b"internal", b"audio"
+            rebinding(monkeypatch, "audio.rebind.test", first="127.0.0.2", then="127.0.0.1")
+            body = asyncio.run(fetch(f"http://audio.rebind.test:{port}/files/a.wav", CHECKED))
+    assert body == b"audio"
+    assert loopback.fetched == []
+    assert checked.fetched[0].headers["host"] == f"audio.rebind.test:{port}"
+
+
+def test_a_redirect_to_a_name_that_rebinds_is_checked_and_pinned_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    with file_server() as loopback:
+        port = httpx.URL(loopback.base_url).port
+        with file_server("127.0.0.2", port) as checked:
+            loopback.files["a.wav"], checked.files["a.wav"] = b"internal", b"audio"
+            rebinding(monkeypatch, "hop.rebind.test", first="127.0.0.2", then="127.0.0.1")
+            target = f"http://hop.rebind.test:{port}/files/a.wav"
+            body = asyncio.run(fetch(f"{checked.base_url}/redirect?to={target}", CHECKED))
+    assert body == b"audio"
+    assert loopback.fetched == []
+
+
+@pytest.mark.parametrize("host", ["[::ffff:127.0.0.1]", "0x7f000001", "2130706433", "127.1", "0177.0.0.1"])
+def test_loopback_spelled_oddly_is_refused_and_never_reached(host: str) -> None:
+    with file_server() as loopback:
+        loopback.files["a.wav"] = b"internal"
+        port = httpx.URL(loopback.base_url).port
+        with pytest.raises(FetchError) as refused:
+            asyncio.run(fetch(f"http://{host}:{port}/files/a.wav", FetchPolicy(max_bytes=1000, timeout=10)))
+    assert refused.value.code in ("url_not_allowed", "invalid_url")
+    assert loopback.fetched == []
+
+
+#: The ways a resolver (inet_aton) or a URL parser reads an IPv4 address.
+SPELLINGS: list[Callable[[ipaddress.IPv4Address], str]] = [
+    str,
+    lambda address: str(int(address)),
+    lambda address: hex(int(address)),
+    lambda address: ".".join(hex(part) for part in address.packed),
+    lambda address: f"{address.packed[0]}.{int(address) & 0xFFFFFF}",
+    lambda address: f"[::ffff:{address}]",
+    lambda address: f"[::ffff:{int(address) >> 16:x}:{int(address) & 0xFFFF:x}]",
+]
+
+
+@given(
+    st.ip_addresses(network="127.0.0.0/8")
+    | st.ip_addresses(network="10.0.0.0/8")
+    | st.ip_addresses(network="169.254.0.0/16"),
+    st.sampled_from(SPELLINGS),
+)
+def test_a_non_public_address_in_any_spelling_is_refused_before_the_fetch(
+    address: ipaddress.IPv4Address, spell: Callable[[ipaddress.IPv4Address], str]
+) -> None:
+    with pytest.raises(FetchError) as refused:
+        asyncio.run(check_destination(f"http://{spell(address)}/a.wav", DEFAULT))
+    assert refused.value.code in ("url_not_allowed", "invalid_url")
+
+
+def test_a_name_that_does_not_resolve_yet_is_left_to_the_fetch() -> None:
+    asyncio.run(check_destination("https://no-such-host.invalid/a.wav", DEFAULT))

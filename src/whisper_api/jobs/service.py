@@ -18,7 +18,7 @@ from whisper_api.engine.types import DecodeOptions, Transcript
 from whisper_api.jobs.codec import decode_transcript, encode_options
 from whisper_api.jobs.media import MediaStore
 from whisper_api.jobs.store import Conflict, FileRecord, JobRecord, Page, Store
-from whisper_api.service.fetch import FetchError, check_http_url
+from whisper_api.service.fetch import FetchError, FetchPolicy, check_destination
 from whisper_api.service.transcription import InvalidRequest, TranscriptionService
 
 RESULT_FORMATS: tuple[str, ...] = ("json", "text", "srt", "vtt", "verbose_json")
@@ -60,6 +60,7 @@ class JobService:
         transcription: TranscriptionService,
         *,
         max_audio_seconds: float,
+        fetch_policy: FetchPolicy,
         callbacks_signed: bool = False,
         on_submit: Callable[[], None] | None = None,
     ) -> None:
@@ -67,6 +68,8 @@ class JobService:
         self.media = media
         self.transcription = transcription
         self.max_audio_seconds = max_audio_seconds
+        #: What URLs may point at; a URL it refuses is refused at submission, not when the job runs.
+        self.fetch_policy = fetch_policy
         #: Callbacks are only sent signed: without the secret, callback URLs are refused.
         self.callbacks_signed = callbacks_signed
         #: Wakes this process's runner at once, instead of at its next poll.
@@ -144,7 +147,7 @@ class JobService:
             )
         for name, value in (("url", url), ("callback_url", request.callback_url)):
             if value is not None:
-                _check_http_url(value, name)
+                await _check_url(value, name, self.fetch_policy)
         if upload is not None:
             [(record, _)] = await self.add_files([upload])
             file_id = record.id
@@ -224,10 +227,12 @@ def _shown(values: Sequence[Any], most: int = 3) -> str:
     return shown + (f" and {len(values) - most} more" if len(values) > most else "")
 
 
-def _check_http_url(url: str, name: str) -> None:
+async def _check_url(url: str, name: str, policy: FetchPolicy) -> None:
     try:
-        check_http_url(url)
-    except FetchError:
+        await check_destination(url, policy)
+    except FetchError as error:
+        if error.code == "url_not_allowed":
+            raise InvalidRequest(f"'{name}': {error.message}", param=name, code=error.code) from None
         raise InvalidRequest(
             f"'{name}' must be an http:// or https:// URL with a host name.", param=name, code="invalid_url"
         ) from None

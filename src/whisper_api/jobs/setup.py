@@ -50,6 +50,7 @@ def build_jobs(settings: Settings, transcription: TranscriptionService, *, runne
         media,
         transcription,
         max_audio_seconds=settings.job_max_audio_seconds,
+        fetch_policy=fetch_policy,
         callbacks_signed=bool(settings.callback_secret),
         on_submit=None if runner is None else runner.wake,
     )
