@@ -6,7 +6,6 @@ import base64
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -17,6 +16,7 @@ import pytest
 
 from tests.e2e.conftest import API_KEY, Server, start_server, stop_server
 from tests.support.http_files import FileServer, file_server
+from tests.support.waiting import wait_until
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
@@ -66,14 +66,16 @@ def submit(api: httpx.Client, audio: Path, **fields: str) -> dict:
     return response.json()
 
 
+def job_state(api: httpx.Client, job_id: str) -> dict:
+    return api.get(f"/v1/transcription-jobs/{job_id}").json()
+
+
 def wait_for(api: httpx.Client, job_id: str, statuses: set[str] = FINISHED, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = api.get(f"/v1/transcription-jobs/{job_id}").json()
-        if job["status"] in statuses:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")
+    def reached() -> dict | None:
+        job = job_state(api, job_id)
+        return job if job["status"] in statuses else None
+
+    return wait_until(reached, what=f"job {job_id} reaching {sorted(statuses)}", timeout=timeout)
 
 
 def test_a_job_runs_and_its_result_is_the_synchronous_transcription(
@@ -117,18 +119,15 @@ def test_a_running_job_reports_progress_and_cancelling_aborts_it(
     api: httpx.Client, jobs_server: Server, very_long_wav: Path
 ) -> None:
     job = submit(api, very_long_wav)
-    deadline = time.monotonic() + 60
-    while (seen := api.get(f"/v1/transcription-jobs/{job['id']}").json())["progress"] == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    seen = wait_until(
+        lambda: (state := job_state(api, job["id"]))["progress"] > 0 and state, what="progress reported"
+    )
     assert seen["status"] == "running" and 0 < seen["progress"] < 1
     cancelled = api.post(f"/v1/transcription-jobs/{job['id']}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
-    deadline = time.monotonic() + 10  # the worker notices within a heartbeat and aborts whisper.cpp
-    while jobs_server.metric("whisper_api_in_flight") > 0:
-        assert time.monotonic() < deadline, "the cancelled transcription kept running"
-        time.sleep(0.1)
-    assert api.get(f"/v1/transcription-jobs/{job['id']}").json()["status"] == "cancelled"
+    # The worker notices at its next heartbeat and aborts whisper.cpp, long before the job would end.
+    wait_until(lambda: jobs_server.metric("whisper_api_in_flight") == 0, what="the transcription stopping")
+    assert job_state(api, job["id"])["status"] == "cancelled"
 
 
 def test_a_cancelled_queued_job_never_runs(api: httpx.Client, very_long_wav: Path, jfk_wav: Path) -> None:
@@ -137,8 +136,9 @@ def test_a_cancelled_queued_job_never_runs(api: httpx.Client, very_long_wav: Pat
     queued = submit(api, jfk_wav)
     assert api.post(f"/v1/transcription-jobs/{queued['id']}/cancel").json()["status"] == "cancelled"
     api.post(f"/v1/transcription-jobs/{blocker['id']}/cancel")
-    time.sleep(1.0)
-    job = api.get(f"/v1/transcription-jobs/{queued['id']}").json()
+    # Jobs are taken oldest first: once a later one has run, the cancelled one was passed over.
+    assert wait_for(api, submit(api, jfk_wav)["id"])["status"] == "succeeded"
+    job = job_state(api, queued["id"])
     assert (job["status"], job["attempts"], job["started_at"]) == ("cancelled", 0, None)
 
 
@@ -332,12 +332,10 @@ def test_a_callback_is_signed_and_retried_until_delivered(
 ) -> None:
     hooks.refuse["/hooks/retry"] = 1
     job = submit(api, jfk_wav, callback_url=hooks.url("/hooks/retry"))
-    deadline = time.monotonic() + 30
-    while (state := api.get(f"/v1/transcription-jobs/{job['id']}").json()["callback"])[
-        "state"
-    ] != "delivered":
-        assert time.monotonic() < deadline, state
-        time.sleep(0.2)
+    state = wait_until(
+        lambda: (callback := job_state(api, job["id"])["callback"])["state"] == "delivered" and callback,
+        what="the callback's delivery",
+    )
     assert state["attempts"] == 2
     delivery = [d for d in hooks.received if d.path == "/hooks/retry"][-1]
     # The receiver's side: the openai SDK checks Standard Webhooks signatures.
