@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from whisper_api.audio.stream import RawFormat
 from whisper_api.http.deepgram import parse_listen_query
 from whisper_api.http.errors import ApiError
 
@@ -17,7 +18,7 @@ def parse(**params: str | list[str]):  # type: ignore[no-untyped-def]
 def test_defaults_transcribe_with_word_times_and_detect_no_language() -> None:
     request = parse()
     assert request.options.language is None and request.options.word_timestamps
-    assert request.response_format == "json" and not request.utterances and request.encoding is None
+    assert request.response_format == "json" and not request.utterances and request.raw is None
 
 
 @pytest.mark.parametrize(("tag", "code"), [("en", "en"), ("en-US", "en"), ("pt-BR", "pt"), ("ES", "es")])
@@ -54,6 +55,29 @@ def test_they_may_be_turned_off_explicitly() -> None:
 def test_raw_audio_needs_a_sample_rate() -> None:
     with pytest.raises(ApiError):
         parse(encoding="linear16")
+
+
+def test_raw_audio_is_described_by_encoding_rate_and_channels() -> None:
+    request = parse(encoding="MULAW", sample_rate="8000", channels="2")
+    assert request.raw == RawFormat("mulaw", 8_000, 2)
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"encoding": "speex", "sample_rate": "16000"}, "encoding"),
+        ({"encoding": "mulaw", "sample_rate": "1000"}, "sample_rate"),
+        ({"encoding": "mulaw", "sample_rate": "7999"}, "sample_rate"),
+        ({"encoding": "linear16", "sample_rate": "192001"}, "sample_rate"),
+        ({"encoding": "linear16", "sample_rate": "16000", "channels": "0"}, "channels"),
+        ({"encoding": "linear16", "sample_rate": "16000", "channels": "9"}, "channels"),
+    ],
+)
+def test_raw_audio_out_of_range_is_a_400_naming_the_parameter(params: dict[str, str], param: str) -> None:
+    with pytest.raises(ApiError) as refused:
+        parse(**params)
+    assert refused.value.status == 400 and refused.value.body.error.param == param
+    assert param in refused.value.body.error.message
 
 
 @pytest.mark.parametrize(("value", "expected"), [("false", None), ("250", 250), ("0", 0)])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
-import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from fractions import Fraction
 from typing import BinaryIO, ClassVar
 
 import av
@@ -79,8 +79,42 @@ def decode_audio(
     """
     with _binary_file(source) as file, _open_container(file) as container:
         stream = _first_audio_stream(container)
-        samples = _decode_stream(container, stream, math.inf if max_seconds is None else max_seconds)
-    # Lossy decoders overshoot full scale slightly; whisper.cpp expects [-1, 1].
+        return joined_samples(DurationCap(max_seconds).counted(resampled(decoded_frames(container, stream))))
+
+
+class DurationCap:
+    """Audio counted as it is produced against a limit, so a decoder stops (AudioTooLong) at the limit instead
+    of after the whole input: memory and work are bounded by the limit, not by the upload."""
+
+    def __init__(self, max_seconds: float | None) -> None:
+        self.max_seconds = max_seconds
+        # In 16 kHz samples, so counting the decoders' own output is exact at the limit.
+        self._samples = 0.0
+
+    @property
+    def seconds(self) -> float:
+        return self._samples / SAMPLE_RATE
+
+    def add(self, samples: float, rate: float | Fraction = SAMPLE_RATE) -> None:
+        """Count `samples` at `rate` per second; AudioTooLong once the total passes the limit."""
+        self._samples += float(samples * SAMPLE_RATE / rate)
+        if self.max_seconds is not None and self._samples > self.max_seconds * SAMPLE_RATE:
+            raise AudioTooLong(self.max_seconds)
+
+    def counted(self, chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """`chunks` of 16 kHz samples, each counted before the next is asked for."""
+        for chunk in chunks:
+            self.add(chunk.size)
+            yield chunk
+
+
+def joined_samples(chunks: Iterable[np.ndarray]) -> np.ndarray:
+    """`chunks` of 16 kHz samples as one float32 array in [-1, 1]; EmptyAudio when they hold none."""
+    pieces = [chunk for chunk in chunks if chunk.size]
+    if not pieces:
+        raise EmptyAudio
+    samples = np.concatenate(pieces).astype(np.float32, copy=False)
+    # Lossy decoders and resamplers overshoot full scale slightly; whisper.cpp expects [-1, 1].
     return np.clip(samples, -1.0, 1.0, out=samples)
 
 
@@ -126,19 +160,6 @@ def _first_audio_stream(container: InputContainer) -> AudioStream:
     if stream.codec_context is None:
         raise UndecodableAudio("unsupported audio codec")
     return stream
-
-
-def _decode_stream(container: InputContainer, stream: AudioStream, max_seconds: float) -> np.ndarray:
-    chunks: list[np.ndarray] = []
-    total = 0
-    for chunk in resampled(decoded_frames(container, stream)):
-        chunks.append(chunk)
-        total += chunk.size
-        if total > max_seconds * SAMPLE_RATE:
-            raise AudioTooLong(max_seconds)
-    if total == 0:
-        raise EmptyAudio
-    return np.concatenate(chunks)
 
 
 def decoded_frames(container: InputContainer, stream: AudioStream) -> Iterator[AudioFrame]:

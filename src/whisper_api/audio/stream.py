@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import queue
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal, get_args
@@ -21,10 +22,10 @@ import numpy as np
 from whisper_api.audio.decode import (
     SAMPLE_RATE,
     AudioError,
-    AudioTooLong,
-    EmptyAudio,
+    DurationCap,
     UndecodableAudio,
     decoded_frames,
+    joined_samples,
     resampled,
 )
 
@@ -62,61 +63,68 @@ class RawFormat:
 
 
 def decode_raw(data: bytes, raw: RawFormat, *, max_seconds: float | None = None) -> np.ndarray:
-    """A whole body of raw audio as 16 kHz mono float32; the same errors as `decode_audio`."""
-    stream = PcmStream(raw)
-    samples = np.concatenate([stream.push(data), stream.finish()])
-    if len(samples) == 0:
-        raise EmptyAudio
-    if max_seconds is not None and len(samples) > max_seconds * SAMPLE_RATE:
-        raise AudioTooLong(max_seconds)
-    return samples
+    """A whole body of raw audio as 16 kHz mono float32; the same errors as `decode_audio`, and like it
+    this stops converting as soon as the output passes `max_seconds`."""
+    stream = PcmStream(raw, max_seconds=max_seconds)
+    return joined_samples([*stream.chunks(data), stream.finish()])
 
 
 class PcmStream:
-    """Raw samples in a named encoding, interleaved over `channels`, at `sample_rate`."""
+    """Raw samples in a named encoding, interleaved over `channels`, at `sample_rate`.
 
-    def __init__(self, raw: RawFormat) -> None:
-        encoding, sample_rate, channels = raw.encoding, raw.sample_rate, raw.channels
-        if encoding not in RAW_ENCODINGS:
-            raise ValueError(f"unknown raw encoding {encoding!r}")
-        self._encoding = encoding
-        self._width = {"linear16": 2, "linear32": 4}.get(encoding, 1)
-        self._channels = channels
-        self._rate = sample_rate
-        self._layout = "mono" if channels == 1 else "stereo" if channels == 2 else f"{channels}c"
+    Input is converted a second at a time, each second's output counted against `max_seconds`
+    (AudioTooLong) before the next is converted: a big piece at a low rate, resampled whole, would cost
+    many times its own size in memory before any limit could be checked.
+    """
+
+    def __init__(self, raw: RawFormat, *, max_seconds: float | None = None) -> None:
+        if raw.encoding not in RAW_ENCODINGS:
+            raise ValueError(f"unknown raw encoding {raw.encoding!r}")
+        if raw.sample_rate < 1 or raw.channels < 1:
+            raise ValueError(f"raw audio needs a positive sample rate and channel count, got {raw}")
+        self._raw = raw
+        self._frame_bytes = {"linear16": 2, "linear32": 4}.get(raw.encoding, 1) * raw.channels
+        self._block_bytes = self._frame_bytes * raw.sample_rate
+        self._table = _g711_table(raw.encoding) if raw.encoding in ("mulaw", "alaw") else None
         self._pending = b""
         self._resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         self._position = 0
-        self._table = _g711_table(encoding) if encoding in ("mulaw", "alaw") else None
+        self._cap = DurationCap(max_seconds)
 
     def push(self, data: bytes) -> np.ndarray:
         """The samples `data` completes (a partial frame waits for the next push)."""
+        return _joined(list(self.chunks(data)))
+
+    def chunks(self, data: bytes) -> Iterator[np.ndarray]:
+        """What `push` returns, a second of input at a time, each converted only when asked for."""
         data = self._pending + data
-        frame_bytes = self._width * self._channels
-        usable = len(data) - len(data) % frame_bytes
+        usable = len(data) - len(data) % self._frame_bytes
         self._pending = data[usable:]
-        if usable == 0:
-            return np.zeros(0, dtype=np.float32)
-        return self._resample(self._as_float(data[:usable]))
+        whole = memoryview(data)[:usable]
+        blocks = (whole[start : start + self._block_bytes] for start in range(0, usable, self._block_bytes))
+        yield from self._cap.counted(self._resample(self._mono(block)) for block in blocks)
 
     def finish(self) -> np.ndarray:
         """What the resampler still holds; the stream is over."""
-        return _joined([frame.to_ndarray()[0] for frame in self._resampler.resample(None)])
+        held = (frame.to_ndarray()[0] for frame in self._resampler.resample(None))
+        return _joined(list(self._cap.counted(held)))
 
-    def _as_float(self, data: bytes) -> np.ndarray:
+    def _mono(self, data: memoryview) -> np.ndarray:
+        """Whole frames as float samples, the channels averaged: raw channels name no layout (which one is
+        the centre, which the LFE), so none is weighted apart, and any number of them mixes alike."""
         if self._table is not None:
-            values = self._table[np.frombuffer(data, dtype=np.uint8)].astype(np.float32) / 32768
-        elif self._encoding == "linear16":
-            values = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768
+            values, scale = self._table[np.frombuffer(data, dtype=np.uint8)], 2**15
+        elif self._raw.encoding == "linear16":
+            values, scale = np.frombuffer(data, dtype="<i2"), 2**15
         else:
-            values = (np.frombuffer(data, dtype="<i4").astype(np.float64) / 2**31).astype(np.float32)
-        return values.reshape(-1, self._channels).T
+            values, scale = np.frombuffer(data, dtype="<i4"), 2**31
+        return (values.reshape(-1, self._raw.channels).mean(axis=1) / scale).astype(np.float32)
 
-    def _resample(self, planar: np.ndarray) -> np.ndarray:
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planar), format="fltp", layout=self._layout)
-        frame.sample_rate = self._rate
-        frame.pts, frame.time_base = self._position, Fraction(1, self._rate)
-        self._position += planar.shape[1]
+    def _resample(self, mono: np.ndarray) -> np.ndarray:
+        frame = av.AudioFrame.from_ndarray(mono[None, :], format="flt", layout="mono")
+        frame.sample_rate = self._raw.sample_rate
+        frame.pts, frame.time_base = self._position, Fraction(1, self._raw.sample_rate)
+        self._position += mono.size
         return _joined([out.to_ndarray()[0] for out in self._resampler.resample(frame)])
 
 
@@ -153,9 +161,11 @@ class _Pipe(io.RawIOBase):
 
 
 class ContainerStream:
-    """Containerised audio pushed in pieces, demuxed and decoded on a thread of its own."""
+    """Containerised audio pushed in pieces, demuxed and decoded on a thread of its own, which stops
+    (AudioTooLong on the next call) once the output passes `max_seconds`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_seconds: float | None = None) -> None:
+        self._cap = DurationCap(max_seconds)
         self._pipe = _Pipe()
         self._decoded: queue.Queue[np.ndarray] = queue.Queue()
         self._failure: AudioError | None = None
@@ -200,7 +210,7 @@ class ContainerStream:
                 if not container.streams.audio:
                     raise UndecodableAudio("the stream has no audio track")
                 stream = container.streams.audio[0]
-                for chunk in resampled(decoded_frames(container, stream)):
+                for chunk in self._cap.counted(resampled(decoded_frames(container, stream))):
                     self._decoded.put(chunk)
         except AudioError as error:
             self._failure = error

@@ -17,6 +17,7 @@ from typing import Literal, TypeVar
 
 import msgspec
 
+from whisper_api.audio.stream import RAW_ENCODINGS, RawFormat
 from whisper_api.engine.types import DecodeOptions, Segment, Transcript, Word
 from whisper_api.http.errors import bad_request
 from whisper_api.http.fields import FALSE_WORDS, Fields, flag, integer, number, one
@@ -30,6 +31,12 @@ _UNSUPPORTED = {
 }
 
 Query = Fields
+#: Raw audio's sample rates: from telephony's 8 kHz, where G.711 (mulaw, alaw) is defined and below which
+#: speech loses its consonants (a smaller number is a mistake, such as kHz for Hz), to 192 kHz, the highest
+#: rate audio interfaces record at.
+RAW_SAMPLE_RATES = (8_000, 192_000)
+#: Raw channels are averaged to mono, which works for any count; more than 7.1 is no recording of speech.
+RAW_MAX_CHANNELS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +50,7 @@ class ListenRequest:
     detect_language: bool
     utterances: bool
     #: Raw audio (encoding given) or None for containerised audio.
-    encoding: str | None
-    sample_rate: int | None
-    channels: int
+    raw: RawFormat | None
     live: LiveOptions
 
 
@@ -75,6 +80,25 @@ def _language(query: Query) -> str | None:
     return raw.split("-")[0].lower()
 
 
+def _raw_format(query: Query) -> RawFormat | None:
+    """What headerless audio is, checked before any of it is read; None for containerised audio."""
+    encoding = (one(query, "encoding") or "").lower()
+    sample_rate = integer(query, "sample_rate", *RAW_SAMPLE_RATES)
+    channels = integer(query, "channels", 1, RAW_MAX_CHANNELS) or 1
+    if not encoding:
+        return None
+    if encoding not in RAW_ENCODINGS:
+        raise bad_request(
+            f"encoding {encoding!r} is not supported for raw audio; use one of {', '.join(RAW_ENCODINGS)}, "
+            "or send containerised audio (WAV, Ogg, WebM, MP3, FLAC...) without an encoding.",
+            param="encoding",
+            code="unsupported_value",
+        )
+    if sample_rate is None:
+        raise bad_request("Raw audio needs its 'sample_rate' as well as its 'encoding'.", param="sample_rate")
+    return RawFormat(encoding, sample_rate, channels)  # type: ignore[arg-type]  # checked just above
+
+
 def parse_listen_query(query: Query) -> ListenRequest:
     for name, reason in _UNSUPPORTED.items():
         if flag(query, name, False):
@@ -94,10 +118,6 @@ def parse_listen_query(query: Query) -> ListenRequest:
         # whisper's own knob beside Deepgram's parameters: 0 turns off retries at higher temperatures.
         temperature_increment_on_fallback=number(query, "temperature_increment_on_fallback", 0.0, 1.0, 0.2),
     )
-    encoding = one(query, "encoding")
-    sample_rate = integer(query, "sample_rate", 1000, 384_000)
-    if encoding is not None and sample_rate is None:
-        raise bad_request("Raw audio needs its 'sample_rate' as well as its 'encoding'.", param="sample_rate")
     live = LiveOptions(
         interim_results=flag(query, "interim_results", False),
         endpointing_ms=_optional_ms(query, "endpointing", DEFAULT_ENDPOINTING_MS),
@@ -112,9 +132,7 @@ def parse_listen_query(query: Query) -> ListenRequest:
         response_format=response_format,  # type: ignore[arg-type]
         detect_language=detect,
         utterances=flag(query, "utterances", False),
-        encoding=encoding.lower() if encoding else None,
-        sample_rate=sample_rate,
-        channels=integer(query, "channels", 1, 8) or 1,
+        raw=_raw_format(query),
         live=live,
     )
 

@@ -13,7 +13,7 @@ from litestar import MediaType, Request, Response, WebSocket, post, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from whisper_api.audio import AudioError
-from whisper_api.audio.stream import RAW_ENCODINGS, ContainerStream, PcmStream, RawFormat
+from whisper_api.audio.stream import ContainerStream, PcmStream
 from whisper_api.engine.catalog import ModelFile, ModelNotFound
 from whisper_api.engine.engine import Engine
 from whisper_api.engine.vad import VoiceActivity
@@ -54,20 +54,6 @@ def listen_model(service: TranscriptionService, name: str | None) -> ModelFile:
         raise
 
 
-def _raw_format(request: deepgram.ListenRequest) -> RawFormat | None:
-    if request.encoding is None:
-        return None
-    if request.encoding not in RAW_ENCODINGS:
-        raise bad_request(
-            f"encoding {request.encoding!r} is not supported for raw audio; use one of "
-            f"{', '.join(RAW_ENCODINGS)}, or send containerised audio (WAV, Ogg, WebM, MP3, FLAC...) "
-            "without an encoding.",
-            param="encoding",
-            code="unsupported_value",
-        )
-    return RawFormat(request.encoding, request.sample_rate or SAMPLE_RATE, request.channels)  # type: ignore[arg-type]
-
-
 @post(
     "/v1/listen", status_code=200, guards=[require_api_key], summary="Transcribe audio (Deepgram-compatible)"
 )
@@ -75,7 +61,6 @@ async def listen(request: Request, service: TranscriptionService) -> Response:
     query = deepgram.parse_listen_query(request.query_params.dict())
     model = listen_model(service, query.model)
     service.check(model, query.options)
-    raw = _raw_format(query)
     body = await read_body(request, request.app.state.max_upload_bytes)
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
@@ -86,7 +71,7 @@ async def listen(request: Request, service: TranscriptionService) -> Response:
             ) from None
         body = await fetch(source.url, request.app.state.fetch_policy)
     usage = request_usage(request.scope)
-    samples = await service.decode(body, usage, raw)
+    samples = await service.decode(body, usage, query.raw)
     window, offset = _cropped(samples, query)
     try:
         transcript = await until_disconnected(
@@ -146,7 +131,6 @@ async def listen_live(socket: WebSocket, service: TranscriptionService, engine: 
         query = deepgram.parse_listen_query(socket.query_params.dict())
         model = listen_model(service, query.model)
         service.check(model, query.options)
-        raw = _raw_format(query)
         if not engine.detects_speech:
             raise ApiError(
                 503,
@@ -160,7 +144,7 @@ async def listen_live(socket: WebSocket, service: TranscriptionService, engine: 
         return
     subprotocol = "token" if offers_token_subprotocol(socket) else None
     await socket.accept(subprotocols=subprotocol, headers={"dg-request-id": request_id})
-    session = _LiveSession(socket, service, engine, model, query, raw, request_id, state.live_idle_seconds)
+    session = _LiveSession(socket, service, engine, model, query, request_id, state.live_idle_seconds)
     await session.run()
 
 
@@ -190,7 +174,6 @@ class _LiveSession:
         engine: Engine,
         model: ModelFile,
         query: deepgram.ListenRequest,
-        raw: RawFormat | None,
         request_id: str,
         idle_seconds: float,
     ) -> None:
@@ -198,7 +181,11 @@ class _LiveSession:
         self.model = model
         self.request_id = request_id
         self.idle_seconds = idle_seconds
-        self.decoder: PcmStream | ContainerStream = PcmStream(raw) if raw else ContainerStream()
+        # A stream is held to the same duration limit as an upload, counted as it is decoded.
+        limit = service.limits.max_audio_seconds
+        self.decoder: PcmStream | ContainerStream = (
+            PcmStream(query.raw, max_seconds=limit) if query.raw else ContainerStream(max_seconds=limit)
+        )
         self.vad = VoiceActivity(engine.config.vad_model)  # type: ignore[arg-type]  # checked before accept
         self.transcriber = LiveTranscriber(service, model, query.options, query.live, self.vad, self._emit)
 
