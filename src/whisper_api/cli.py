@@ -114,6 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+    from whisper_api.http.protocol import with_header_timeout
 def _worker(args: argparse.Namespace) -> int:
     from whisper_api.worker import run_worker
 
@@ -127,6 +128,8 @@ def _models_list(args: argparse.Namespace) -> int:
     settings = _settings(args)
     catalog = ModelCatalog(settings.models_dir, settings.default_model)
     models = catalog.list()
+        # uvicorn has no deadline for a request's head (slowloris): the protocol adds one.
+        http=with_header_timeout(settings.header_timeout_seconds),
     if not models:
         print(f"No models in {settings.models_dir}. Get one with: whisper-api models pull tiny.en")
         return 0

@@ -151,6 +151,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     shutdown_grace_seconds: Annotated[
         float, msgspec.Meta(ge=0, description="On SIGTERM, time in-flight requests get to finish.")
     ] = 30
+    header_timeout_seconds: Annotated[
+        float,
+        msgspec.Meta(
+            gt=0, description="A connection that takes longer to send a request's line and headers is closed."
+        ),
+    ] = 10
     log_format: Annotated[
         Literal["auto", "json", "console"], _doc("`auto`: console on a terminal, JSON otherwise.")
     ] = "auto"

@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 
 import structlog
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.app import AppConfig
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
@@ -26,7 +27,7 @@ from whisper_api.http.errors import handle_exception
 from whisper_api.http.observability import observability_middleware
 from whisper_api.http.routes import audio, files, language, listen, models, system
 from whisper_api.http.routes import jobs as jobs_routes
-from whisper_api.http.uploads import FORM_OVERHEAD_BYTES
+from whisper_api.http.uploads import FORM_OVERHEAD_BYTES, MAX_JSON_BYTES
 from whisper_api.jobs.setup import build_jobs
 from whisper_api.ops.tasks import supervise
 from whisper_api.service.fetch import FetchPolicy
@@ -136,10 +137,14 @@ def create_app(settings: Settings) -> Litestar:
 
     return Litestar(
         route_handlers=[
-            audio.create_transcription,
-            audio.create_translation,
-            language.detect_language,
-            listen.listen,
+            _with_room_for(
+                settings.max_upload_bytes,
+                audio.create_transcription,
+                audio.create_translation,
+                language.detect_language,
+                listen.listen,
+            ),
+            _with_room_for(settings.max_file_bytes, jobs_routes.create_job, files.upload_files),
             listen.listen_live,
             models.list_models,
             models.retrieve_model,
@@ -147,13 +152,11 @@ def create_app(settings: Settings) -> Litestar:
             system.health,
             system.ready,
             system.prometheus_metrics,
-            jobs_routes.create_job,
             jobs_routes.list_jobs,
             jobs_routes.retrieve_job,
             jobs_routes.job_result,
             jobs_routes.cancel_job,
             jobs_routes.delete_job,
-            files.upload_files,
             files.list_files,
             files.retrieve_file,
             files.file_content,
@@ -180,7 +183,7 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers={Exception: handle_exception},
         middleware=[observability_middleware],
         lifespan=[lifespan],
-        request_max_body_size=max(settings.max_upload_bytes, settings.max_file_bytes) + FORM_OVERHEAD_BYTES,
+        request_max_body_size=MAX_JSON_BYTES,
         cors_config=CORSConfig(
             allow_origins=settings.cors_origins, expose_headers=["x-request-id", "retry-after"]
         )
@@ -194,6 +197,15 @@ def create_app(settings: Settings) -> Litestar:
             render_plugins=[SwaggerRenderPlugin(path="/"), RedocRenderPlugin(path="/redoc")],
         ),
         on_app_init=[_quiet_litestar_logging],
+    )
+
+
+def _with_room_for(max_upload_bytes: int, *handlers: HTTPRouteHandler) -> Router:
+    """`handlers`, whose bodies may hold an upload of `max_upload_bytes` in a form. Litestar counts a
+    body as it streams in and answers 413 once it is past the limit, chunked or not; every other
+    route gets the app's limit, the room of a JSON body."""
+    return Router(
+        "/", route_handlers=list(handlers), request_max_body_size=max_upload_bytes + FORM_OVERHEAD_BYTES
     )
 
 

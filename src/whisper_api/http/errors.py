@@ -45,6 +45,8 @@ class DeepgramError(msgspec.Struct):
 
 
 DEEPGRAM_PATH = "/v1/listen"
+#: On a 413 the rest of the body is unread: closing beats reading (and discarding) all of it.
+CLOSE_CONNECTION = {"Connection": "close"}
 
 
 class ApiError(Exception):
@@ -89,7 +91,13 @@ _STATUS_TYPES = {429: "requests"}
 def _from_http_exception(exc: HTTPException) -> ApiError:
     status = exc.status_code
     if status == 413:
-        return ApiError(413, "The request body is too large.", param="file", code="file_too_large")
+        return ApiError(
+            413,
+            "The request body is too large.",
+            param="file",
+            code="file_too_large",
+            headers=CLOSE_CONNECTION,
+        )
     if isinstance(exc, NotFoundException):
         return ApiError(404, "Not found.", code="not_found")
     if isinstance(exc, ValidationException):

@@ -7,7 +7,7 @@ import time
 import uuid
 
 import structlog
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
 from whisper_api.ops import metrics
 from whisper_api.service.transcription import Usage
@@ -43,17 +43,27 @@ def observability_middleware(app: ASGIApp) -> ASGIApp:
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         status = CLIENT_CLOSED_REQUEST
+        responding = client_gone = False
         started = time.perf_counter()
 
+        async def receive_watching() -> ReceiveMessage:
+            # A client that hangs up before its answer (mid-upload, say) sees nothing the app does
+            # after; whatever it then sends, an error included, is recorded as 499.
+            nonlocal client_gone
+            message = await receive()
+            client_gone = client_gone or (message["type"] == "http.disconnect" and not responding)
+            return message
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responding
             if message["type"] == "http.response.start":
-                status = message["status"]
+                responding = True
+                status = CLIENT_CLOSED_REQUEST if client_gone else message["status"]
                 message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id.encode())]
             await send(message)
 
         try:
-            await app(scope, receive, send_with_id)
+            await app(scope, receive_watching, send_with_id)
         finally:
             _record(scope, request_id, status, time.perf_counter() - started)
 
@@ -78,7 +88,7 @@ def _record(scope: Scope, request_id: str, status: int, elapsed: float) -> None:
             "rtf": round(usage.real_time_factor, 4) if usage.real_time_factor is not None else None,
         }
     log.info(
-        "request",
+        "client_closed" if status == CLIENT_CLOSED_REQUEST else "request",
         request_id=request_id,
         method=method,
         path=scope["path"],

@@ -1,7 +1,9 @@
-"""Reading request bodies under a size limit: raw audio, or multipart fields and file parts.
+"""Reading request bodies under a size limit: raw audio, JSON, or multipart fields and file parts.
 
-The server's own body limit is the largest any route allows (job uploads); each route passes its
-own, checked from Content-Length before reading and from the bytes after.
+Every limit is checked from Content-Length before reading and counted as the body streams in, so a
+chunked body is cut off as soon as it passes: routes that take uploads get room for one (app.py),
+every other body the room of a form's text fields; each reader here holds to its own limit within.
+A 413 closes the connection rather than read the rest of the body.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from dataclasses import dataclass
 
 from litestar import Request
 from litestar.datastructures import UploadFile
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
-from whisper_api.http.errors import ApiError, bad_request
+from whisper_api.http.errors import CLOSE_CONNECTION, ApiError, bad_request
 from whisper_api.http.fields import Fields
 
 #: Room for the multipart envelope and text fields around the files themselves.
 FORM_OVERHEAD_BYTES = 1024 * 1024
+#: A JSON body carries what a form's text fields do, and gets their room.
+MAX_JSON_BYTES = FORM_OVERHEAD_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,15 +31,18 @@ class FilePart:
     data: bytes
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The raw body (audio sent as is), 413 if it is over `max_bytes`."""
+async def read_body(request: Request, max_bytes: int, *, param: str | None = "file") -> bytes:
+    """The raw body (audio sent as is, or JSON), 413 as soon as it is over `max_bytes`."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > max_bytes:
-        raise _too_large("The body", max_bytes, "file")
-    body = await request.body()
-    if len(body) > max_bytes:
-        raise _too_large("The body", max_bytes, "file")
-    return body
+        raise _too_large("The body", max_bytes, param)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large("The body", max_bytes, param)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def read_multipart(request: Request, max_file_bytes: int) -> tuple[Fields, list[FilePart]]:
@@ -52,6 +60,8 @@ async def read_multipart(request: Request, max_file_bytes: int) -> tuple[Fields,
         raise _too_large("The file", max_file_bytes, "file")
     try:
         form = await request.form()
+    except RequestEntityTooLarge:  # past the route's limit, which is this one plus the form's room
+        raise _too_large("The file", max_file_bytes, "file") from None
     except (UnicodeDecodeError, LookupError):  # a text field not in its charset, or an unknown charset
         raise bad_request(
             "A form field is not text in its declared charset (UTF-8 unless it says otherwise).",
@@ -72,7 +82,11 @@ async def read_multipart(request: Request, max_file_bytes: int) -> tuple[Fields,
     return fields, parts
 
 
-def _too_large(what: str, limit: int, param: str) -> ApiError:
+def _too_large(what: str, limit: int, param: str | None) -> ApiError:
     return ApiError(
-        413, f"{what} is over the {limit / 2**20:g} MiB limit.", param=param, code="file_too_large"
+        413,
+        f"{what} is over the {limit / 2**20:g} MiB limit.",
+        param=param,
+        code="file_too_large",
+        headers=CLOSE_CONNECTION,
     )

@@ -19,7 +19,7 @@ from whisper_api.http.fields import Fields, given, one, values
 from whisper_api.http.forms import parse_fields
 from whisper_api.http.json_input import decode_json
 from whisper_api.http.render import rendered
-from whisper_api.http.uploads import read_multipart
+from whisper_api.http.uploads import MAX_JSON_BYTES, read_body, read_multipart
 from whisper_api.jobs.service import RESULT_FORMATS, JobRequest, JobService, Upload
 from whisper_api.jobs.store import JOB_STATUSES
 from whisper_api.jobs.views import Deleted, JobList, JobObject, job_list, job_object
@@ -33,7 +33,7 @@ After = Annotated[str | None, Parameter(description="Return items after (older t
 @post(_PREFIX, status_code=202, guards=[require_api_key], summary="Create an asynchronous transcription job")
 async def create_job(request: Request, jobs: JobService) -> JobObject:
     if request.headers.get("content-type", "").startswith("application/json"):
-        fields, upload = _json_fields(await request.body()), None
+        fields, upload = _json_fields(await read_body(request, MAX_JSON_BYTES, param=None)), None
     else:
         fields, files = await read_multipart(request, request.app.state.max_file_bytes)
         part = next((p for p in files if p.name == "file"), None)

@@ -1,0 +1,53 @@
+"""uvicorn's HTTP/1.1 protocol (h11) with a deadline for each request's head.
+
+uvicorn closes a keep-alive connection that stays idle after a response, but not one that is in
+the middle of a request's head: a client that connects and sends nothing, or half a request line
+and then a byte now and then (slowloris), holds its connection and a file descriptor for as long as
+it likes, and enough such clients leave no room for anyone else. Here a connection must complete
+each request line and headers within `header_timeout` seconds of starting them (connecting, or the
+first byte after the previous response), or it is closed. The body is not covered: it comes at the
+upload's pace, and each route bounds its size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+
+class HeaderTimeoutProtocol(H11Protocol):
+    header_timeout: float = 10.0
+
+    _head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_deadline = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:  # the head is complete: the deadline is met
+            self._cancel_deadline()
+        elif self._head_deadline is None:  # the first bytes of the next request: the clock starts
+            self._head_deadline = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def _head_timed_out(self) -> None:
+        self._head_deadline = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+    def _cancel_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+
+def with_header_timeout(seconds: float) -> type[HeaderTimeoutProtocol]:
+    """The protocol class to give uvicorn (`http=`), closing connections whose head takes longer."""
+    return type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout": seconds})
