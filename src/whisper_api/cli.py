@@ -98,6 +98,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from whisper_api.http.app import create_app
+    from whisper_api.http.protocol import with_header_timeout
 
     settings = _settings(args, quiet=False)
     if settings.api_keys_file is not None and not settings.api_keys_file.is_file():
@@ -110,11 +111,12 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         lifespan="on",
+        # uvicorn has no deadline for a request's head (slowloris): the protocol adds one.
+        http=with_header_timeout(settings.header_timeout_seconds),
     )
     return 0
 
 
-    from whisper_api.http.protocol import with_header_timeout
 def _worker(args: argparse.Namespace) -> int:
     from whisper_api.worker import run_worker
 
@@ -128,8 +130,6 @@ def _models_list(args: argparse.Namespace) -> int:
     settings = _settings(args)
     catalog = ModelCatalog(settings.models_dir, settings.default_model)
     models = catalog.list()
-        # uvicorn has no deadline for a request's head (slowloris): the protocol adds one.
-        http=with_header_timeout(settings.header_timeout_seconds),
     if not models:
         print(f"No models in {settings.models_dir}. Get one with: whisper-api models pull tiny.en")
         return 0
