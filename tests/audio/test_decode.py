@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from tests.support.media import (
     AudioFormat,
+    CountingReader,
     best_alignment,
     encode_audio,
     encode_video,
@@ -222,17 +223,6 @@ def test_audio_longer_than_max_seconds_is_refused(jfk_wav: Path) -> None:
 
 def test_audio_exactly_at_max_seconds_is_accepted(jfk_wav: Path, jfk: np.ndarray) -> None:
     assert len(decode_audio(jfk_wav, max_seconds=len(jfk) / SAMPLE_RATE)) == len(jfk)
-
-
-class CountingReader(io.BytesIO):
-    """An upload that counts how much of it the decoder reads."""
-
-    bytes_read = 0
-
-    def read(self, size: int | None = -1) -> bytes:
-        chunk = super().read(size)
-        self.bytes_read += len(chunk)
-        return chunk
 
 
 def test_decoding_stops_at_max_seconds_instead_of_reading_the_whole_file() -> None:

@@ -37,6 +37,17 @@ UPLOAD_FORMATS = {
 }
 
 
+class CountingReader(io.BytesIO):
+    """An upload that counts how much of it the decoder reads."""
+
+    bytes_read = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        self.bytes_read += len(chunk)
+        return chunk
+
+
 def encode_audio(samples: np.ndarray, rate: int, spec: AudioFormat) -> bytes:
     """Encode float samples shaped (channels, n) at `rate`; the encoder converts rate and layout itself."""
     buffer = io.BytesIO()

@@ -8,6 +8,7 @@ from whisper_api.audio.decode import (
     NoAudioStream,
     UndecodableAudio,
     decode_audio,
+    probe_audio,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "NoAudioStream",
     "UndecodableAudio",
     "decode_audio",
+    "probe_audio",
 ]

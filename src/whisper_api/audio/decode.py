@@ -82,6 +82,30 @@ def decode_audio(
         return joined_samples(DurationCap(max_seconds).counted(resampled(decoded_frames(container, stream))))
 
 
+def probe_audio(
+    source: bytes | str | os.PathLike[str] | BinaryIO, *, max_seconds: float | None = None
+) -> float:
+    """Seconds of audio in `source`, with `decode_audio`'s errors, in constant memory and without decoding
+    more than one frame when the container states its duration (then the container's word is taken for it;
+    whoever decodes the audio later still holds it to the limit). Without a stated duration the frames are
+    decoded and counted, not kept, and counting stops at `max_seconds`.
+    """
+    cap = DurationCap(max_seconds)
+    with _binary_file(source) as file, _open_container(file) as container:
+        stream = _first_audio_stream(container)
+        frames = decoded_frames(container, stream)
+        first = next(frames, None)
+        if first is None:
+            raise EmptyAudio
+        stated = _stated_duration(container, stream)
+        if stated is not None:
+            cap.add(*stated)
+        else:
+            for frame in itertools.chain([first], frames):
+                cap.add(frame.samples, frame.sample_rate)
+    return cap.seconds
+
+
 class DurationCap:
     """Audio counted as it is produced against a limit, so a decoder stops (AudioTooLong) at the limit instead
     of after the whole input: memory and work are bounded by the limit, not by the upload."""
@@ -198,6 +222,15 @@ def resampled(frames: Iterator[AudioFrame]) -> Iterator[np.ndarray]:
         for frame in alike:
             yield from _mono_samples(resampler.resample(frame))
         yield from _mono_samples(resampler.resample(None))
+
+
+def _stated_duration(container: InputContainer, stream: AudioStream) -> tuple[int, Fraction | int] | None:
+    """The audio's length as (ticks, ticks per second) where the stream or container states it."""
+    if stream.duration and stream.time_base:
+        return stream.duration, 1 / stream.time_base
+    if container.duration:
+        return container.duration, av.time_base
+    return None
 
 
 def _parameters(frame: AudioFrame) -> tuple[str, str, int]:

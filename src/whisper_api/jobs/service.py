@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from whisper_api.audio import AudioError, decode_audio
+from whisper_api.audio import AudioError, probe_audio
 from whisper_api.engine.types import DecodeOptions, Transcript
 from whisper_api.jobs.codec import decode_transcript, encode_options
 from whisper_api.jobs.media import MediaStore
@@ -79,10 +79,14 @@ class JobService:
 
     async def add_files(self, uploads: Sequence[Upload]) -> list[tuple[FileRecord, bool]]:
         """Store uploads (once per content): all of them, or none if one is not audio this service
-        can decode (AudioError, naming the file when there are several)."""
+        can decode (AudioError, naming the file when there are several).
+
+        Each is probed, not decoded: its length is the container's word, or counted frame by frame where
+        the container gives none, so checking hours of audio holds none of it as samples. The runner
+        decodes it once, when it runs, under the same limit."""
         for upload in uploads:
             try:
-                await asyncio.to_thread(decode_audio, upload.data, max_seconds=self.max_audio_seconds)
+                await asyncio.to_thread(probe_audio, upload.data, max_seconds=self.max_audio_seconds)
             except AudioError as error:
                 if len(uploads) == 1:
                     raise
