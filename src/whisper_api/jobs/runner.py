@@ -330,7 +330,13 @@ class JobRunner:
             error = str(failure) if isinstance(failure, DeliveryFailed) else "internal error"
             retry_at = sender.retry_at(job.callback_attempts)
             metrics.CALLBACKS.labels("retry" if retry_at else "failed").inc()
-            log.warning("callback_failed", job=job.id, attempt=job.callback_attempts, error=repr(failure))
+            log.warning(
+                "callback_failed",
+                job=job.id,
+                attempt=job.callback_attempts,
+                error=repr(failure),
+                exc_info=not isinstance(failure, DeliveryFailed),  # the receiver's fault needs no traceback
+            )
             await self.store.call(
                 self.store.callback_done,
                 job.id,
