@@ -6,7 +6,6 @@ import asyncio
 import base64
 import time
 
-import httpx
 import openai
 import pytest
 from hypothesis import given, settings
@@ -76,7 +75,7 @@ def test_a_callback_to_a_name_that_rebinds_to_loopback_goes_only_to_the_checked_
     store = Store(f"sqlite:///{tmp_path / 'jobs.sqlite3'}")
     store.create_tables()
     with file_server() as loopback:
-        port = httpx.URL(loopback.base_url).port
+        port = loopback.port
         with file_server("127.0.0.2", port) as receiver:
             _submit(store, callback_url=f"http://hooks.rebind.test:{port}/hook")
             store.succeed(_lease_of(store), b"{}")

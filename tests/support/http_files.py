@@ -30,6 +30,10 @@ class FileServer:
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
 
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
 
 @contextmanager
 def file_server(host: str = "127.0.0.1", port: int = 0) -> Iterator[FileServer]:

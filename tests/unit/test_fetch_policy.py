@@ -7,7 +7,6 @@ import asyncio
 import ipaddress
 from collections.abc import Callable
 
-import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -101,7 +100,7 @@ def test_a_name_that_rebinds_to_loopback_is_fetched_from_the_address_that_was_ch
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with file_server() as loopback:
-        port = httpx.URL(loopback.base_url).port
+        port = loopback.port
         with file_server("127.0.0.2", port) as checked:
             loopback.files["a.wav"], checked.files["a.wav"] = b"internal", b"audio"
             rebinding(monkeypatch, "audio.rebind.test", first="127.0.0.2", then="127.0.0.1")
@@ -113,7 +112,7 @@ def test_a_name_that_rebinds_to_loopback_is_fetched_from_the_address_that_was_ch
 
 def test_a_redirect_to_a_name_that_rebinds_is_checked_and_pinned_too(monkeypatch: pytest.MonkeyPatch) -> None:
     with file_server() as loopback:
-        port = httpx.URL(loopback.base_url).port
+        port = loopback.port
         with file_server("127.0.0.2", port) as checked:
             loopback.files["a.wav"], checked.files["a.wav"] = b"internal", b"audio"
             rebinding(monkeypatch, "hop.rebind.test", first="127.0.0.2", then="127.0.0.1")
@@ -127,7 +126,7 @@ def test_a_redirect_to_a_name_that_rebinds_is_checked_and_pinned_too(monkeypatch
 def test_loopback_spelled_oddly_is_refused_and_never_reached(host: str) -> None:
     with file_server() as loopback:
         loopback.files["a.wav"] = b"internal"
-        port = httpx.URL(loopback.base_url).port
+        port = loopback.port
         with pytest.raises(FetchError) as refused:
             asyncio.run(fetch(f"http://{host}:{port}/files/a.wav", FetchPolicy(max_bytes=1000, timeout=10)))
     assert refused.value.code in ("url_not_allowed", "invalid_url")
