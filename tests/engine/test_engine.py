@@ -185,7 +185,8 @@ def test_work_beyond_the_queue_limit_is_refused_with_a_retry_hint(models_dir: Pa
         running = asyncio.ensure_future(subject.run(model, 60.0, first))
         assert await asyncio.to_thread(started.wait, 10)
         waiting = asyncio.ensure_future(subject.run(model, 60.0, blocking))
-        await asyncio.sleep(0)  # `run` queues its job before its first suspension
+        await asyncio.sleep(0)  # one step of the loop: `run` queues its job before it first waits
+        assert subject._pools[model.id].queued == 1
         try:
             with pytest.raises(QueueFull) as raised:
                 await subject.run(model, 1.0, blocking)
