@@ -69,6 +69,34 @@ def test_loading_past_the_limit_unloads_the_least_recently_used_idle_model(model
     assert run(scenario()) == (False, True)
 
 
+def test_loading_past_the_limit_while_every_model_is_busy_is_refused_and_aborts_nothing(
+    models_dir: Path,
+) -> None:
+    async def scenario() -> tuple[QueueFull, str]:
+        subject = engine(models_dir, max_loaded_models=1)
+        first, second = subject.catalog.resolve("mini"), subject.catalog.resolve("mini.en")
+        started, release = threading.Event(), threading.Event()
+
+        def work(_context, should_abort) -> str:
+            started.set()
+            release.wait(10)
+            return "aborted" if should_abort() else "finished"
+
+        running = asyncio.ensure_future(subject.run(first, 1.0, work))
+        assert await asyncio.to_thread(started.wait, 10)
+        try:
+            with pytest.raises(QueueFull) as refused:
+                await subject.transcribe(second, SECOND, FAST)
+        finally:
+            release.set()
+            outcome = await running
+            await subject.close()
+        return refused.value, outcome
+
+    refusal, outcome = run(scenario())
+    assert "busy" in refusal.reason and outcome == "finished"
+
+
 def test_idle_models_other_than_the_default_are_unloaded(models_dir: Path) -> None:
     async def scenario() -> tuple[bool, bool]:
         subject = engine(models_dir, idle_unload_seconds=0.01)
