@@ -16,6 +16,7 @@ from litestar.di import Provide
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components
 
 from whisper_api import __version__
 from whisper_api.accounts.keys import KeyStore
@@ -25,6 +26,7 @@ from whisper_api.engine.engine import Engine, EngineConfig
 from whisper_api.http.auth import ApiKeys
 from whisper_api.http.errors import handle_exception
 from whisper_api.http.observability import observability_middleware
+from whisper_api.http.responses import API_KEY_SCHEME, API_KEY_SECURITY
 from whisper_api.http.routes import audio, files, language, listen, models, system
 from whisper_api.http.routes import jobs as jobs_routes
 from whisper_api.http.uploads import FORM_OVERHEAD_BYTES, MAX_JSON_BYTES
@@ -195,6 +197,9 @@ def create_app(settings: Settings) -> Litestar:
             path="/docs",
             description="Self-hosted, OpenAI-compatible speech-to-text on whisper.cpp.",
             render_plugins=[SwaggerRenderPlugin(path="/"), RedocRenderPlugin(path="/redoc")],
+            # Every route but the probes (which say so) wants the key when the server has keys.
+            components=Components(security_schemes={API_KEY_SCHEME: API_KEY_SECURITY}),
+            security=[{API_KEY_SCHEME: []}],
         ),
         on_app_init=[_quiet_litestar_logging],
     )

@@ -17,14 +17,26 @@ from whisper_api.http.forms import TranscriptionForm, parse_fields
 from whisper_api.http.observability import CLIENT_CLOSED_REQUEST, request_usage
 from whisper_api.http.openapi import TranscriptionOperation, TranslationOperation
 from whisper_api.http.render import rendered
+from whisper_api.http.responses import (
+    EVENTS,
+    TEXT,
+    TRANSCRIBING,
+    TRANSCRIPT_JSON,
+    VTT,
+    answering_also,
+    errors,
+)
 from whisper_api.http.uploads import read_multipart
 from whisper_api.service.transcription import TranscriptionService
+
+_ANSWERS = {200: TRANSCRIPT_JSON, **errors(*TRANSCRIBING)}
 
 
 @post(
     "/v1/audio/transcriptions",
     status_code=200,
-    operation_class=TranscriptionOperation,
+    operation_class=answering_also(TEXT, VTT, EVENTS, base=TranscriptionOperation),
+    responses=_ANSWERS,
     guards=[require_api_key],
     summary="Transcribe audio (OpenAI-compatible)",
 )
@@ -35,7 +47,8 @@ async def create_transcription(request: Request, service: TranscriptionService) 
 @post(
     "/v1/audio/translations",
     status_code=200,
-    operation_class=TranslationOperation,
+    operation_class=answering_also(TEXT, VTT, EVENTS, base=TranslationOperation),
+    responses=_ANSWERS,
     guards=[require_api_key],
     summary="Translate audio into English text",
 )

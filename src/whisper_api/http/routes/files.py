@@ -15,12 +15,19 @@ from litestar.params import Parameter
 
 from whisper_api.http.auth import require_api_key
 from whisper_api.http.errors import bad_request
+from whisper_api.http.responses import answering_also, errors
 from whisper_api.http.uploads import read_multipart
 from whisper_api.jobs.service import JobService, Upload
 from whisper_api.jobs.views import Deleted, FileList, FileObject, file_list, file_object
 
 
-@post("/v1/files", status_code=200, guards=[require_api_key], summary="Upload one or more audio files")
+@post(
+    "/v1/files",
+    status_code=200,
+    guards=[require_api_key],
+    responses=errors(400, 401, 413),
+    summary="Upload one or more audio files",
+)
 async def upload_files(request: Request, jobs: JobService) -> FileObject | FileList:
     _, parts = await read_multipart(request, request.app.state.max_file_bytes)
     uploads = [part for part in parts if part.name in ("file", "file[]", "files")]
@@ -32,7 +39,12 @@ async def upload_files(request: Request, jobs: JobService) -> FileObject | FileL
     return stored[0] if len(stored) == 1 else file_list(stored, has_more=False)
 
 
-@get("/v1/files", guards=[require_api_key], summary="List uploaded files, newest first")
+@get(
+    "/v1/files",
+    guards=[require_api_key],
+    responses=errors(400, 401),
+    summary="List uploaded files, newest first",
+)
 async def list_files(
     jobs: JobService,
     limit: Annotated[int, Parameter(ge=1, le=10_000)] = 100,
@@ -42,12 +54,26 @@ async def list_files(
     return file_list([file_object(record) for record in page.items], page.has_more)
 
 
-@get("/v1/files/{file_id:str}", guards=[require_api_key], summary="Describe one file")
+@get(
+    "/v1/files/{file_id:str}",
+    guards=[require_api_key],
+    responses=errors(400, 401, 404),
+    summary="Describe one file",
+)
 async def retrieve_file(jobs: JobService, file_id: str) -> FileObject:
     return file_object(await jobs.file(file_id))
 
 
-@get("/v1/files/{file_id:str}/content", guards=[require_api_key], summary="The file's bytes")
+@get(
+    "/v1/files/{file_id:str}/content",
+    guards=[require_api_key],
+    summary="The file's bytes",
+    description="In the content type it was uploaded with (application/octet-stream when it had none).",
+    # Any type: the uploader's own is sent back, whatever it says (the bytes themselves are audio).
+    media_type="application/octet-stream",
+    operation_class=answering_also("audio/*", "video/*", "*/*"),
+    responses=errors(400, 401, 404),
+)
 async def file_content(jobs: JobService, file_id: str) -> Response[bytes]:
     record, data = await jobs.file_content(file_id)
     return Response(
@@ -55,7 +81,13 @@ async def file_content(jobs: JobService, file_id: str) -> Response[bytes]:
     )
 
 
-@delete("/v1/files/{file_id:str}", status_code=200, guards=[require_api_key], summary="Delete a file")
+@delete(
+    "/v1/files/{file_id:str}",
+    status_code=200,
+    guards=[require_api_key],
+    responses=errors(400, 401, 404, 409),
+    summary="Delete a file",
+)
 async def delete_file(jobs: JobService, file_id: str) -> Deleted:
     await jobs.delete_file(file_id)
     return Deleted(id=file_id, object="file")

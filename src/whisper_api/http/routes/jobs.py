@@ -19,6 +19,7 @@ from whisper_api.http.fields import Fields, given, one, values
 from whisper_api.http.forms import parse_fields
 from whisper_api.http.json_input import decode_json
 from whisper_api.http.render import rendered
+from whisper_api.http.responses import TEXT, TRANSCRIPT_JSON, VTT, answering_also, errors
 from whisper_api.http.uploads import MAX_JSON_BYTES, read_body, read_multipart
 from whisper_api.jobs.service import RESULT_FORMATS, JobRequest, JobService, Upload
 from whisper_api.jobs.store import JOB_STATUSES
@@ -30,7 +31,13 @@ Limit = Annotated[int, Parameter(ge=1, le=100, description="Items per page.")]
 After = Annotated[str | None, Parameter(description="Return items after (older than) this id.")]
 
 
-@post(_PREFIX, status_code=202, guards=[require_api_key], summary="Create an asynchronous transcription job")
+@post(
+    _PREFIX,
+    status_code=202,
+    guards=[require_api_key],
+    responses=errors(400, 401, 404, 413),
+    summary="Create an asynchronous transcription job",
+)
 async def create_job(request: Request, jobs: JobService) -> JobObject:
     if request.headers.get("content-type", "").startswith("application/json"):
         fields, upload = _json_fields(await read_body(request, MAX_JSON_BYTES, param=None)), None
@@ -62,12 +69,15 @@ async def create_job(request: Request, jobs: JobService) -> JobObject:
     return job_object(job)
 
 
-@get(_PREFIX, guards=[require_api_key], summary="List jobs, newest first")
+@get(_PREFIX, guards=[require_api_key], responses=errors(400, 401), summary="List jobs, newest first")
 async def list_jobs(
     jobs: JobService,
     limit: Limit = 20,
     after: After = None,
-    status: Annotated[str | None, Parameter(description="Only jobs in this status.")] = None,
+    status: Annotated[
+        str | None,
+        Parameter(description="Only jobs in this status.", schema_extra={"enum": list(JOB_STATUSES)}),
+    ] = None,
 ) -> JobList:
     if status is not None and status not in JOB_STATUSES:
         raise bad_request(f"status must be one of {', '.join(JOB_STATUSES)}.", param="status")
@@ -76,18 +86,28 @@ async def list_jobs(
 
 
 @get(
-    f"{_PREFIX}/{{job_id:str}}", guards=[require_api_key], summary="A job's status, progress and result links"
+    f"{_PREFIX}/{{job_id:str}}",
+    guards=[require_api_key],
+    responses=errors(400, 401, 404),
+    summary="A job's status, progress and result links",
 )
 async def retrieve_job(jobs: JobService, job_id: str) -> JobObject:
     return job_object(await jobs.job(job_id))
 
 
-@get(f"{_PREFIX}/{{job_id:str}}/result", guards=[require_api_key], summary="A job's result in one format")
+@get(
+    f"{_PREFIX}/{{job_id:str}}/result",
+    guards=[require_api_key],
+    operation_class=answering_also(TEXT, VTT),
+    responses={200: TRANSCRIPT_JSON, **errors(400, 401, 404, 409)},
+    summary="A job's result in one format",
+)
 async def job_result(
     jobs: JobService,
     job_id: str,
     response_format: Annotated[
-        str, Parameter(query="format", description="json, text, srt, vtt or verbose_json")
+        str,
+        Parameter(query="format", description="Result format.", schema_extra={"enum": list(RESULT_FORMATS)}),
     ] = "json",
 ) -> Response:
     if response_format not in RESULT_FORMATS:
@@ -101,13 +121,23 @@ async def job_result(
     )
 
 
-@post(f"{_PREFIX}/{{job_id:str}}/cancel", status_code=200, guards=[require_api_key], summary="Cancel a job")
+@post(
+    f"{_PREFIX}/{{job_id:str}}/cancel",
+    status_code=200,
+    guards=[require_api_key],
+    responses=errors(400, 401, 404, 409),
+    summary="Cancel a job",
+)
 async def cancel_job(jobs: JobService, job_id: str) -> JobObject:
     return job_object(await jobs.cancel(job_id))
 
 
 @delete(
-    f"{_PREFIX}/{{job_id:str}}", status_code=200, guards=[require_api_key], summary="Delete a finished job"
+    f"{_PREFIX}/{{job_id:str}}",
+    status_code=200,
+    guards=[require_api_key],
+    responses=errors(400, 401, 404, 409),
+    summary="Delete a finished job",
 )
 async def delete_job(jobs: JobService, job_id: str) -> Deleted:
     await jobs.delete(job_id)

@@ -10,6 +10,7 @@ from whisper_api.http.auth import require_api_key
 from whisper_api.http.errors import bad_request
 from whisper_api.http.fields import one
 from whisper_api.http.observability import request_usage
+from whisper_api.http.responses import TRANSCRIBING, errors
 from whisper_api.http.uploads import read_body, read_multipart
 from whisper_api.service.transcription import TranscriptionService
 
@@ -33,6 +34,7 @@ class LanguageDetection(msgspec.Struct):
     ["/v1/audio/language", "/v1/detect-language"],
     status_code=200,
     guards=[require_api_key],
+    responses=errors(*TRANSCRIBING),
     summary="Detect the spoken language",
     description="Multipart with a `file` field (and optionally `model`), or the audio as the raw body "
     "with `?model=`. Judged by whisper from the first 30 s of speech.",

@@ -11,6 +11,7 @@ import msgspec
 import numpy as np
 from litestar import MediaType, Request, Response, WebSocket, post, websocket
 from litestar.exceptions import WebSocketDisconnect
+from litestar.openapi import ResponseSpec
 
 from whisper_api.audio import AudioError
 from whisper_api.audio.stream import ContainerStream, PcmStream
@@ -21,9 +22,10 @@ from whisper_api.engine.whisper import SAMPLE_RATE
 from whisper_api.http import deepgram
 from whisper_api.http.auth import offers_token_subprotocol, presented_key, require_api_key
 from whisper_api.http.disconnect import ClientDisconnected, until_disconnected
-from whisper_api.http.errors import ApiError, bad_request, to_api_error
+from whisper_api.http.errors import ApiError, DeepgramError, bad_request, to_api_error
 from whisper_api.http.json_input import decode_json
 from whisper_api.http.observability import CLIENT_CLOSED_REQUEST, request_usage
+from whisper_api.http.responses import TEXT, TRANSCRIBING, VTT, answering_also, errors
 from whisper_api.http.uploads import read_body
 from whisper_api.service import formats
 from whisper_api.service.fetch import fetch
@@ -55,7 +57,19 @@ def listen_model(service: TranscriptionService, name: str | None) -> ModelFile:
 
 
 @post(
-    "/v1/listen", status_code=200, guards=[require_api_key], summary="Transcribe audio (Deepgram-compatible)"
+    "/v1/listen",
+    status_code=200,
+    guards=[require_api_key],
+    summary="Transcribe audio (Deepgram-compatible)",
+    operation_class=answering_also(TEXT, VTT),
+    responses={
+        200: ResponseSpec(
+            deepgram.PrerecordedResponse,
+            description="Deepgram's response; subtitles with `response_format=srt` (as text/plain) or vtt.",
+            generate_examples=False,
+        ),
+        **errors(*TRANSCRIBING, body=DeepgramError),
+    },
 )
 async def listen(request: Request, service: TranscriptionService) -> Response:
     query = deepgram.parse_listen_query(request.query_params.dict())

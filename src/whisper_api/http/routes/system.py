@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import msgspec
 from litestar import MediaType, Response, get
+from litestar.openapi import ResponseSpec
 
 from whisper_api.engine.engine import Engine
+from whisper_api.http.responses import OPEN
 from whisper_api.ops import metrics
 
 
@@ -23,17 +25,22 @@ class Pong(msgspec.Struct):
     message: str
 
 
-@get("/ping", summary="A quick reachability check (Deepgram-style clients call it)")
+@get("/ping", security=OPEN, summary="A quick reachability check (Deepgram-style clients call it)")
 async def ping() -> Pong:
     return Pong(message="pong")
 
 
-@get("/health", summary="The process is up", include_in_schema=True)
+@get("/health", security=OPEN, summary="The process is up", include_in_schema=True)
 async def health() -> Health:
     return Health(status="ok")
 
 
-@get("/ready", summary="The default model is loaded and requests will be served")
+@get(
+    "/ready",
+    security=OPEN,
+    summary="The default model is loaded and requests will be served",
+    responses={503: ResponseSpec(Readiness, description="Not ready; `detail` says why.")},
+)
 async def ready(engine: Engine) -> Response[Readiness]:
     if engine.ready():
         return Response(Readiness(status="ready", default_model=engine.default_model))
@@ -43,7 +50,7 @@ async def ready(engine: Engine) -> Response[Readiness]:
     )
 
 
-@get("/metrics", summary="Prometheus metrics", media_type=MediaType.TEXT)
+@get("/metrics", security=OPEN, summary="Prometheus metrics", media_type=MediaType.TEXT)
 async def prometheus_metrics() -> Response[bytes]:
     body, content_type = metrics.exposition()
     return Response(body, media_type=content_type)

@@ -1,0 +1,123 @@
+"""What the routes answer, for the OpenAPI document: every status and media type, with its body.
+
+Errors are declared per route family from one table, in the shape the route answers them (OpenAI's
+error body, or Deepgram's on /v1/listen). Litestar's `ResponseSpec` declares one media type per
+status; a success answered in several (a transcript as JSON, text, subtitles or events) gets the
+others from `answering_also`, an operation class, Litestar's hook for editing an operation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Schema,
+    SecurityRequirement,
+    SecurityScheme,
+)
+
+from whisper_api.http import schemas
+from whisper_api.http.errors import DeepgramError, ErrorBody
+
+API_KEY_SCHEME = "apiKey"
+API_KEY_SECURITY = SecurityScheme(
+    type="http",
+    scheme="bearer",
+    description="`Authorization: Bearer <key>`; Deepgram clients may send `Token <key>` instead. Only "
+    "needed when the server has keys.",
+)
+#: For routes open without a key (probes): no security requirement, overriding the document's.
+OPEN: list[SecurityRequirement] = [{}]
+
+#: Each error status, and what it means on any route that answers it.
+_ERROR_MEANINGS = {
+    400: "The request is invalid: a parameter, the form, or audio that cannot be decoded (`param` names it).",
+    401: "The API key is missing or wrong (when the server has keys).",
+    404: "No such model, job or file.",
+    409: "The job or file is not in a state that allows this (not finished yet, still in use...).",
+    413: "The upload is over the server's size limit.",
+    429: "The server's queue is full; retry after the seconds in the Retry-After header.",
+    500: "The model could not be loaded.",
+    503: "The transcription did not finish within the server's time limit.",
+}
+
+#: Statuses of every route that reads audio and runs the engine.
+TRANSCRIBING = (400, 401, 404, 413, 429, 500, 503)
+
+
+def errors(*statuses: int, body: type[ErrorBody | DeepgramError] = ErrorBody) -> dict[int, ResponseSpec]:
+    """The error responses of a route, each with `body` (ErrorBody, or DeepgramError on /v1/listen)."""
+    return {
+        status: ResponseSpec(body, description=_ERROR_MEANINGS[status], generate_examples=False)
+        for status in statuses
+    }
+
+
+#: A stored or fresh transcript in JSON: `json` (text and usage) or `verbose_json` (segments, words).
+TRANSCRIPT_JSON = ResponseSpec(
+    data_container=schemas.TranscriptionJson | schemas.VerboseTranscription,
+    description="The transcript: json, verbose_json, or the text formats below (srt as text/plain).",
+    generate_examples=False,
+)
+
+TEXT = "text/plain"
+VTT = "text/vtt"
+EVENTS = "text/event-stream"
+
+_TEXT_BODIES = {
+    TEXT: "The transcript as plain text, or as SubRip subtitles (srt).",
+    VTT: "The transcript as WebVTT subtitles.",
+}
+
+#: One server-sent event (OpenAPI 3.2's reading of an event-stream schema: it describes each event).
+_EVENT = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["data"],
+    properties={
+        "data": Schema(
+            type=OpenAPIType.STRING,
+            content_media_type="application/json",
+            description='`{"type": "transcript.text.delta", "delta"}` per segment, then `{"type": '
+            '"transcript.text.done", "text", "usage", "logprobs"?}`; an error after the status line '
+            'arrives as `{"error": {message, type, param, code}}`.',
+        ),
+        "event": Schema(type=OpenAPIType.STRING),
+    },
+)
+
+
+def _schema(media_type: str) -> Schema:
+    if media_type == EVENTS:
+        return _EVENT
+    if media_type in _TEXT_BODIES:
+        return Schema(type=OpenAPIType.STRING, description=_TEXT_BODIES[media_type])
+    return Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+
+
+def answering_also(*media_types: str, base: type[Operation] = Operation) -> type[Operation]:
+    """`base`, whose 200 response also comes in `media_types` (text ones described, others binary),
+    and whose JSON body, when it is one of several structs, may match more than one."""
+    after_base: Any = getattr(base, "__post_init__", None)
+
+    def __post_init__(self: Operation) -> None:
+        if after_base is not None:
+            after_base(self)
+        success = (self.responses or {})["200"]
+        assert isinstance(success, OpenAPIResponse)
+        content = success.content or {}
+        json_body = content.get("application/json")
+        if json_body is not None and isinstance(json_body.schema, Schema) and json_body.schema.one_of:
+            # Litestar spells a union as oneOf, which wants exactly one match; verbose_json's body
+            # extends json's, so it matches both.
+            json_body.schema.any_of, json_body.schema.one_of = json_body.schema.one_of, None
+        added = {media_type: OpenAPIMediaType(schema=_schema(media_type)) for media_type in media_types}
+        success.content = {**content, **added}
+
+    return dataclass(type(f"{base.__name__}AnsweringAlso", (base,), {"__post_init__": __post_init__}))
