@@ -7,10 +7,11 @@ from litestar import MediaType, Response
 
 from whisper_api.engine.types import Transcript
 from whisper_api.http import schemas
+from whisper_api.http.responses import TEXT, VTT
 from whisper_api.service import formats
 
-_TEXT = "text/plain; charset=utf-8"
-_TEXT_MEDIA_TYPES = {"vtt": "text/vtt; charset=utf-8"}
+#: Without a charset: Litestar appends one to every text/ type (a second one, were it named here).
+_TEXT_MEDIA_TYPES = {"vtt": VTT}
 
 
 def response_body(
@@ -41,5 +42,5 @@ def rendered(
         transcript, response_format, with_words=with_words, include_logprobs=include_logprobs
     )
     if isinstance(body, str):
-        return Response(body, media_type=_TEXT_MEDIA_TYPES.get(response_format, _TEXT))
+        return Response(body, media_type=_TEXT_MEDIA_TYPES.get(response_format, TEXT))
     return Response(body, media_type=MediaType.JSON)

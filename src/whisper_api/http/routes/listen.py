@@ -32,7 +32,6 @@ from whisper_api.service.fetch import fetch
 from whisper_api.service.live import LiveEvent, LiveTranscriber, PhraseResult, SpeechStarted
 from whisper_api.service.transcription import TranscriptionService
 
-_TEXT = "text/plain; charset=utf-8"
 #: Deepgram's close codes: no audio within the timeout (NET-0001), undecodable data (DATA-0000).
 CLOSE_IDLE = 1011
 CLOSE_BAD_DATA = 1008
@@ -95,9 +94,9 @@ async def listen(request: Request, service: TranscriptionService) -> Response:
         return Response(b"", status_code=CLIENT_CLOSED_REQUEST)
     transcript = transcript.shifted(offset)
     if query.response_format == "srt":
-        return Response(formats.to_srt(transcript), media_type=_TEXT)
+        return Response(formats.to_srt(transcript), media_type=TEXT)
     if query.response_format == "vtt":
-        return Response(formats.to_vtt(transcript), media_type="text/vtt; charset=utf-8")
+        return Response(formats.to_vtt(transcript), media_type=VTT)
     answer = deepgram.prerecorded(
         transcript,
         request_id=request.scope["state"]["request_id"],
