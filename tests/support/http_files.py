@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,9 +37,12 @@ class FileServer:
 
 
 @contextmanager
-def file_server(host: str = "127.0.0.1", port: int = 0) -> Iterator[FileServer]:
+def file_server(
+    host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+) -> Iterator[FileServer]:
     """Serves `files[name]` at /files/<name>, 302 to `to` at /redirect?to=..., a redirect to itself at
-    /loop, and at /huge a Content-Length far over any upload limit; records every request."""
+    /loop, and at /huge a Content-Length far over any upload limit; records every request. HTTPS with
+    `tls`, a server context holding its certificate."""
     served = FileServer("")
 
     class Handler(BaseHTTPRequestHandler):
@@ -79,7 +83,9 @@ def file_server(host: str = "127.0.0.1", port: int = 0) -> Iterator[FileServer]:
             pass
 
     server = ThreadingHTTPServer((host, port), Handler)
-    served.base_url = f"http://{host}:{server.server_address[1]}"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    served.base_url = f"{'https' if tls else 'http'}://{host}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

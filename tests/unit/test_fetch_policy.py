@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import shutil
+import ssl
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
+import certifi
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -161,3 +166,40 @@ def test_a_non_public_address_in_any_spelling_is_refused_before_the_fetch(
 
 def test_a_name_that_does_not_resolve_yet_is_left_to_the_fetch() -> None:
     asyncio.run(check_destination("https://no-such-host.invalid/a.wav", DEFAULT))
+
+
+def certificate(directory: Path, name: str) -> ssl.SSLContext:
+    """A server context with a new self-signed certificate for `name`, which `directory/cert.pem` holds."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+@pytest.mark.parametrize(("certified", "fetched"), [("audio.tls.test", True), ("other.tls.test", False)])
+def test_https_to_the_checked_address_verifies_the_certificate_for_the_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, certified: str, fetched: bool
+) -> None:
+    # Stand-ins: the resolver (audio.tls.test is 127.0.0.2) and the trust store (the test's certificate).
+    tls = certificate(tmp_path, certified)
+    monkeypatch.setattr(certifi, "where", lambda: str(tmp_path / "cert.pem"))
+    rebinding(monkeypatch, "audio.tls.test", first="127.0.0.2", then="127.0.0.2")
+    with file_server("127.0.0.2", tls=tls) as checked:
+        checked.files["a.wav"] = b"audio"
+        url = f"https://audio.tls.test:{checked.port}/files/a.wav"
+        if fetched:
+            assert asyncio.run(fetch(url, CHECKED)) == b"audio"
+        else:
+            with pytest.raises(FetchError, match="ConnectError"):
+                asyncio.run(fetch(url, CHECKED))
