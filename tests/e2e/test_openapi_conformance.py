@@ -2,9 +2,9 @@
 route answers is declared there.
 
 schemathesis fuzzes every operation of the document against a real server, with every check it has
-(two left off, each for the reason given in CONFIG). Fuzzing cannot make audio, so the transcribing
-routes also get real speech, in every response format, and their answers are validated against the
-document the same way.
+(two left off, each for the reason given in CONFIG). Fuzzing cannot make audio, so the routes that
+need it also get real speech (every response format, an uploaded file, a finished job's results),
+and their answers are validated against the document the same way.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ from schemathesis.schemas import BaseSchema
 
 from tests.e2e.conftest import API_KEY, Server, start_server, stop_server
 from tests.support.spoken import spoken_clips
+from tests.support.waiting import wait_until
 from whisper_api.http.forms import RESPONSE_FORMATS
+from whisper_api.jobs.service import RESULT_FORMATS
 
 #: Per operation and phase: about 950 requests over the 22 operations, 4 s of schemathesis on 2 cores.
 MAX_EXAMPLES = 20
@@ -112,10 +114,14 @@ def speech_api(trained_server: Server) -> tuple[httpx.Client, BaseSchema]:
     return httpx.Client(base_url=trained_server.base_url, headers=AUTHORIZATION, timeout=60), schema
 
 
-def conforms(schema: BaseSchema, response: httpx.Response) -> None:
+def conforms(schema: BaseSchema, response: httpx.Response, path: str | None = None) -> httpx.Response:
+    """`response`, checked to be what the document says its operation (`path`, a template, or the
+    request's) answers."""
     request = response.request
     request.read()  # schemathesis reads a multipart request's body, which httpx sent as a stream
-    schema[request.url.path][request.method].Case().validate_response(response, checks=CONFORMANCE)
+    operation = schema[path or request.url.path][request.method]
+    operation.Case().validate_response(response, checks=CONFORMANCE)
+    return response
 
 
 def transcribe(client: httpx.Client, **fields: str) -> httpx.Response:
@@ -165,3 +171,55 @@ def test_subtitles_name_their_charset_once(
     client, _ = speech_api
     response = send(client, response_format="vtt")
     assert response.headers["content-type"] == "text/vtt; charset=utf-8"
+
+
+def test_file_answers_are_declared(speech_api: tuple[httpx.Client, BaseSchema]) -> None:
+    client, schema = speech_api
+    uploaded = client.post("/v1/files", files={"file": (SPEECH.name, SPEECH.read_bytes(), "audio/flac")})
+    assert conforms(schema, uploaded).status_code == 200
+    file_path = f"/v1/files/{uploaded.json()['id']}"
+    assert conforms(schema, client.get(file_path), "/v1/files/{file_id}").status_code == 200
+    content = conforms(schema, client.get(f"{file_path}/content"), "/v1/files/{file_id}/content")
+    assert content.headers["content-type"] == "audio/flac"
+    assert conforms(schema, client.delete(file_path), "/v1/files/{file_id}").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def finished_job(speech_api: tuple[httpx.Client, BaseSchema]) -> Iterator[str]:
+    """A job that has succeeded, its result stored in every format."""
+    client, schema = speech_api
+    submitted = client.post(
+        "/v1/transcription-jobs",
+        files={"file": (SPEECH.name, SPEECH.read_bytes())},
+        data={"formats": ",".join(RESULT_FORMATS)},
+    )
+    assert conforms(schema, submitted).status_code == 202
+    job_id = submitted.json()["id"]
+
+    def finished() -> str | None:
+        status = client.get(f"/v1/transcription-jobs/{job_id}").json()["status"]
+        return status if status in ("succeeded", "failed", "cancelled") else None
+
+    assert wait_until(finished, what=f"job {job_id} finishing") == "succeeded"
+    yield job_id
+    client.delete(f"/v1/transcription-jobs/{job_id}")
+
+
+@pytest.mark.parametrize("result_format", RESULT_FORMATS)
+def test_every_job_result_format_is_declared(
+    speech_api: tuple[httpx.Client, BaseSchema], finished_job: str, result_format: str
+) -> None:
+    client, schema = speech_api
+    response = client.get(f"/v1/transcription-jobs/{finished_job}/result", params={"format": result_format})
+    assert response.status_code == 200
+    conforms(schema, response, "/v1/transcription-jobs/{job_id}/result")
+
+
+def test_job_answers_are_declared(speech_api: tuple[httpx.Client, BaseSchema], finished_job: str) -> None:
+    client, schema = speech_api
+    job = "/v1/transcription-jobs/{job_id}"
+    assert conforms(schema, client.get(f"/v1/transcription-jobs/{finished_job}"), job).status_code == 200
+    assert conforms(schema, client.get("/v1/transcription-jobs")).status_code == 200
+    cancelled = client.post(f"/v1/transcription-jobs/{finished_job}/cancel")
+    assert cancelled.status_code == 409  # it has finished
+    conforms(schema, cancelled, f"{job}/cancel")
