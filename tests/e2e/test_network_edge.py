@@ -69,6 +69,17 @@ def test_a_chunked_upload_past_the_limit_is_refused_while_it_streams(edge_server
     assert sent < 50 * MiB
 
 
+def test_a_chunked_raw_body_past_the_limit_is_refused_in_deepgrams_shape(edge_server: Server) -> None:
+    response = httpx.post(
+        f"{edge_server.base_url}/v1/listen",
+        content=(bytes(MiB) for _ in range(200)),
+        headers={"Content-Type": "audio/wav"},
+        timeout=60,
+    )
+    assert response.status_code == 413
+    assert response.json()["err_code"] == "FILE_TOO_LARGE" and "25 MiB" in response.json()["err_msg"]
+
+
 def test_a_json_body_past_its_limit_is_refused_while_it_streams(edge_server: Server) -> None:
     def document() -> Iterator[bytes]:
         yield b'{"url": "https://example.com/a.wav", "prompt": "'
