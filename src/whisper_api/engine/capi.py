@@ -53,6 +53,13 @@ def _declare(library: ctypes.CDLL) -> None:
     library.whisper_full_get_segment_no_speech_prob.restype = ctypes.c_float
     library.whisper_lang_str_full.argtypes = [ctypes.c_int]
     library.whisper_lang_str_full.restype = ctypes.c_char_p
+    library.whisper_tokenize.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_char_p,
+        ctypes.POINTER(ctypes.c_int32),
+        ctypes.c_int,
+    ]
+    library.whisper_tokenize.restype = ctypes.c_int
 
 
 def context_pointer(context: binding.whisper_context) -> int | None:
@@ -63,15 +70,46 @@ def context_pointer(context: binding.whisper_context) -> int | None:
     return ctypes.c_void_p.from_address(holder).value
 
 
-def no_speech_reader(context: binding.whisper_context) -> Callable[[int], float] | None:
-    """A function giving segment i's no-speech probability for this context, or None if unreachable."""
+def _checked_pointer(context: binding.whisper_context) -> tuple[ctypes.CDLL, int] | None:
+    """The library and this context's pointer, once a bound getter agrees with it; None if unreachable."""
     lib = library()
     if lib is None:
         return None
     pointer = context_pointer(context)
     if not pointer or lib.whisper_model_n_vocab(pointer) != binding.whisper_model_n_vocab(context):
         return None
+    return lib, pointer
+
+
+def no_speech_reader(context: binding.whisper_context) -> Callable[[int], float] | None:
+    """A function giving segment i's no-speech probability for this context, or None if unreachable."""
+    checked = _checked_pointer(context)
+    if checked is None:
+        return None
+    lib, pointer = checked
     return functools.partial(lib.whisper_full_get_segment_no_speech_prob, pointer)
+
+
+def tokenizer(context: binding.whisper_context) -> Callable[[bytes], list[int]] | None:
+    """A function giving the tokens whisper.cpp makes of UTF-8 text, or None if unreachable.
+
+    The binding's whisper_tokenize takes a single int where whisper.cpp wants a buffer, so through it
+    tokens can be counted but not read.
+    """
+    checked = _checked_pointer(context)
+    if checked is None:
+        return None
+    lib, pointer = checked
+
+    def tokenize(text: bytes) -> list[int]:
+        # Every token spans at least one byte, so one slot per byte always suffices.
+        tokens = (ctypes.c_int32 * len(text))()
+        count = lib.whisper_tokenize(pointer, text, tokens, len(text))
+        if count < 0:
+            raise RuntimeError(f"whisper_tokenize needed {-count} slots for {len(text)} bytes")
+        return tokens[:count]
+
+    return tokenize
 
 
 @functools.cache

@@ -8,6 +8,13 @@ from typing import Literal
 
 Task = Literal["transcribe", "translate"]
 
+#: whisper.cpp runs at most this many decoders (WHISPER_MAX_DECODERS): the bound of beam_size and best_of.
+MAX_DECODERS = 8
+#: The smallest non-zero temperature_increment_on_fallback. whisper.cpp decodes a failing window again at
+#: each step from the temperature up to 1, so the step sets how many passes a window may cost (11 at
+#: most with this); a step too small to change a float never reaches 1 and fills memory with steps.
+MIN_TEMPERATURE_INCREMENT = 0.1
+
 
 @dataclass(frozen=True, slots=True)
 class SpeechRules:
@@ -30,12 +37,15 @@ class DecodeOptions:
     task: Task = "transcribe"
     #: ISO-639-1 code; None detects the language on a multilingual model.
     language: str | None = None
+    #: Text to condition on; whisper reads only its last tokens (half its text context: 223 of them).
     prompt: str | None = None
     temperature: float = 0.0
-    #: Added to the temperature when a window fails the thresholds below; 0 disables fallback.
+    #: Added to the temperature when a window fails the thresholds below; 0 disables fallback, and
+    #: any other value is at least MIN_TEMPERATURE_INCREMENT.
     temperature_increment_on_fallback: float = 0.2
-    #: None → greedy decoding; otherwise beam search of this width.
+    #: None → greedy decoding; otherwise beam search of this width (1 to MAX_DECODERS).
     beam_size: int | None = None
+    #: Candidates sampled at a non-zero temperature (1 to MAX_DECODERS).
     best_of: int = 5
     patience: float | None = None
     #: whisper.cpp's entropy threshold plays the part of openai-whisper's compression-ratio threshold.

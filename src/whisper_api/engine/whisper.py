@@ -18,7 +18,15 @@ import structlog
 
 from whisper_api.engine import capi
 from whisper_api.engine.token_times import DecodedToken, TokenClock
-from whisper_api.engine.types import DecodeOptions, LanguageGuess, Segment, Token, Transcript
+from whisper_api.engine.types import (
+    MAX_DECODERS,
+    MIN_TEMPERATURE_INCREMENT,
+    DecodeOptions,
+    LanguageGuess,
+    Segment,
+    Token,
+    Transcript,
+)
 from whisper_api.engine.words import words_from_segments
 
 SAMPLE_RATE = binding.WHISPER_SAMPLE_RATE
@@ -27,6 +35,12 @@ _DETECTION_SAMPLES = 30 * SAMPLE_RATE
 _CANDIDATES = 5
 #: whisper.cpp refuses input under 1 s ("input is too short"); a little over it is safe.
 _MIN_SAMPLES = SAMPLE_RATE + SAMPLE_RATE // 10
+#: The most of a prompt, from its end, that reaches whisper.cpp's tokenizer. The tokenizer splits words with
+#: std::regex, which recurses once per byte of a word (a 30,000-letter word overflows the stack), then
+#: matches each word by trying every remaining length at every token: cubic in a word's length. The last
+#: 223 tokens whisper reads are about 1,000 bytes of English and fewer of other scripts, and this bound
+#: keeps a single 2 KB word to milliseconds.
+_PROMPT_TAIL_BYTES = 2048
 
 log = structlog.get_logger("whisper_api.whisper_cpp")
 
@@ -81,6 +95,13 @@ class WhisperContext:
         self.multilingual = bool(binding.whisper_is_multilingual(context))
         self._eot = binding.whisper_token_eot(context)
         self._no_speech_prob = capi.no_speech_reader(context)
+        tokenize = capi.tokenizer(context)
+        if tokenize is None:
+            binding.whisper_free(context)
+            raise ModelLoadError("whisper.cpp's library was not found beside the binding; prompts need it")
+        self._tokenize = tokenize
+        # whisper.cpp conditions on at most half its text context, its previous-text marker included.
+        self._prompt_budget = binding.whisper_n_text_ctx(context) // 2 - 1
 
     def close(self) -> None:
         if self._context is not None:
@@ -186,6 +207,7 @@ class WhisperContext:
         )
 
     def _params(self, options: DecodeOptions, language: str, threads: int) -> binding.whisper_full_params:
+        _check(options)
         if options.beam_size is None:
             params = binding.whisper_full_default_params(binding.WHISPER_SAMPLING_GREEDY)
             params.greedy = {"best_of": options.best_of}
@@ -196,7 +218,9 @@ class WhisperContext:
         params.n_threads = threads
         params.language = language
         params.translate = options.task == "translate"
-        params.initial_prompt = options.prompt or ""
+        prompt = self._prompt_tokens(options.prompt)
+        # Tokens, not text: whisper.cpp would tokenize the text again, twice when it is long.
+        params.prompt_tokens = prompt
         params.temperature = options.temperature
         params.temperature_inc = options.temperature_increment_on_fallback
         params.entropy_thold = options.compression_ratio_threshold
@@ -206,7 +230,7 @@ class WhisperContext:
         # prompted with the previous request's words, so history always starts empty.
         params.no_context = True
         if not options.condition_on_previous_text:
-            self._condition_on_prompt_only(params, options.prompt)
+            _condition_on_prompt_only(params, len(prompt))
         params.suppress_blank = options.suppress_blank
         params.suppress_nst = options.suppress_non_speech_tokens
         # The engine times tokens itself (token_times.py), but whisper.cpp's own timing pass is what
@@ -218,19 +242,13 @@ class WhisperContext:
         params.print_special = False
         return params
 
-    def _condition_on_prompt_only(self, params: binding.whisper_full_params, prompt: str | None) -> None:
-        """Each window sees the caller's prompt (if any) but not the text decoded before it.
-
-        whisper.cpp has one history budget for both; carrying the prompt and sizing the budget to exactly
-        the prompt (plus its marker token) leaves no room for decoded text.
-        """
+    def _prompt_tokens(self, prompt: str | None) -> list[int]:
+        """The tokens of `prompt` whisper conditions on: the last ones of its last bytes."""
         if not prompt:
-            params.n_max_text_ctx = 0
-            return
-        # whisper_tokenize with no output buffer answers minus the number of tokens needed.
-        prompt_tokens = -binding.whisper_tokenize(self._ctx, prompt, 0, 0)
-        params.carry_initial_prompt = True
-        params.n_max_text_ctx = prompt_tokens + 1
+            return []
+        # A character cut in two at the start of the tail is dropped; an unpaired surrogate becomes "?".
+        tail = prompt.encode("utf-8", "replace")[-_PROMPT_TAIL_BYTES:]
+        return self._tokenize(tail.decode("utf-8", "ignore").encode())[-self._prompt_budget :]
 
     def _clock(self, samples: np.ndarray) -> TokenClock:
         return TokenClock(
@@ -278,6 +296,33 @@ class WhisperContext:
             tokens=tuple(tokens),
             no_speech_prob=0.0 if math.isnan(no_speech) else float(no_speech),
         )
+
+
+def _check(options: DecodeOptions) -> None:
+    """Refuse what whisper.cpp fails on (too many decoders) or spins on (a tiny temperature step),
+    whoever the caller."""
+    for name, value in (("beam_size", options.beam_size), ("best_of", options.best_of)):
+        if value is not None and not 1 <= value <= MAX_DECODERS:
+            raise ValueError(f"{name} must be between 1 and {MAX_DECODERS}, got {value}")
+    step = options.temperature_increment_on_fallback
+    if step != 0 and not MIN_TEMPERATURE_INCREMENT <= step <= 1:
+        raise ValueError(
+            f"temperature_increment_on_fallback must be 0 or between {MIN_TEMPERATURE_INCREMENT} and 1, "
+            f"got {step}"
+        )
+
+
+def _condition_on_prompt_only(params: binding.whisper_full_params, prompt_tokens: int) -> None:
+    """Each window sees the caller's prompt (if any) but not the text decoded before it.
+
+    whisper.cpp has one history budget for both; carrying the prompt and sizing the budget to exactly
+    the prompt (plus its marker token) leaves no room for decoded text.
+    """
+    if not prompt_tokens:
+        params.n_max_text_ctx = 0
+        return
+    params.carry_initial_prompt = True
+    params.n_max_text_ctx = prompt_tokens + 1
 
 
 def _decoded_token(data: binding.whisper_token_data) -> DecodedToken:
