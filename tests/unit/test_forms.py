@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from whisper_api.http.errors import ApiError
-from whisper_api.http.forms import RESPONSE_FORMATS, parse_fields
+from whisper_api.http.forms import MAX_PROMPT_CHARS, RESPONSE_FORMATS, parse_fields
 
 RANGED_NUMBERS = {
     "temperature": (0.0, 1.0),
@@ -18,6 +18,16 @@ RANGED_NUMBERS = {
     "logprob_threshold": (-100.0, 0.0),
     "compression_ratio_threshold": (0.0, 100.0),
 }
+#: Numbers that may also not lie in (0, step): a fallback step is 0 (none) or at least 0.1.
+ZERO_OR_AT_LEAST = {"temperature_increment_on_fallback": 0.1}
+#: whisper.cpp runs at most 8 decoders.
+DECODER_COUNTS = ("beam_size", "best_of")
+
+
+def allowed(name: str, value: float) -> bool:
+    low, high = RANGED_NUMBERS[name]
+    step = ZERO_OR_AT_LEAST.get(name, 0.0)
+    return math.isfinite(value) and low <= value <= high and not 0 < value < step
 
 
 def parse(task: str = "transcribe", **fields: str | list[str]):
@@ -83,18 +93,54 @@ def test_beam_size_selects_beam_search() -> None:
 @given(name=st.sampled_from(sorted(RANGED_NUMBERS)), data=st.data())
 def test_numbers_inside_their_range_are_taken_exactly(name: str, data: st.DataObject) -> None:
     low, high = RANGED_NUMBERS[name]
-    value = data.draw(st.floats(low, high, allow_nan=False))
+    value = data.draw(st.floats(low, high, allow_nan=False).filter(lambda v: allowed(name, v)))
     assert getattr(parse(**{name: repr(value)}).options, name) == value
 
 
 @given(name=st.sampled_from(sorted(RANGED_NUMBERS)), value=st.floats(allow_nan=True, allow_infinity=True))
 def test_numbers_outside_their_range_are_refused_naming_the_field(name: str, value: float) -> None:
-    low, high = RANGED_NUMBERS[name]
-    if math.isfinite(value) and low <= value <= high:
+    if allowed(name, value):
         return
     with pytest.raises(ApiError) as raised:
         parse(**{name: repr(value)})
     assert raised.value.status == 400 and raised.value.body.error.param == name
+
+
+@given(value=st.floats(0.0, 0.1, exclude_min=True, exclude_max=True))
+def test_a_fallback_step_too_small_to_reach_1_in_a_few_passes_is_refused(value: float) -> None:
+    with pytest.raises(ApiError) as raised:
+        parse(temperature_increment_on_fallback=repr(value))
+    assert raised.value.body.error.param == "temperature_increment_on_fallback"
+    assert "0 or between 0.1 and 1" in raised.value.body.error.message
+
+
+@pytest.mark.parametrize("name", DECODER_COUNTS)
+@given(value=st.integers(1, 8))
+def test_decoder_counts_whisper_cpp_can_run_are_taken(name: str, value: int) -> None:
+    assert getattr(parse(**{name: str(value)}).options, name) == value
+
+
+@pytest.mark.parametrize("name", DECODER_COUNTS)
+@given(value=st.integers(9, 10_000) | st.integers(max_value=0))
+def test_more_decoders_than_whisper_cpp_runs_are_refused_naming_the_field(name: str, value: int) -> None:
+    with pytest.raises(ApiError) as raised:
+        parse(**{name: str(value)})
+    assert raised.value.status == 400 and raised.value.body.error.param == name
+    assert "between 1 and 8" in raised.value.body.error.message
+
+
+@pytest.mark.parametrize("name", ["prompt", "initial_prompt"])
+def test_a_prompt_at_the_limit_is_taken_whole(name: str) -> None:
+    assert parse(**{name: "a" * MAX_PROMPT_CHARS}).options.prompt == "a" * MAX_PROMPT_CHARS
+
+
+@pytest.mark.parametrize("name", ["prompt", "initial_prompt"])
+def test_a_prompt_over_the_limit_is_refused_naming_the_field(name: str) -> None:
+    with pytest.raises(ApiError) as raised:
+        parse(**{name: "a" * 30_000})
+    error = raised.value.body.error
+    assert raised.value.status == 400 and error.param == name and error.code == "string_above_max_length"
+    assert f"at most {MAX_PROMPT_CHARS} characters, got 30000" in error.message
 
 
 @given(
@@ -112,10 +158,11 @@ def test_numbers_outside_their_range_are_refused_naming_the_field(name: str, val
             "include[]",
             "language",
             "prompt",
+            "initial_prompt",
             "model",
         ]
     ),
-    value=st.text(max_size=30),
+    value=st.text(max_size=30) | st.text(min_size=MAX_PROMPT_CHARS - 5, max_size=MAX_PROMPT_CHARS + 5),
 )
 def test_any_text_in_any_field_parses_or_is_a_400(name: str, value: str) -> None:
     try:

@@ -20,7 +20,8 @@ import msgspec
 from whisper_api.audio.stream import RAW_ENCODINGS, RawFormat
 from whisper_api.engine.types import DecodeOptions, Segment, Transcript, Word
 from whisper_api.http.errors import bad_request
-from whisper_api.http.fields import FALSE_WORDS, Fields, flag, integer, number, one
+from whisper_api.http.fields import FALSE_WORDS, Fields, flag, integer, one
+from whisper_api.http.forms import MAX_PROMPT_CHARS, read_field
 from whisper_api.service.live import DEFAULT_ENDPOINTING_MS, LiveOptions
 
 #: Deepgram's own model names: a client written for Deepgram sends these, and gets the default model.
@@ -64,11 +65,20 @@ def _optional_ms(query: Query, name: str, default: int | None) -> int | None:
 
 
 def _prompt(query: Query) -> str | None:
-    """`prompt`, plus Deepgram's `keywords` (word:boost) and `keyterm` as vocabulary hints."""
+    """`prompt`, plus Deepgram's `keywords` (word:boost) and `keyterm` as vocabulary hints, at most
+    MAX_PROMPT_CHARS characters in all."""
     terms = [value.split(":")[0].strip() for value in query.get("keywords", ())]
     terms += [value.strip() for value in query.get("keyterm", ())]
     parts = [one(query, "prompt"), ", ".join(term for term in terms if term)]
     joined = ". ".join(part for part in parts if part)
+    if len(joined) > MAX_PROMPT_CHARS:
+        sent = [f"'{name}'" for name in ("prompt", "keywords", "keyterm") if name in query]
+        names = " and ".join(sent) + (" together" if len(sent) > 1 else "")
+        raise bad_request(
+            f"{names} must be at most {MAX_PROMPT_CHARS} characters, got {len(joined)}.",
+            param=sent[0].strip("'"),
+            code="string_above_max_length",
+        )
     return joined or None
 
 
@@ -116,7 +126,7 @@ def parse_listen_query(query: Query) -> ListenRequest:
         prompt=_prompt(query),
         word_timestamps=True,
         # whisper's own knob beside Deepgram's parameters: 0 turns off retries at higher temperatures.
-        temperature_increment_on_fallback=number(query, "temperature_increment_on_fallback", 0.0, 1.0, 0.2),
+        temperature_increment_on_fallback=read_field(query, "temperature_increment_on_fallback"),
     )
     live = LiveOptions(
         interim_results=flag(query, "interim_results", False),

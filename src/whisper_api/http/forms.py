@@ -3,22 +3,36 @@
 OpenAI's fields, plus whisper.cpp's decoding knobs under openai-whisper's names (the set async
 whisper APIs expose: beam_size, best_of, temperature_increment_on_fallback, thresholds, ...).
 Array fields arrive as `name[]` from the OpenAI SDK and as bare `name` from other clients.
+
+The scalar fields are declared once, in `FormFields` and `TranscriptionFormFields`: `parse_fields`
+reads a form by the declaration, and openapi.py publishes it as the request body's schema.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal, cast, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import msgspec
+from msgspec import Meta
+from msgspec import inspect as types
 
-from whisper_api.engine.types import DecodeOptions, SpeechRules, Task
+from whisper_api.engine.types import (
+    MAX_DECODERS,
+    MIN_TEMPERATURE_INCREMENT,
+    DecodeOptions,
+    SpeechRules,
+    Task,
+)
 from whisper_api.http.errors import bad_request
-from whisper_api.http.fields import Fields, flag, integer, number, one, ranged, values
+from whisper_api.http.fields import Fields, flag, one, ranged, values
 from whisper_api.http.json_input import decode_json
 
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
+#: The longest prompt accepted, in characters: whisper reads only a prompt's last 223 tokens (about 1,000
+#: characters of English), and a longer prompt costs whisper.cpp's tokenizer more than linearly.
+MAX_PROMPT_CHARS = 4000
 #: Formats OpenAI defines that this service cannot produce.
 _UNSUPPORTED_FORMATS = {"diarized_json": "speaker diarization is not available with whisper.cpp models"}
 _STREAMABLE_FORMATS = {"json", "text"}
@@ -35,6 +49,172 @@ class _ServerVad(msgspec.Struct, forbid_unknown_fields=True):
     threshold: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.5
 
 
+_DEFAULT = DecodeOptions()
+_PROMPT = "Text to guide the style or vocabulary; whisper reads its last 223 tokens."
+
+
+class FormFields(msgspec.Struct, kw_only=True):
+    """The scalar fields of /v1/audio/translations: names, types, bounds, defaults and descriptions."""
+
+    model: (
+        Annotated[str, Meta(description="Model id, short name, or whisper-1 for the default model.")] | None
+    ) = None
+    prompt: Annotated[str, Meta(max_length=MAX_PROMPT_CHARS, description=_PROMPT)] | None = None
+    initial_prompt: (
+        Annotated[str, Meta(max_length=MAX_PROMPT_CHARS, description="openai-whisper's name for prompt.")]
+        | None
+    ) = None
+    response_format: Annotated[ResponseFormat, Meta(description="Output format.")] = "json"
+    temperature: Annotated[float, Meta(ge=0, le=1, description="Sampling temperature.")] = (
+        _DEFAULT.temperature
+    )
+    beam_size: (
+        Annotated[
+            int, Meta(ge=1, le=MAX_DECODERS, description="Beam search width; omitted = greedy decoding.")
+        ]
+        | None
+    ) = None
+    best_of: Annotated[
+        int, Meta(ge=1, le=MAX_DECODERS, description="Candidates sampled at a non-zero temperature.")
+    ] = _DEFAULT.best_of
+    patience: Annotated[float, Meta(ge=0, le=10, description="Beam search patience.")] | None = None
+    temperature_increment_on_fallback: Annotated[
+        float,
+        Meta(
+            ge=0,
+            le=1,
+            # Below the step, whisper.cpp would decode a failing window that many times over.
+            extra={"zero_or_at_least": MIN_TEMPERATURE_INCREMENT},
+            description="Temperature added when a window fails the thresholds: 0 disables fallback; "
+            f"otherwise at least {MIN_TEMPERATURE_INCREMENT:g}.",
+        ),
+    ] = _DEFAULT.temperature_increment_on_fallback
+    compression_ratio_threshold: Annotated[
+        float, Meta(ge=0, le=100, description="whisper.cpp's entropy threshold.")
+    ] = _DEFAULT.compression_ratio_threshold
+    logprob_threshold: Annotated[
+        float, Meta(ge=-100, le=0, description="Average log-probability below which a window fails.")
+    ] = _DEFAULT.logprob_threshold
+    no_speech_threshold: Annotated[
+        float, Meta(ge=0, le=1, description="No-speech probability above which a window is silence.")
+    ] = _DEFAULT.no_speech_threshold
+    condition_on_previous_text: Annotated[
+        bool, Meta(description="Prompt each window with the text before it.")
+    ] = _DEFAULT.condition_on_previous_text
+    suppress_blank: Annotated[bool, Meta(description="Suppress blank output at the start of a window.")] = (
+        _DEFAULT.suppress_blank
+    )
+    suppress_non_speech_tokens: Annotated[
+        bool, Meta(description="Suppress non-speech tokens (music notes, ...).")
+    ] = _DEFAULT.suppress_non_speech_tokens
+    stream: Annotated[bool, Meta(description="Server-sent events: a delta per segment, then done.")] = False
+
+
+class TranscriptionFormFields(FormFields, kw_only=True):
+    """The scalar fields of /v1/audio/transcriptions (and of transcription jobs)."""
+
+    language: Annotated[str, Meta(description="ISO-639-1 code; omitted or auto = detected.")] | None = None
+
+
+F = TypeVar("F", bound=FormFields)
+
+
+@dataclass(frozen=True, slots=True)
+class FormField:
+    """One declared field, as the reader and the OpenAPI schema need it."""
+
+    name: str
+    #: bool, int, float or str.
+    kind: type
+    description: str
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    #: Above zero, a number must be at least this (0 stays allowed).
+    zero_or_at_least: float | None = None
+    max_length: int | None = None
+    choices: tuple[str, ...] = ()
+
+
+_KINDS: dict[type, type] = {
+    types.BoolType: bool,
+    types.IntType: int,
+    types.FloatType: float,
+    types.StrType: str,
+    types.LiteralType: str,
+}
+
+
+def declared_fields(declaration: type[FormFields]) -> tuple[FormField, ...]:
+    """`declaration`'s fields, in order."""
+    declared = []
+    for field in types.type_info(declaration).fields:  # type: ignore[attr-defined]
+        annotated = field.type
+        if isinstance(annotated, types.UnionType):  # `X | None`
+            annotated = next(t for t in annotated.types if not isinstance(t, types.NoneType))
+        base = annotated.type
+        bounds = {"low": getattr(base, "ge", None), "high": getattr(base, "le", None)}
+        declared.append(
+            FormField(
+                name=field.name,
+                kind=_KINDS[type(base)],
+                description=annotated.extra_json_schema["description"],
+                default=field.default,
+                **bounds,
+                zero_or_at_least=(annotated.extra or {}).get("zero_or_at_least"),
+                max_length=getattr(base, "max_length", None),
+                choices=getattr(base, "values", ()),
+            )
+        )
+    return tuple(declared)
+
+
+def _read(fields: Fields, field: FormField) -> Any:
+    """`field`'s value in `fields`, checked against its declaration; its default when absent."""
+    name = field.name
+    if field.kind is bool:
+        return flag(fields, name, field.default)
+    if field.kind is str:
+        text = one(fields, name)
+        if text is None:
+            return field.default
+        if field.max_length is not None and len(text) > field.max_length:
+            raise bad_request(
+                f"'{name}' must be at most {field.max_length} characters, got {len(text)}.",
+                param=name,
+                code="string_above_max_length",
+            )
+        if field.choices and text not in field.choices:
+            raise bad_request(
+                f"{name} must be one of {', '.join(field.choices)}; got '{text}'.",
+                param=name,
+                code="unsupported_value",
+            )
+        return text
+    kind = "an integer" if field.kind is int else "a number"
+    assert field.low is not None and field.high is not None  # every declared number is bounded
+    value = ranged(fields, name, field.kind, kind, field.kind(field.low), field.kind(field.high))
+    if value is None:
+        return field.default
+    if field.zero_or_at_least is not None and 0 < value < field.zero_or_at_least:
+        raise bad_request(
+            f"'{name}' must be 0 or between {field.zero_or_at_least:g} and {field.high:g}, got {value:g}.",
+            param=name,
+        )
+    return value
+
+
+def read_form(fields: Fields, declaration: type[F]) -> F:
+    """The declared fields of `fields` as a `declaration`; raises ApiError(400) naming the first bad one."""
+    return declaration(**{field.name: _read(fields, field) for field in declared_fields(declaration)})
+
+
+def read_field(fields: Fields, name: str) -> Any:
+    """One field of the transcription form, read by its declaration (for forms that share a field)."""
+    field = next(field for field in declared_fields(TranscriptionFormFields) if field.name == name)
+    return _read(fields, field)
+
+
 @dataclass(frozen=True, slots=True)
 class TranscriptionForm:
     model: str | None
@@ -46,21 +226,14 @@ class TranscriptionForm:
     chunking: Chunking = None
 
 
-def _response_format(fields: Fields) -> ResponseFormat:
-    raw = one(fields, "response_format") or "json"
+def _refuse_unsupported_format(fields: Fields) -> None:
+    raw = one(fields, "response_format")
     if raw in _UNSUPPORTED_FORMATS:
         raise bad_request(
             f"response_format '{raw}' is not supported: {_UNSUPPORTED_FORMATS[raw]}.",
             param="response_format",
             code="unsupported_value",
         )
-    if raw not in RESPONSE_FORMATS:
-        raise bad_request(
-            f"response_format must be one of {', '.join(RESPONSE_FORMATS)}; got '{raw}'.",
-            param="response_format",
-            code="unsupported_value",
-        )
-    return cast(ResponseFormat, raw)
 
 
 def _choices(fields: Fields, name: str, allowed: set[str]) -> set[str]:
@@ -75,10 +248,9 @@ def _choices(fields: Fields, name: str, allowed: set[str]) -> set[str]:
     return chosen
 
 
-def _language(fields: Fields, task: Task) -> str | None:
+def _language(raw: str | None, task: Task) -> str | None:
     if task == "translate":
         return None  # translation detects the spoken language; its output is English
-    raw = one(fields, "language")
     # Several clients send "auto" for "detect it", which whisper.cpp spells as no language.
     return raw.lower() if raw and raw.lower() != "auto" else None
 
@@ -113,8 +285,10 @@ def _chunking(fields: Fields) -> Chunking:
 
 def parse_fields(fields: Fields, task: Task) -> TranscriptionForm:
     """Validate every non-file field; raises ApiError(400) naming the first bad one."""
-    response_format = _response_format(fields)
-    stream = flag(fields, "stream", False)
+    _refuse_unsupported_format(fields)
+    # Translation reads the transcription fields too: a language it is sent is ignored, not refused.
+    form = read_form(fields, TranscriptionFormFields)
+    response_format, stream = form.response_format, form.stream
     if stream and response_format not in _STREAMABLE_FORMATS:
         raise bad_request(
             "Streaming is available with response_format json or text.",
@@ -125,27 +299,25 @@ def parse_fields(fields: Fields, task: Task) -> TranscriptionForm:
     include = _choices(fields, "include", {"logprobs"})
     # Granularities shape verbose_json only, as with OpenAI; word timing costs extra work, so only then.
     word_timestamps = response_format == "verbose_json" and "word" in granularities
-    beam_size = integer(fields, "beam_size", 1, 16)
-    best_of = integer(fields, "best_of", 1, 16)
     options = DecodeOptions(
         task=task,
-        language=_language(fields, task),
-        prompt=one(fields, "prompt") or one(fields, "initial_prompt"),
-        temperature=number(fields, "temperature", 0.0, 1.0, 0.0),
-        temperature_increment_on_fallback=number(fields, "temperature_increment_on_fallback", 0.0, 1.0, 0.2),
-        beam_size=beam_size,
-        best_of=5 if best_of is None else best_of,
-        patience=ranged(fields, "patience", float, "a number", 0.0, 10.0),
-        compression_ratio_threshold=number(fields, "compression_ratio_threshold", 0.0, 100.0, 2.4),
-        logprob_threshold=number(fields, "logprob_threshold", -100.0, 0.0, -1.0),
-        no_speech_threshold=number(fields, "no_speech_threshold", 0.0, 1.0, 0.6),
-        condition_on_previous_text=flag(fields, "condition_on_previous_text", True),
-        suppress_blank=flag(fields, "suppress_blank", True),
-        suppress_non_speech_tokens=flag(fields, "suppress_non_speech_tokens", False),
+        language=_language(form.language, task),
+        prompt=form.prompt or form.initial_prompt,
+        temperature=form.temperature,
+        temperature_increment_on_fallback=form.temperature_increment_on_fallback,
+        beam_size=form.beam_size,
+        best_of=form.best_of,
+        patience=form.patience,
+        compression_ratio_threshold=form.compression_ratio_threshold,
+        logprob_threshold=form.logprob_threshold,
+        no_speech_threshold=form.no_speech_threshold,
+        condition_on_previous_text=form.condition_on_previous_text,
+        suppress_blank=form.suppress_blank,
+        suppress_non_speech_tokens=form.suppress_non_speech_tokens,
         word_timestamps=word_timestamps,
     )
     return TranscriptionForm(
-        model=one(fields, "model"),
+        model=form.model,
         options=options,
         response_format=response_format,
         stream=stream,

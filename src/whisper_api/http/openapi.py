@@ -1,63 +1,52 @@
-"""OpenAPI for the multipart endpoints, whose form the handlers read themselves (to accept `name[]`)."""
+"""OpenAPI for the multipart endpoints, whose form the handlers read themselves (to accept `name[]`).
+
+The scalar fields come from the form's declaration (`forms.FormFields`), the same one the handlers
+validate by; only the file and the array fields are described here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
 
-from whisper_api.http.forms import RESPONSE_FORMATS
+from whisper_api.http.forms import FormField, FormFields, TranscriptionFormFields, declared_fields
 
-
-def _field(kind: OpenAPIType, description: str, **extra: object) -> Schema:
-    return Schema(type=kind, description=description, **extra)  # type: ignore[arg-type]
-
-
-_KNOBS = {
-    "beam_size": _field(OpenAPIType.INTEGER, "Beam search width; omitted = greedy.", minimum=1, maximum=16),
-    "best_of": _field(
-        OpenAPIType.INTEGER, "Candidates sampled at non-zero temperature.", minimum=1, maximum=16
-    ),
-    "patience": _field(OpenAPIType.NUMBER, "Beam search patience.", minimum=0, maximum=10),
-    "temperature_increment_on_fallback": _field(
-        OpenAPIType.NUMBER,
-        "Temperature added when a window fails the thresholds; 0 disables.",
-        minimum=0,
-        maximum=1,
-    ),
-    "compression_ratio_threshold": _field(OpenAPIType.NUMBER, "whisper.cpp's entropy threshold.", minimum=0),
-    "logprob_threshold": _field(
-        OpenAPIType.NUMBER, "Average log-probability below which a window fails.", maximum=0
-    ),
-    "no_speech_threshold": _field(
-        OpenAPIType.NUMBER, "No-speech probability above which a window is silence.", minimum=0, maximum=1
-    ),
-    "condition_on_previous_text": _field(OpenAPIType.BOOLEAN, "Prompt each window with the text before it."),
-    "suppress_blank": _field(OpenAPIType.BOOLEAN, "Suppress blank output at the start of a window."),
-    "suppress_non_speech_tokens": _field(
-        OpenAPIType.BOOLEAN, "Suppress non-speech tokens (music notes, ...)."
-    ),
+_TYPES = {
+    bool: OpenAPIType.BOOLEAN,
+    int: OpenAPIType.INTEGER,
+    float: OpenAPIType.NUMBER,
+    str: OpenAPIType.STRING,
 }
 
 
+def _declared(field: FormField) -> Schema:
+    # A number that may be 0 or at least some step is one outside (0, step).
+    gap = field.zero_or_at_least
+    return Schema(
+        type=_TYPES[field.kind],
+        description=field.description,
+        default=field.default,
+        minimum=field.low,
+        maximum=field.high,
+        max_length=field.max_length,
+        enum=list(field.choices) or None,
+        schema_not=None if gap is None else Schema(exclusive_minimum=0, exclusive_maximum=gap),
+    )
+
+
 def _form_schema(*, transcription: bool) -> Schema:
-    properties: dict[str, Schema] = {
-        "file": _field(
-            OpenAPIType.STRING,
-            "Audio or video file (flac, mp3, mp4, mpeg, mpga, m4a, ogg, wav, webm).",
-            format="binary",
+    declaration: type[FormFields] = TranscriptionFormFields if transcription else FormFields
+    properties: dict[str, Schema | Reference] = {
+        "file": Schema(
+            type=OpenAPIType.STRING,
+            description="Audio or video file (flac, mp3, mp4, mpeg, mpga, m4a, ogg, wav, webm).",
+            format="binary",  # type: ignore[arg-type]
         ),
-        "model": _field(OpenAPIType.STRING, "Model id, short name, or whisper-1 for the default model."),
-        "prompt": _field(OpenAPIType.STRING, "Text to guide the style or vocabulary."),
-        "response_format": _field(
-            OpenAPIType.STRING, "Output format.", enum=list(RESPONSE_FORMATS), default="json"
-        ),
-        "temperature": _field(OpenAPIType.NUMBER, "Sampling temperature.", minimum=0, maximum=1, default=0),
-        **_KNOBS,
+        **{field.name: _declared(field) for field in declared_fields(declaration)},
     }
     if transcription:
         properties |= {
-            "language": _field(OpenAPIType.STRING, "ISO-639-1 code; omitted = detected."),
             "timestamp_granularities[]": Schema(
                 type=OpenAPIType.ARRAY,
                 items=Schema(type=OpenAPIType.STRING, enum=["segment", "word"]),
@@ -68,7 +57,6 @@ def _form_schema(*, transcription: bool) -> Schema:
                 items=Schema(type=OpenAPIType.STRING, enum=["logprobs"]),
                 description="logprobs: token log-probabilities in json.",
             ),
-            "stream": _field(OpenAPIType.BOOLEAN, "Server-sent events: a delta per segment, then done."),
         }
     return Schema(type=OpenAPIType.OBJECT, properties=properties, required=["file"])
 
