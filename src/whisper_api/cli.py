@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import os
 import sys
 import types
@@ -15,6 +16,7 @@ import msgspec
 
 from whisper_api import __version__
 from whisper_api import settings as settings_module
+from whisper_api.engine.types import MAX_DECODERS, MIN_TEMPERATURE_INCREMENT
 from whisper_api.settings import Settings
 
 _LOCAL_FORMATS = ("text", "srt", "vtt", "json", "verbose_json")
@@ -94,12 +96,27 @@ def _settings(args: argparse.Namespace, *, quiet: bool = True) -> Settings:
     return settings
 
 
+def _trace_native_crashes() -> None:
+    """A crash inside native code (whisper.cpp, ffmpeg) ends the process without a Python exception;
+    with this, it first writes every thread's Python stack to stderr, so the log shows what ran."""
+    faulthandler.enable(all_threads=True)
+
+
+def _fallback_step(text: str) -> float:
+    """--temperature-increment-on-fallback: 0, or a step that reaches 1 in a few passes."""
+    step = float(text)
+    if step != 0 and not MIN_TEMPERATURE_INCREMENT <= step <= 1:
+        raise argparse.ArgumentTypeError(f"must be 0 or between {MIN_TEMPERATURE_INCREMENT:g} and 1")
+    return step
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from whisper_api.http.app import create_app
     from whisper_api.http.protocol import with_header_timeout
 
+    _trace_native_crashes()
     settings = _settings(args, quiet=False)
     if settings.api_keys_file is not None and not settings.api_keys_file.is_file():
         raise SystemExit(f"whisper-api: API key file {settings.api_keys_file} does not exist")
@@ -120,6 +137,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     from whisper_api.worker import run_worker
 
+    _trace_native_crashes()
     asyncio.run(run_worker(_settings(args, quiet=False)))
     return 0
 
@@ -160,6 +178,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     from whisper_api.engine.types import DecodeOptions
     from whisper_api.local import transcribe_files
 
+    _trace_native_crashes()
     settings = _settings(args)
     options = DecodeOptions(
         task="translate" if args.translate else "transcribe",
@@ -398,11 +417,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     transcribe.add_argument("--translate", action="store_true", help="Translate into English.")
     transcribe.add_argument(
-        "--beam-size", type=int, default=None, help="Beam search width (default: greedy)."
+        "--beam-size",
+        type=int,
+        choices=range(1, MAX_DECODERS + 1),
+        default=None,
+        metavar=f"1-{MAX_DECODERS}",
+        help="Beam search width (default: greedy).",
     )
     transcribe.add_argument(
         "--temperature-increment-on-fallback",
-        type=float,
+        type=_fallback_step,
         default=0.2,
         metavar="STEP",
         help="Retry a window that fails whisper's checks at a temperature this much higher "
