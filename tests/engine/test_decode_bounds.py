@@ -1,6 +1,7 @@
 """What reaches whisper.cpp from a caller is bounded by the engine itself, whoever the caller is:
-prompts of any length, decoder counts, fallback steps. Runs the model trained on synthetic speech,
-which ends a second of silence after a token or two, so each transcription is quick."""
+prompts of any length, decoder counts, fallback steps, samples that are not numbers. Runs the model
+trained on synthetic speech, which ends a second of silence after a token or two, so each
+transcription is quick."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.spoken import spoken_clips
+from whisper_api.audio import decode_audio
 from whisper_api.engine import capi
 from whisper_api.engine.types import DecodeOptions
 from whisper_api.engine.whisper import SAMPLE_RATE, WhisperContext
@@ -44,6 +47,15 @@ def test_whisper_conditions_on_the_last_223_tokens_of_a_long_prompt(context: Whi
     tokenize = capi.tokenizer(context._ctx)
     assert tokenize is not None
     assert context._prompt_tokens(prompt) == tokenize(prompt.encode())[-223:]
+
+
+def test_a_nan_sample_costs_only_itself(context: WhisperContext) -> None:
+    # One NaN used to make the whole spectrogram NaN, and the transcript a row of "!".
+    clip = decode_audio(spoken_clips()["en-2"].path)
+    damaged = clip.copy()
+    damaged[len(clip) // 2] = np.nan
+    damaged[len(clip) // 3] = np.inf
+    assert context.transcribe(damaged, ONCE, threads=1).text == context.transcribe(clip, ONCE, threads=1).text
 
 
 @pytest.mark.parametrize("name", ["beam_size", "best_of"])

@@ -117,7 +117,7 @@ class WhisperContext:
     def detect_language(self, samples: np.ndarray, threads: int) -> LanguageGuess:
         if not self.multilingual:
             return LanguageGuess("en", "english", 1.0, (("en", 1.0),))
-        window = np.ascontiguousarray(samples[:_DETECTION_SAMPLES], dtype=np.float32)
+        window = _finite(np.ascontiguousarray(samples[:_DETECTION_SAMPLES], dtype=np.float32))
         binding.whisper_pcm_to_mel(self._ctx, window, len(window), threads)
         probabilities = np.zeros(binding.whisper_lang_max_id() + 1, dtype=np.float32)
         best = binding.whisper_lang_auto_detect(self._ctx, 0, threads, probabilities)
@@ -145,7 +145,7 @@ class WhisperContext:
         should_abort: ShouldAbort | None = None,
     ) -> Transcript:
         duration = len(samples) / SAMPLE_RATE
-        samples = _padded(np.ascontiguousarray(samples, dtype=np.float32))
+        samples = _padded(_finite(np.ascontiguousarray(samples, dtype=np.float32)))
         language = self.language(samples, options.language, threads)
         params = self._params(options, language.code, threads)
         segments: list[Segment] = []
@@ -333,6 +333,14 @@ def _decoded_token(data: binding.whisper_token_data) -> DecodedToken:
         timestamp_prob_sum=float(data.ptsum),
         voice_length=float(data.vlen),
     )
+
+
+def _finite(samples: np.ndarray) -> np.ndarray:
+    """NaN samples as silence and infinite ones at full scale: one NaN makes whisper.cpp's spectrogram NaN
+    throughout (its level is set by the maximum), and the whole transcript comes out as "!!!!"."""
+    if np.isfinite(samples).all():
+        return samples
+    return np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
 
 
 def _padded(samples: np.ndarray) -> np.ndarray:
