@@ -64,6 +64,12 @@ def test_the_engine_refuses_more_decoders_than_whisper_cpp_runs(context: Whisper
         context.transcribe(SILENCE, replace(ONCE, **{name: 9}), threads=1)
 
 
+@pytest.mark.parametrize("code", ["xx", "en\x00de", "x" * 10_000])
+def test_the_engine_refuses_a_language_whisper_does_not_know(context: WhisperContext, code: str) -> None:
+    with pytest.raises(ValueError, match="whisper knows no language"):
+        context.transcribe(SILENCE, replace(ONCE, language=code), threads=1)
+
+
 def test_the_engine_refuses_a_fallback_step_below_a_tenth(context: WhisperContext) -> None:
     # whisper.cpp decodes a failing window once per step up to 1; a step too small for a float to
     # change never gets there and fills memory.

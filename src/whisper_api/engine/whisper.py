@@ -28,6 +28,7 @@ from whisper_api.engine.types import (
     Transcript,
 )
 from whisper_api.engine.words import words_from_segments
+from whisper_api.errors import ServerFailure
 
 SAMPLE_RATE = binding.WHISPER_SAMPLE_RATE
 #: whisper decides the language from the first 30 s window.
@@ -49,8 +50,11 @@ OnProgress = Callable[[int], None]
 ShouldAbort = Callable[[], bool]
 
 
-class ModelLoadError(RuntimeError):
-    pass
+class ModelLoadError(ServerFailure, RuntimeError):
+    code = "model_load_failed"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"The model could not be loaded: {reason}")
 
 
 class Aborted(Exception):
@@ -299,8 +303,10 @@ class WhisperContext:
 
 
 def _check(options: DecodeOptions) -> None:
-    """Refuse what whisper.cpp fails on (too many decoders) or spins on (a tiny temperature step),
-    whoever the caller."""
+    """Refuse what whisper.cpp fails on (too many decoders), spins on (a tiny temperature step) or
+    silently reads as another language (a code it does not know), whoever the caller."""
+    if options.language is not None and not known_language(options.language):
+        raise ValueError(f"whisper knows no language {options.language[:20]!r}")
     for name, value in (("beam_size", options.beam_size), ("best_of", options.best_of)):
         if value is not None and not 1 <= value <= MAX_DECODERS:
             raise ValueError(f"{name} must be between 1 and {MAX_DECODERS}, got {value}")
