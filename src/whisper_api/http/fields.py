@@ -48,11 +48,6 @@ def ranged(fields: Fields, name: str, convert: Callable[[str], N], kind: str, lo
     return value
 
 
-def number(fields: Fields, name: str, low: float, high: float, default: float) -> float:
-    value = ranged(fields, name, float, "a number", low, high)
-    return default if value is None else value
-
-
 def integer(fields: Fields, name: str, low: int, high: int) -> int | None:
     return ranged(fields, name, int, "an integer", low, high)
 
