@@ -10,6 +10,7 @@ reads a form by the declaration, and openapi.py publishes it as the request body
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
@@ -30,8 +31,9 @@ from whisper_api.http.json_input import decode_json
 
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
-#: The longest prompt accepted, in characters: whisper reads only a prompt's last 223 tokens (about 1,000
-#: characters of English), and a longer prompt costs whisper.cpp's tokenizer more than linearly.
+#: The longest prompt accepted, in characters. whisper reads only a prompt's last 223 tokens (about 1,000
+#: characters of English), so a longer one is refused, not silently cut (the engine tokenizes no more than
+#: a prompt's last 2 KB whatever it is given).
 MAX_PROMPT_CHARS = 4000
 #: Formats OpenAI defines that this service cannot produce.
 _UNSUPPORTED_FORMATS = {"diarized_json": "speaker diarization is not available with whisper.cpp models"}
@@ -145,6 +147,7 @@ _KINDS: dict[type, type] = {
 }
 
 
+@functools.cache
 def declared_fields(declaration: type[FormFields]) -> tuple[FormField, ...]:
     """`declaration`'s fields, in order."""
     declared = []
@@ -153,14 +156,14 @@ def declared_fields(declaration: type[FormFields]) -> tuple[FormField, ...]:
         if isinstance(annotated, types.UnionType):  # `X | None`
             annotated = next(t for t in annotated.types if not isinstance(t, types.NoneType))
         base = annotated.type
-        bounds = {"low": getattr(base, "ge", None), "high": getattr(base, "le", None)}
         declared.append(
             FormField(
                 name=field.name,
                 kind=_KINDS[type(base)],
                 description=annotated.extra_json_schema["description"],
                 default=field.default,
-                **bounds,
+                low=getattr(base, "ge", None),
+                high=getattr(base, "le", None),
                 zero_or_at_least=(annotated.extra or {}).get("zero_or_at_least"),
                 max_length=getattr(base, "max_length", None),
                 choices=getattr(base, "values", ()),
