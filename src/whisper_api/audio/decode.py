@@ -8,7 +8,7 @@ import itertools
 import os
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
-from typing import BinaryIO, ClassVar
+from typing import BinaryIO
 
 import av
 import av.logging
@@ -16,6 +16,8 @@ import numpy as np
 from av.audio.frame import AudioFrame
 from av.audio.stream import AudioStream
 from av.container import InputContainer
+
+from whisper_api.errors import InvalidInput
 
 SAMPLE_RATE = 16_000
 
@@ -28,14 +30,11 @@ _SUPPORTED_FORMATS = "flac, mp3, mp4, mpeg, mpga, m4a, ogg, wav, webm, or a vide
 av.logging.set_level(None)
 
 
-class AudioError(Exception):
+class AudioError(InvalidInput):
     """An upload that cannot become audio for transcription; `message` is meant for the API user."""
 
-    code: ClassVar[str]
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    param = "file"
+    code: str
 
 
 class EmptyAudio(AudioError):

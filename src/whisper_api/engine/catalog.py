@@ -7,6 +7,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from whisper_api.errors import NotFoundError
+
 GGML_MAGIC = 0x67676D6C
 HEADER = struct.Struct("<I11i")
 MODEL_SUFFIX = ".bin"
@@ -65,8 +67,11 @@ class ModelFile:
         return _FTYPE_NAMES.get(base, f"ftype {base}")
 
 
-class ModelNotFound(LookupError):
+class ModelNotFound(NotFoundError, LookupError):
     """No model in the directory answers to `name`; `available` holds the ids that do exist."""
+
+    param = "model"
+    code = "model_not_found"
 
     def __init__(self, name: str, available: list[str], *, default_model: str | None = None) -> None:
         self.name = name

@@ -17,6 +17,7 @@ from whisper_api.engine.speech_only import SpeechCut
 from whisper_api.engine.types import DecodeOptions, LanguageGuess, SpeechRules, Transcript
 from whisper_api.engine.vad import Span, VadError, VoiceActivity
 from whisper_api.engine.whisper import SAMPLE_RATE, OnProgress, OnSegment, ShouldAbort, WhisperContext
+from whisper_api.errors import BusyError
 from whisper_api.ops import metrics
 
 log = structlog.get_logger("whisper_api.engine")
@@ -25,12 +26,15 @@ _MIN_RETRY_AFTER = 1
 _MAX_RETRY_AFTER = 600
 
 
-class QueueFull(Exception):
+class QueueFull(BusyError):
     """Too much work is waiting; the caller should retry after `retry_after` seconds."""
 
+    code = "rate_limit_exceeded"
+
     def __init__(self, retry_after: int, reason: str) -> None:
-        super().__init__(reason)
-        self.retry_after = retry_after
+        super().__init__(
+            f"The server is busy ({reason}); retry after {retry_after} s.", retry_after=retry_after
+        )
         self.reason = reason
 
 

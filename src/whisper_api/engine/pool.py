@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 
 from whisper_api.engine.whisper import Aborted, ShouldAbort, WhisperContext
+from whisper_api.errors import TimedOutError
 from whisper_api.ops import metrics
 
 SHORT_FIRST_WEIGHT = 0.25
@@ -36,8 +37,13 @@ log = structlog.get_logger("whisper_api.engine")
 Work = Callable[[WhisperContext, ShouldAbort], Any]
 
 
-class TimedOut(Exception):
+class TimedOut(TimedOutError):
     """The job passed its deadline, queued or running."""
+
+    code = "timeout"
+
+    def __init__(self) -> None:
+        super().__init__("The transcription did not finish within the server's time limit.")
 
 
 @dataclass(eq=False)

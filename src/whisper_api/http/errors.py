@@ -3,6 +3,9 @@
 SDK clients turn the status into their exception classes and read these four keys; anything
 else (Litestar's own error bodies, a stack trace) would break them. Deepgram's endpoint
 (/v1/listen) answers in Deepgram's shape instead: {"err_code", "err_msg", "request_id"}.
+
+The layers below raise whisper_api.errors' categories, never HTTP: this module alone turns a kind of
+failure into a status, in one table (ANSWERS), and imports nothing else of the package.
 """
 
 from __future__ import annotations
@@ -14,15 +17,7 @@ import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 
-from whisper_api.audio import AudioError, AudioTooLong
-from whisper_api.engine.catalog import ModelNotFound
-from whisper_api.engine.engine import QueueFull
-from whisper_api.engine.pool import TimedOut
-from whisper_api.engine.whisper import ModelLoadError
-from whisper_api.jobs.service import NotFound
-from whisper_api.jobs.store import Conflict
-from whisper_api.service.fetch import FetchError
-from whisper_api.service.transcription import InvalidRequest
+from whisper_api.errors import BusyError, Kind, ServiceError
 
 log = structlog.get_logger("whisper_api.http")
 
@@ -85,7 +80,25 @@ def bad_request(message: str, *, param: str | None = None, code: str | None = "i
     return ApiError(400, message, param=param, code=code)
 
 
-_STATUS_TYPES = {429: "requests"}
+#: Each kind of failure as HTTP answers it: the status, and the error `type` OpenAI's SDKs expect with it.
+#: Deepgram's shape (/v1/listen) is derived from the same answer.
+ANSWERS: dict[Kind, tuple[int, str]] = {
+    "invalid": (400, "invalid_request_error"),
+    "not_found": (404, "invalid_request_error"),
+    "conflict": (409, "invalid_request_error"),
+    "too_large": (413, "invalid_request_error"),
+    "busy": (429, "requests"),
+    "timed_out": (503, "server_error"),
+    "failed": (500, "server_error"),
+}
+#: Litestar's own errors (routing, its validation, rate limits) carry only a status: the same type for it.
+_STATUS_TYPES = dict(ANSWERS.values())
+
+
+def _from_service_error(exc: ServiceError) -> ApiError:
+    status, error_type = ANSWERS[exc.kind]
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, BusyError) else None
+    return ApiError(status, exc.message, type=error_type, param=exc.param, code=exc.code, headers=headers)
 
 
 def _from_http_exception(exc: HTTPException) -> ApiError:
@@ -111,40 +124,8 @@ def to_api_error(exc: Exception) -> ApiError:
     match exc:
         case ApiError():
             return exc
-        case InvalidRequest():
-            return bad_request(exc.message, param=exc.param, code=exc.code)
-        case AudioTooLong():
-            return bad_request(exc.message, param="file", code=exc.code)
-        case AudioError():
-            return bad_request(exc.message, param="file", code=exc.code)
-        case FetchError():
-            status = 413 if exc.code == "file_too_large" else 400
-            return ApiError(status, exc.message, param="url", code=exc.code)
-        case NotFound():
-            return ApiError(404, exc.message, code=f"{exc.kind}_not_found")
-        case Conflict():
-            return ApiError(409, exc.message, code=exc.code)
-        case ModelNotFound():
-            return ApiError(404, str(exc), param="model", code="model_not_found")
-        case QueueFull():
-            return ApiError(
-                429,
-                f"The server is busy ({exc.reason}); retry after {exc.retry_after} s.",
-                type="requests",
-                code="rate_limit_exceeded",
-                headers={"Retry-After": str(exc.retry_after)},
-            )
-        case TimedOut():
-            return ApiError(
-                503,
-                "The transcription did not finish within the server's time limit.",
-                type="server_error",
-                code="timeout",
-            )
-        case ModelLoadError():
-            return ApiError(
-                500, f"The model could not be loaded: {exc}", type="server_error", code="model_load_failed"
-            )
+        case ServiceError():
+            return _from_service_error(exc)
         case HTTPException():
             return _from_http_exception(exc)
     log.error("unhandled_error", exc_info=exc)

@@ -27,17 +27,17 @@ from typing import Any
 
 import structlog
 
-from whisper_api.audio import AudioError
 from whisper_api.engine.catalog import ModelNotFound
 from whisper_api.engine.engine import QueueFull
 from whisper_api.engine.types import Transcript
+from whisper_api.errors import InvalidInput
 from whisper_api.jobs.callbacks import CallbackSender, DeliveryFailed
 from whisper_api.jobs.codec import decode_options, encode_transcript
 from whisper_api.jobs.media import MediaStore
 from whisper_api.jobs.store import JobRecord, Lease, Store
 from whisper_api.ops import metrics
-from whisper_api.service.fetch import FetchError, FetchPolicy, fetch
-from whisper_api.service.transcription import InvalidRequest, TranscriptionService
+from whisper_api.service.fetch import FetchPolicy, fetch
+from whisper_api.service.transcription import TranscriptionService
 
 log = structlog.get_logger("whisper_api.jobs")
 
@@ -276,14 +276,8 @@ class JobRunner:
                     )
                 except QueueFull as full:  # interactive requests fill the engine: wait our turn
                     await asyncio.sleep(min(full.retry_after, 5))
-        except AudioError as error:
-            raise JobFailed(error.code, error.message) from None
-        except FetchError as error:
-            raise JobFailed(error.code, error.message) from None
-        except InvalidRequest as error:
+        except (InvalidInput, ModelNotFound) as error:  # the job's own input: no retry would help
             raise JobFailed(error.code or "invalid_request", error.message) from None
-        except ModelNotFound as error:
-            raise JobFailed("model_not_found", str(error)) from None
 
     async def _audio(self, job: JobRecord) -> bytes:
         if job.source_url is not None:

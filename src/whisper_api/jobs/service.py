@@ -15,6 +15,7 @@ from typing import Any
 
 from whisper_api.audio import AudioError, probe_audio
 from whisper_api.engine.types import DecodeOptions, Transcript
+from whisper_api.errors import NotFoundError
 from whisper_api.jobs.codec import decode_transcript, encode_options
 from whisper_api.jobs.media import MediaStore
 from whisper_api.jobs.store import Conflict, FileRecord, JobRecord, Page, Store
@@ -27,11 +28,9 @@ _MAX_FILENAME = 255
 _MAX_MEDIA_TYPE = 127
 
 
-class NotFound(Exception):
-    def __init__(self, kind: str, identifier: str) -> None:
-        super().__init__(f"No {kind} with id '{identifier}'.")
-        self.message = str(self)
-        self.kind = kind
+class NotFound(NotFoundError):
+    def __init__(self, what: str, identifier: str) -> None:
+        super().__init__(f"No {what} with id '{identifier}'.", code=f"{what}_not_found")
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,8 @@ from typing import Any, Literal, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from whisper_api.errors import ConflictError
+
 T = TypeVar("T")
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -79,13 +81,11 @@ jobs = sa.Table(
 )
 
 
-class Conflict(Exception):
+class Conflict(ConflictError):
     """The change contradicts the record's state (cancel a finished job, delete a file in use)."""
 
     def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
+        super().__init__(message, code=code)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,17 +22,29 @@ from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
+from whisper_api.errors import InvalidInput, TooLargeError
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-class FetchError(Exception):
+class FetchError(InvalidInput):
     """The URL could not be fetched; `message` is for the API user, `code` says why in a word."""
 
+    param = "url"
+    code: str
+
     def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
+        super().__init__(message, code=code)
+
+
+class FetchTooLarge(TooLargeError, FetchError):
+    """Answered as too large rather than invalid; still a FetchError to whoever catches those."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(
+            f"The file at the URL is larger than the {max_bytes / 2**20:g} MiB limit.", "file_too_large"
+        )
 
 
 @dataclass(frozen=True)
@@ -208,9 +220,7 @@ def _refused(host: str) -> FetchError:
 
 
 async def _body(response: httpx.Response, max_bytes: int) -> bytes:
-    too_large = FetchError(
-        f"The file at the URL is larger than the {max_bytes / 2**20:g} MiB limit.", "file_too_large"
-    )
+    too_large = FetchTooLarge(max_bytes)
     length = response.headers.get("content-length")
     if length and length.isdigit() and int(length) > max_bytes:
         raise too_large

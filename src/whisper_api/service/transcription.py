@@ -22,19 +22,14 @@ from whisper_api.engine.engine import Engine
 from whisper_api.engine.speech_only import SpeechCut
 from whisper_api.engine.types import DecodeOptions, LanguageGuess, Segment, SpeechRules, Transcript
 from whisper_api.engine.whisper import SAMPLE_RATE, OnProgress, known_language
+from whisper_api.errors import InvalidInput
 from whisper_api.ops import metrics
 
 log = structlog.get_logger("whisper_api.service")
 
 
-class InvalidRequest(Exception):
+class InvalidRequest(InvalidInput):
     """The request cannot be served as asked; `param` names the offending input."""
-
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True)

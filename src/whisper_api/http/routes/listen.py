@@ -13,12 +13,12 @@ from litestar import MediaType, Request, Response, WebSocket, post, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi import ResponseSpec
 
-from whisper_api.audio import AudioError
 from whisper_api.audio.stream import ContainerStream, PcmStream
 from whisper_api.engine.catalog import ModelFile, ModelNotFound
 from whisper_api.engine.engine import Engine
 from whisper_api.engine.vad import VoiceActivity
 from whisper_api.engine.whisper import SAMPLE_RATE
+from whisper_api.errors import InvalidInput
 from whisper_api.http import deepgram
 from whisper_api.http.auth import offers_token_subprotocol, presented_key, require_api_key
 from whisper_api.http.disconnect import ClientDisconnected, until_disconnected
@@ -214,7 +214,7 @@ class _LiveSession:
                     )
                 )
                 await self.socket.close(1000)
-        except AudioError as error:
+        except InvalidInput as error:  # the client's data: Deepgram's bad-data close
             await self._fail(CLOSE_BAD_DATA, f"DATA-0000: {error.message}")
         except (WebSocketDisconnect, ClientDisconnected):
             pass  # the client left: nothing to send, the work is dropped below
