@@ -5,6 +5,7 @@ transcription is quick."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -68,6 +69,13 @@ def test_the_engine_refuses_more_decoders_than_whisper_cpp_runs(context: Whisper
 def test_the_engine_refuses_a_language_whisper_does_not_know(context: WhisperContext, code: str) -> None:
     with pytest.raises(ValueError, match="whisper knows no language"):
         context.transcribe(SILENCE, replace(ONCE, language=code), threads=1)
+
+
+@pytest.mark.parametrize("temperature", [1.5, math.nan, -0.5])
+def test_the_engine_refuses_a_temperature_outside_0_to_1(context: WhisperContext, temperature: float) -> None:
+    # Above 1 or NaN, whisper.cpp had no temperature to decode at and looped for ever.
+    with pytest.raises(ValueError, match="temperature must be between 0 and 1"):
+        context.transcribe(SILENCE, replace(ONCE, temperature=temperature), threads=1)
 
 
 def test_the_engine_refuses_a_fallback_step_below_a_tenth(context: WhisperContext) -> None:

@@ -303,10 +303,13 @@ class WhisperContext:
 
 
 def _check(options: DecodeOptions) -> None:
-    """Refuse what whisper.cpp fails on (too many decoders), spins on (a tiny temperature step) or
+    """Refuse what whisper.cpp fails on (too many decoders), spins on (a tiny temperature step; a
+    temperature above 1 or NaN, which leaves it no temperature to decode at and never ends) or
     silently reads as another language (a code it does not know), whoever the caller."""
     if options.language is not None and not known_language(options.language):
         raise ValueError(f"whisper knows no language {options.language[:20]!r}")
+    if not 0 <= options.temperature <= 1:
+        raise ValueError(f"temperature must be between 0 and 1, got {options.temperature}")
     for name, value in (("beam_size", options.beam_size), ("best_of", options.best_of)):
         if value is not None and not 1 <= value <= MAX_DECODERS:
             raise ValueError(f"{name} must be between 1 and {MAX_DECODERS}, got {value}")
