@@ -263,3 +263,13 @@ def test_any_rate_and_channel_count_gives_the_expected_length_within_full_scale(
     assert abs(len(decoded) - count * SAMPLE_RATE / rate) <= 2
     assert decoded.min() >= -1.0
     assert decoded.max() <= 1.0
+
+
+def test_float_audio_with_nan_and_infinity_decodes_to_finite_samples_in_range() -> None:
+    # One NaN sample would make whisper.cpp's and Silero's whole spectrogram NaN.
+    samples = np.full((1, SAMPLE_RATE), 0.1, dtype=np.float32)
+    samples[0, [100, 200, 300]] = np.nan, np.inf, -np.inf
+    float_wav = encode_audio(samples, SAMPLE_RATE, AudioFormat("wav", "pcm_f32le", rate=SAMPLE_RATE))
+    decoded = decode_audio(float_wav)
+    assert np.isfinite(decoded).all()
+    assert (decoded[100], decoded[200], decoded[300]) == (0.0, 1.0, -1.0)

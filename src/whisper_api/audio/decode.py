@@ -136,8 +136,17 @@ def joined_samples(chunks: Iterable[np.ndarray]) -> np.ndarray:
     pieces = [chunk for chunk in chunks if chunk.size]
     if not pieces:
         raise EmptyAudio
-    samples = np.concatenate(pieces).astype(np.float32, copy=False)
-    # Lossy decoders and resamplers overshoot full scale slightly; whisper.cpp expects [-1, 1].
+    return in_range(np.concatenate(pieces).astype(np.float32, copy=False))
+
+
+def in_range(samples: np.ndarray) -> np.ndarray:
+    """float32 `samples` made finite and kept in [-1, 1], in place.
+
+    Lossy decoders and resamplers overshoot full scale slightly, and float PCM (WAV, raw linear32) can
+    carry NaN or infinity, which would make whisper.cpp's and Silero's whole spectrogram NaN: NaN is
+    heard as silence, infinity as full scale.
+    """
+    np.nan_to_num(samples, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
     return np.clip(samples, -1.0, 1.0, out=samples)
 
 

@@ -25,6 +25,7 @@ from whisper_api.audio.decode import (
     DurationCap,
     UndecodableAudio,
     decoded_frames,
+    in_range,
     joined_samples,
     resampled,
 )
@@ -221,4 +222,6 @@ class ContainerStream:
 
 
 def _joined(pieces: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(pieces).astype(np.float32, copy=False) if pieces else np.zeros(0, dtype=np.float32)
+    if not pieces:
+        return np.zeros(0, dtype=np.float32)
+    return in_range(np.concatenate(pieces).astype(np.float32, copy=False))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,33 +59,33 @@ class Span:
     end: float
 
 
+@functools.cache
 def _library() -> ctypes.CDLL:
+    """whisper.cpp's library with the VAD functions' signatures declared (once: they are process-wide)."""
     library = capi.library()
     if library is None:
         raise VadError("whisper.cpp's library was not found; voice activity detection is unavailable")
-    if not getattr(library, "_vad_declared", False):
-        void_p, floats = ctypes.c_void_p, ctypes.POINTER(ctypes.c_float)
-        library.whisper_vad_default_context_params.restype = _VadContextParams
-        library.whisper_vad_init_from_file_with_params.argtypes = [ctypes.c_char_p, _VadContextParams]
-        library.whisper_vad_init_from_file_with_params.restype = void_p
-        for name in ("whisper_vad_detect_speech", "whisper_vad_detect_speech_no_reset"):
-            getattr(library, name).argtypes = [void_p, floats, ctypes.c_int]
-            getattr(library, name).restype = ctypes.c_bool
-        library.whisper_vad_reset_state.argtypes = [void_p]
-        library.whisper_vad_n_probs.argtypes = [void_p]
-        library.whisper_vad_n_probs.restype = ctypes.c_int
-        library.whisper_vad_probs.argtypes = [void_p]
-        library.whisper_vad_probs.restype = floats
-        library.whisper_vad_segments_from_samples.argtypes = [void_p, _VadParams, floats, ctypes.c_int]
-        library.whisper_vad_segments_from_samples.restype = void_p
-        library.whisper_vad_segments_n_segments.argtypes = [void_p]
-        library.whisper_vad_segments_n_segments.restype = ctypes.c_int
-        for name in ("whisper_vad_segments_get_segment_t0", "whisper_vad_segments_get_segment_t1"):
-            getattr(library, name).argtypes = [void_p, ctypes.c_int]
-            getattr(library, name).restype = ctypes.c_float
-        library.whisper_vad_free_segments.argtypes = [void_p]
-        library.whisper_vad_free.argtypes = [void_p]
-        library._vad_declared = True
+    void_p, floats = ctypes.c_void_p, ctypes.POINTER(ctypes.c_float)
+    library.whisper_vad_default_context_params.restype = _VadContextParams
+    library.whisper_vad_init_from_file_with_params.argtypes = [ctypes.c_char_p, _VadContextParams]
+    library.whisper_vad_init_from_file_with_params.restype = void_p
+    for name in ("whisper_vad_detect_speech", "whisper_vad_detect_speech_no_reset"):
+        getattr(library, name).argtypes = [void_p, floats, ctypes.c_int]
+        getattr(library, name).restype = ctypes.c_bool
+    library.whisper_vad_reset_state.argtypes = [void_p]
+    library.whisper_vad_n_probs.argtypes = [void_p]
+    library.whisper_vad_n_probs.restype = ctypes.c_int
+    library.whisper_vad_probs.argtypes = [void_p]
+    library.whisper_vad_probs.restype = floats
+    library.whisper_vad_segments_from_samples.argtypes = [void_p, _VadParams, floats, ctypes.c_int]
+    library.whisper_vad_segments_from_samples.restype = void_p
+    library.whisper_vad_segments_n_segments.argtypes = [void_p]
+    library.whisper_vad_segments_n_segments.restype = ctypes.c_int
+    for name in ("whisper_vad_segments_get_segment_t0", "whisper_vad_segments_get_segment_t1"):
+        getattr(library, name).argtypes = [void_p, ctypes.c_int]
+        getattr(library, name).restype = ctypes.c_float
+    library.whisper_vad_free_segments.argtypes = [void_p]
+    library.whisper_vad_free.argtypes = [void_p]
     return library
 
 

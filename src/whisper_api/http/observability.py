@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from typing import cast
 
 import structlog
-from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, ReceiveMessage, Scope, Send
 
 from whisper_api.ops import metrics
 from whisper_api.service.transcription import Usage
@@ -65,12 +66,12 @@ def observability_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive_watching, send_with_id)
         finally:
-            _record(scope, request_id, status, time.perf_counter() - started)
+            _record(cast(HTTPScope, scope), request_id, status, time.perf_counter() - started)
 
     return middleware
 
 
-def _record(scope: Scope, request_id: str, status: int, elapsed: float) -> None:
+def _record(scope: HTTPScope, request_id: str, status: int, elapsed: float) -> None:
     # Unmatched paths share one label so scanners cannot blow up the metric's cardinality.
     route = scope.get("path_template") or "unmatched"
     method = scope["method"]

@@ -56,11 +56,10 @@ class FetchPolicy:
     allowed: tuple[Network, ...] = ()
 
     @classmethod
-    def with_allowed(cls, entries: Iterable[str], **settings: object) -> FetchPolicy:
+    def with_allowed(cls, entries: Iterable[str], *, max_bytes: int, timeout: float = 60.0) -> FetchPolicy:
         """`entries` are addresses or networks ("127.0.0.1", "10.0.0.0/8")."""
-        return cls(
-            allowed=tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in entries), **settings
-        )  # type: ignore[arg-type]
+        allowed = tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in entries)
+        return cls(max_bytes=max_bytes, timeout=timeout, allowed=allowed)
 
     def permits(self, address: Address) -> bool:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
