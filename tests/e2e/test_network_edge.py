@@ -160,6 +160,30 @@ def test_a_request_head_sent_in_pieces_in_time_is_answered(edge_server: Server) 
         assert connection.makefile("rb").readline().startswith(b"HTTP/1.1 200")
 
 
+WEBSOCKET_HANDSHAKE = (
+    b"Host: edge\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /v1/listen?tag=" + b"a" * 9000 + b" HTTP/1.1\r\n" + WEBSOCKET_HANDSHAKE + b"\r\n",
+        b"GET /v1/listen HTTP/1.1\r\n" + WEBSOCKET_HANDSHAKE + b"X-Long: " + b"a" * 9000 + b"\r\n\r\n",
+    ],
+    ids=["long request line", "long header"],
+)
+def test_a_websocket_handshake_too_long_for_the_websocket_parser_is_answered_400(
+    edge_server: Server, head: bytes
+) -> None:
+    # The websockets library neither answered nor closed such a head; the connection hung open.
+    with socket.create_connection((edge_server.host, edge_server.port)) as connection:
+        connection.settimeout(30)
+        connection.sendall(head)
+        assert connection.makefile("rb").readline().startswith(b"HTTP/1.1 400")
+
+
 # -- job URLs ------------------------------------------------------------------------------------
 
 INTERNAL_URLS = [

@@ -7,6 +7,10 @@ it likes, and enough such clients leave no room for anyone else. Here a connecti
 each request line and headers within `header_timeout` seconds of starting them (connecting, or the
 first byte after the previous response), or it is closed. The body is not covered: it comes at the
 upload's pace, and each route bounds its size.
+
+A WebSocket handshake is handed on to the `websockets` library, which parses the head again with
+limits of its own (lines of 8 KiB, 128 headers) and, past them, neither answers nor closes: such a
+head is refused here with a 400 instead.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ import asyncio
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+#: The `websockets` library's limits on a handshake's head (websockets.legacy.http, which uvicorn uses).
+MAX_LINE_LENGTH = 8192
+MAX_NUM_HEADERS = 128
 
 
 class HeaderTimeoutProtocol(H11Protocol):
@@ -32,6 +40,17 @@ class HeaderTimeoutProtocol(H11Protocol):
             self._cancel_deadline()
         elif self._head_deadline is None:  # the first bytes of the next request: the clock starts
             self._head_deadline = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        request_line = len(event.method) + len(event.target) + len(b"  HTTP/1.1\r\n")
+        longest_header = max((len(name) + len(value) + 4 for name, value in self.headers), default=0)
+        if max(request_line, longest_header) > MAX_LINE_LENGTH or len(self.headers) > MAX_NUM_HEADERS:
+            self.send_400_response(
+                f"A WebSocket handshake's request line and each header must fit in {MAX_LINE_LENGTH} "
+                f"bytes, with at most {MAX_NUM_HEADERS} headers."
+            )
+            return
+        super().handle_websocket_upgrade(event)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
