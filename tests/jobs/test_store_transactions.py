@@ -11,8 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from whisper_api.http.app import build_engine
-from whisper_api.jobs.setup import build_jobs
+from whisper_api.composition import build_engine, build_jobs
 from whisper_api.jobs.store import Store
 from whisper_api.service.transcription import Limits, TranscriptionService
 from whisper_api.settings import Settings

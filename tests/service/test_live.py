@@ -19,12 +19,13 @@ import pytest
 
 from tests.support.spoken import spoken_clips
 from training.sentences import words
+from whisper_api.audio.stream import RawFormat
 from whisper_api.engine.catalog import ModelCatalog
 from whisper_api.engine.engine import Engine, EngineConfig
 from whisper_api.engine.types import DecodeOptions
 from whisper_api.engine.vad import VoiceActivity
 from whisper_api.engine.whisper import SAMPLE_RATE
-from whisper_api.service.live import LiveEvent, LiveOptions, LiveTranscriber, PhraseResult
+from whisper_api.service.live import LiveEvent, LiveOptions, LiveService, LiveTranscriber, PhraseResult
 from whisper_api.service.transcription import Limits, TranscriptionService
 
 CLIPS = spoken_clips()
@@ -308,3 +309,33 @@ def test_closing_a_stream_mid_scoring_frees_silero_only_after_the_scoring_return
         return held.order
 
     assert run(scenario()) == ["stream closed", "scored", "freed"]
+
+
+def test_a_live_session_transcribes_raw_pcm_bytes_pushed_as_a_socket_delivers_them(
+    trained: TranscriptionService,
+) -> None:
+    """The session the route opens: bytes in (here 16-bit PCM in 100 ms messages), phrases out."""
+    clip = CLIPS["en-1"]
+    audio = np.concatenate([silence(0.5), clip.samples(), silence(1.0)])
+    pcm = (audio * 32767).astype("<i2").tobytes()
+    results: list[PhraseResult] = []
+
+    async def emit(event: LiveEvent) -> None:
+        if isinstance(event, PhraseResult):
+            results.append(event)
+
+    async def scenario() -> float:
+        raw = RawFormat("linear16", SAMPLE_RATE)
+        session = LiveService(trained).open(trained.model(None), OPTIONS, LiveOptions(), raw, emit)
+        try:
+            for start in range(0, len(pcm), CHUNK * 2):
+                await session.push(pcm[start : start + CHUNK * 2])
+            await session.finish()
+            return session.received_seconds
+        finally:
+            await session.close()
+
+    received = run(scenario())
+    assert received == pytest.approx(len(audio) / SAMPLE_RATE)
+    assert len(results) == 1 and results[0].is_final and results[0].speech_final
+    assert said(results[0]) == clip.words

@@ -4,6 +4,8 @@ source with `ast` (imports inside functions included), so a wrong-way import fai
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,24 @@ def test_the_error_categories_import_nothing_of_the_package() -> None:
 def test_the_http_error_map_imports_only_the_error_categories_from_outside_http() -> None:
     outside = {name for name in package_imports(PACKAGE / "http" / "errors.py") if not within(name, "http")}
     assert outside == {"whisper_api.errors"}
+
+
+def test_the_http_routes_import_nothing_of_the_engine() -> None:
+    wrong_way = {
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in sorted((PACKAGE / "http" / "routes").rglob("*.py"))
+        for name in package_imports(path)
+        if within(name, "engine")
+    }
+    assert not wrong_way
+
+
+def test_the_job_worker_imports_nothing_of_the_http_layer() -> None:
+    assert not {name for name in package_imports(PACKAGE / "cli" / "worker.py") if within(name, "http")}
+
+
+def test_the_job_worker_process_loads_no_litestar() -> None:
+    """What the worker module pulls in, transitively, as a fresh interpreter sees it."""
+    probe = "import sys, whisper_api.cli.worker; print('litestar' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "False"

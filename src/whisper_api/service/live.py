@@ -7,8 +7,9 @@ transcribed once more and sent as final. A phrase that runs past `max_phrase_sec
 where it stands, so no result waits on a speaker who never pauses. Transcriptions run one at a time
 per stream, in order; an interim result that would only queue behind other work is skipped.
 
-Nothing here knows about WebSockets: the route feeds samples and control messages in and sends the
-events this emits.
+`LiveService` opens a `LiveSession` per stream: it decodes the stream's bytes as they arrive (raw PCM
+or a container), scores them for speech and transcribes phrases through a `LiveTranscriber`. Nothing here
+knows about WebSockets: the route feeds bytes and control messages in and sends the events this emits.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from whisper_api.audio.stream import ContainerStream, PcmStream, RawFormat
 from whisper_api.engine.catalog import ModelFile
 from whisper_api.engine.types import DecodeOptions, Transcript
 from whisper_api.engine.vad import FRAME_SAMPLES, VoiceActivity
@@ -275,3 +277,78 @@ class LiveTranscriber:
 
 def _samples(seconds: float) -> int:
     return round(seconds * SAMPLE_RATE)
+
+
+class LiveService:
+    """Opens live sessions on the transcription service's engine; they need its VAD model."""
+
+    def __init__(self, transcription: TranscriptionService) -> None:
+        self._transcription = transcription
+        self._engine = transcription.engine
+
+    @property
+    def available(self) -> bool:
+        """Whether the Silero VAD model is installed: without it no phrase could be told from silence."""
+        return self._engine.detects_speech
+
+    async def prepare(self, model: ModelFile) -> None:
+        """Load `model` (or refuse, as a full queue would) before the client is told the stream is open."""
+        await self._engine.prepare(model)
+
+    def open(
+        self, model: ModelFile, options: DecodeOptions, live: LiveOptions, raw: RawFormat | None, emit: Emit
+    ) -> LiveSession:
+        vad_model = self._engine.config.vad_model
+        assert vad_model is not None, "a live session is opened only when the service is available"
+        return LiveSession(self._transcription, model, options, live, raw, VoiceActivity(vad_model), emit)
+
+
+class LiveSession:
+    """One stream's bytes in, its events out through `emit`. `push` bytes as they arrive; `finalize`
+    (Deepgram's Finalize) and `finish` (the end of the stream) flush; `close` releases everything and
+    is always called, after `finish` or instead of it."""
+
+    def __init__(
+        self,
+        transcription: TranscriptionService,
+        model: ModelFile,
+        options: DecodeOptions,
+        live: LiveOptions,
+        raw: RawFormat | None,
+        vad: VoiceActivity,
+        emit: Emit,
+    ) -> None:
+        # A stream is held to the same duration limit as an upload, counted as it is decoded.
+        limit = transcription.limits.max_audio_seconds
+        self._decoder: PcmStream | ContainerStream = (
+            PcmStream(raw, max_seconds=limit) if raw else ContainerStream(max_seconds=limit)
+        )
+        self._vad = vad
+        self._transcriber = LiveTranscriber(transcription, model, options, live, vad, emit)
+
+    @property
+    def owes_results(self) -> bool:
+        """Whether transcriptions are queued or running: a quiet client is waiting on the server."""
+        return self._transcriber.owes_results
+
+    @property
+    def received_seconds(self) -> float:
+        return self._transcriber.received_seconds
+
+    async def push(self, data: bytes) -> None:
+        await self._transcriber.feed(self._decoder.push(data))
+
+    async def finalize(self) -> None:
+        if isinstance(self._decoder, ContainerStream):  # its decoding lags what was sent
+            await self._transcriber.feed(await asyncio.to_thread(self._decoder.flush))
+        await self._transcriber.finalize()
+
+    async def finish(self) -> None:
+        await self._transcriber.feed(await asyncio.to_thread(self._decoder.finish))
+        await self._transcriber.finish()
+
+    async def close(self) -> None:
+        await self._transcriber.close()
+        if isinstance(self._decoder, ContainerStream):
+            self._decoder.close()
+        self._vad.close()

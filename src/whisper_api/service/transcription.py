@@ -21,7 +21,7 @@ from whisper_api.engine.catalog import ModelCatalog, ModelFile
 from whisper_api.engine.engine import Engine
 from whisper_api.engine.speech_only import SpeechCut
 from whisper_api.engine.types import DecodeOptions, LanguageGuess, Segment, SpeechRules, Transcript
-from whisper_api.engine.whisper import SAMPLE_RATE, OnProgress, known_language
+from whisper_api.engine.whisper import SAMPLE_RATE, OnProgress, known_language, language_name
 from whisper_api.errors import InvalidInput
 from whisper_api.ops import metrics
 
@@ -61,6 +61,28 @@ class TranscriptionService:
     def model(self, name: str | None) -> ModelFile:
         """The model file for a requested name; `whisper-1` and no name mean the default model."""
         return self.catalog.resolve(name or self.engine.default_model)
+
+    def models(self) -> list[tuple[ModelFile, bool]]:
+        """Every model in the models directory, and whether it is loaded now."""
+        return [(model, self.engine.is_loaded(model.id)) for model in self.catalog.list()]
+
+    def is_loaded(self, model: ModelFile) -> bool:
+        return self.engine.is_loaded(model.id)
+
+    @property
+    def default_model(self) -> str:
+        return self.engine.default_model
+
+    def not_ready_because(self) -> str | None:
+        """None when the default model is loaded and requests will be served; otherwise why not."""
+        if self.engine.ready():
+            return None
+        return self.engine.startup_problem or "the default model is loading"
+
+    @staticmethod
+    def language_name(code: str) -> str:
+        """whisper's English name of a language ("english" for "en")."""
+        return language_name(code)
 
     async def decode(
         self,

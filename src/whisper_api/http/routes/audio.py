@@ -8,7 +8,6 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.response import Stream
 
-from whisper_api.engine.types import Segment, Task, Transcript
 from whisper_api.http import schemas
 from whisper_api.http.auth import require_api_key
 from whisper_api.http.disconnect import ClientDisconnected, until_disconnected
@@ -28,6 +27,7 @@ from whisper_api.http.responses import (
 )
 from whisper_api.http.uploads import read_multipart
 from whisper_api.service.transcription import TranscriptionService
+from whisper_api.service.types import Segment, Task, Transcript
 
 _ANSWERS = {200: TRANSCRIPT_JSON, **errors(*TRANSCRIBING)}
 

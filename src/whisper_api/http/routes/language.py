@@ -5,7 +5,6 @@ from __future__ import annotations
 import msgspec
 from litestar import Request, post
 
-from whisper_api.engine.whisper import language_name
 from whisper_api.http.auth import require_api_key
 from whisper_api.http.errors import bad_request
 from whisper_api.http.fields import one
@@ -61,7 +60,7 @@ async def detect_language(request: Request, service: TranscriptionService) -> La
         language_code=guess.code,
         probability=round(guess.probability, 4),
         candidates=[
-            LanguageCandidate(code, language_name(code), round(probability, 4))
+            LanguageCandidate(code, service.language_name(code), round(probability, 4))
             for code, probability in guess.candidates
         ],
     )

@@ -13,11 +13,6 @@ from litestar import MediaType, Request, Response, WebSocket, post, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi import ResponseSpec
 
-from whisper_api.audio.stream import ContainerStream, PcmStream
-from whisper_api.engine.catalog import ModelFile, ModelNotFound
-from whisper_api.engine.engine import Engine
-from whisper_api.engine.vad import VoiceActivity
-from whisper_api.engine.whisper import SAMPLE_RATE
 from whisper_api.errors import InvalidInput
 from whisper_api.http import deepgram
 from whisper_api.http.auth import offers_token_subprotocol, presented_key, require_api_key
@@ -29,8 +24,9 @@ from whisper_api.http.responses import TEXT, TRANSCRIBING, VTT, answering_also, 
 from whisper_api.http.uploads import read_body
 from whisper_api.service import formats
 from whisper_api.service.fetch import fetch
-from whisper_api.service.live import LiveEvent, LiveTranscriber, PhraseResult, SpeechStarted
+from whisper_api.service.live import LiveEvent, LiveService, LiveSession, PhraseResult, SpeechStarted
 from whisper_api.service.transcription import TranscriptionService
+from whisper_api.service.types import SAMPLE_RATE, ModelFile, ModelNotFound
 
 #: Deepgram's close codes: no audio within the timeout (NET-0001), undecodable data (DATA-0000).
 CLOSE_IDLE = 1011
@@ -134,7 +130,7 @@ class _Control(msgspec.Struct):
 
 
 @websocket("/v1/listen")
-async def listen_live(socket: WebSocket, service: TranscriptionService, engine: Engine) -> None:
+async def listen_live(socket: WebSocket, service: TranscriptionService, live: LiveService) -> None:
     """Deepgram's live streaming protocol: binary audio in, Results messages out."""
     request_id = str(uuid.uuid4())
     state = socket.app.state
@@ -144,21 +140,20 @@ async def listen_live(socket: WebSocket, service: TranscriptionService, engine: 
         query = deepgram.parse_listen_query(socket.query_params.dict())
         model = listen_model(service, query.model)
         service.check(model, query.options)
-        if not engine.detects_speech:
+        if not live.available:
             raise ApiError(
                 503,
                 "Live streaming needs the Silero VAD model; run `whisper-api models pull silero-v5.1.2`.",
                 type="server_error",
                 code="vad_unavailable",
             )
-        await engine.prepare(model)
+        await live.prepare(model)
     except Exception as error:
         await _refuse(socket, to_api_error(error), request_id)
         return
     subprotocol = "token" if offers_token_subprotocol(socket) else None
     await socket.accept(subprotocols=subprotocol, headers={"dg-request-id": request_id})
-    session = _LiveSession(socket, service, engine, model, query, request_id, state.live_idle_seconds)
-    await session.run()
+    await _LiveStream(socket, live, model, query, request_id, state.live_idle_seconds).run()
 
 
 async def _refuse(socket: WebSocket, error: ApiError, request_id: str) -> None:
@@ -179,12 +174,13 @@ async def _refuse(socket: WebSocket, error: ApiError, request_id: str) -> None:
         await socket.close(code=CLOSE_BAD_DATA, reason=error.body.error.message[:120])
 
 
-class _LiveSession:
+class _LiveStream:
+    """Deepgram's messages in and out of one accepted socket; the live session does the work."""
+
     def __init__(
         self,
         socket: WebSocket,
-        service: TranscriptionService,
-        engine: Engine,
+        live: LiveService,
         model: ModelFile,
         query: deepgram.ListenRequest,
         request_id: str,
@@ -194,24 +190,15 @@ class _LiveSession:
         self.model = model
         self.request_id = request_id
         self.idle_seconds = idle_seconds
-        # A stream is held to the same duration limit as an upload, counted as it is decoded.
-        limit = service.limits.max_audio_seconds
-        self.decoder: PcmStream | ContainerStream = (
-            PcmStream(query.raw, max_seconds=limit) if query.raw else ContainerStream(max_seconds=limit)
-        )
-        self.vad = VoiceActivity(engine.config.vad_model)  # type: ignore[arg-type]  # checked before accept
-        self.transcriber = LiveTranscriber(service, model, query.options, query.live, self.vad, self._emit)
+        self.session: LiveSession = live.open(model, query.options, query.live, query.raw, self._emit)
 
     async def run(self) -> None:
         try:
             await self._send(deepgram.stream_metadata(self.request_id, self.model.id, 0.0))
             if await self._receive_until_closed():
-                await self._feed(await asyncio.to_thread(self.decoder.finish))
-                await self.transcriber.finish()
+                await self.session.finish()
                 await self._send(
-                    deepgram.stream_metadata(
-                        self.request_id, self.model.id, self.transcriber.received_seconds
-                    )
+                    deepgram.stream_metadata(self.request_id, self.model.id, self.session.received_seconds)
                 )
                 await self.socket.close(1000)
         except InvalidInput as error:  # the client's data: Deepgram's bad-data close
@@ -222,10 +209,7 @@ class _LiveSession:
             api_error = to_api_error(error)
             await self._fail(1011, api_error.body.error.message)
         finally:
-            await self.transcriber.close()
-            if isinstance(self.decoder, ContainerStream):
-                self.decoder.close()
-            self.vad.close()
+            await self.session.close()
 
     async def _receive_until_closed(self) -> bool:
         """Handle client messages; True when the client asked to close (CloseStream), False when it left
@@ -234,7 +218,7 @@ class _LiveSession:
             try:
                 message = await asyncio.wait_for(self.socket.receive(), self.idle_seconds)
             except TimeoutError:
-                if self.transcriber.owes_results:  # the quiet is ours, not the client's
+                if self.session.owes_results:  # the quiet is ours, not the client's
                     continue
                 await self._fail(
                     CLOSE_IDLE,
@@ -247,7 +231,7 @@ class _LiveSession:
             if data is not None:
                 if not data:  # Deepgram's older clients end a stream with an empty binary message
                     return True
-                await self._feed(self.decoder.push(data))
+                await self.session.push(data)
                 continue
             if await self._control(message.get("text") or ""):
                 return True
@@ -269,9 +253,7 @@ class _LiveSession:
         if kind == "CloseStream":
             return True
         if kind == "Finalize":
-            if isinstance(self.decoder, ContainerStream):  # its decoding lags what was sent
-                await self._feed(await asyncio.to_thread(self.decoder.flush))
-            await self.transcriber.finalize()
+            await self.session.finalize()
             return False
         await self._send(
             deepgram.ErrorMessage(
@@ -280,9 +262,6 @@ class _LiveSession:
             )
         )
         return False
-
-    async def _feed(self, samples: np.ndarray) -> None:
-        await self.transcriber.feed(samples)
 
     async def _emit(self, event: LiveEvent) -> None:
         if isinstance(event, PhraseResult):

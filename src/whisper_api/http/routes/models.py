@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from litestar import get
 
-from whisper_api.engine.engine import Engine
 from whisper_api.http import schemas
 from whisper_api.http.auth import require_api_key
 from whisper_api.http.responses import errors
+from whisper_api.service.transcription import TranscriptionService
 
 
 @get(
@@ -16,9 +16,10 @@ from whisper_api.http.responses import errors
     responses=errors(401),
     summary="List the models in the models directory",
 )
-async def list_models(engine: Engine) -> schemas.ModelList:
-    models = engine.catalog.list()
-    return schemas.ModelList(data=[schemas.model_object(m, loaded=engine.is_loaded(m.id)) for m in models])
+async def list_models(service: TranscriptionService) -> schemas.ModelList:
+    return schemas.ModelList(
+        data=[schemas.model_object(model, loaded=loaded) for model, loaded in service.models()]
+    )
 
 
 @get(
@@ -27,6 +28,6 @@ async def list_models(engine: Engine) -> schemas.ModelList:
     responses=errors(400, 401, 404),
     summary="Describe one model",
 )
-async def retrieve_model(engine: Engine, model_id: str) -> schemas.ModelObject:
-    model = engine.catalog.resolve(model_id)
-    return schemas.model_object(model, loaded=engine.is_loaded(model.id))
+async def retrieve_model(service: TranscriptionService, model_id: str) -> schemas.ModelObject:
+    model = service.model(model_id)
+    return schemas.model_object(model, loaded=service.is_loaded(model))

@@ -6,9 +6,9 @@ import msgspec
 from litestar import MediaType, Response, get
 from litestar.openapi import ResponseSpec
 
-from whisper_api.engine.engine import Engine
 from whisper_api.http.responses import OPEN
 from whisper_api.ops import metrics
+from whisper_api.service.transcription import TranscriptionService
 
 
 class Health(msgspec.Struct):
@@ -41,12 +41,12 @@ async def health() -> Health:
     summary="The default model is loaded and requests will be served",
     responses={503: ResponseSpec(Readiness, description="Not ready; `detail` says why.")},
 )
-async def ready(engine: Engine) -> Response[Readiness]:
-    if engine.ready():
-        return Response(Readiness(status="ready", default_model=engine.default_model))
-    detail = engine.startup_problem or "the default model is loading"
+async def ready(service: TranscriptionService) -> Response[Readiness]:
+    detail = service.not_ready_because()
+    if detail is None:
+        return Response(Readiness(status="ready", default_model=service.default_model))
     return Response(
-        Readiness(status="not_ready", default_model=engine.default_model, detail=detail), status_code=503
+        Readiness(status="not_ready", default_model=service.default_model, detail=detail), status_code=503
     )
 
 

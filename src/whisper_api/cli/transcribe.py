@@ -10,12 +10,12 @@ import msgspec
 from tqdm import tqdm
 
 from whisper_api.audio import AudioError
+from whisper_api.composition import compose
 from whisper_api.engine.catalog import ModelNotFound
 from whisper_api.engine.types import DecodeOptions, Segment, Transcript
 from whisper_api.engine.whisper import SAMPLE_RATE
-from whisper_api.http.app import build_engine
 from whisper_api.http.render import response_body
-from whisper_api.service.transcription import InvalidRequest, Limits, TranscriptionService
+from whisper_api.service.transcription import InvalidRequest
 from whisper_api.settings import Settings
 
 #: whisper decodes audio in windows of this many seconds.
@@ -38,35 +38,33 @@ async def transcribe_files(
     output_format: str,
 ) -> int:
     """Print each file's transcript to stdout; returns the process exit status."""
-    engine = build_engine(settings)
-    service = TranscriptionService(engine, engine.catalog, Limits(settings.max_audio_seconds, None))
     failed = 0
-    try:
-        model_file = service.model(model)
-        service.check(model_file, options)
-        for path in files:
-            try:
-                samples = await service.decode(path.read_bytes())
-            except (AudioError, OSError) as error:
-                print(f"whisper-api: {path}: {getattr(error, 'message', error)}", file=sys.stderr)
-                failed += 1
-                continue
-            async with _AudioProgress(path.name, len(samples) / SAMPLE_RATE) as progress:
-                transcript = await engine.transcribe(
-                    model_file,
-                    samples,
-                    options,
-                    on_progress=progress.window_started,
-                    on_segment=progress.segment_decoded,
-                )
-            if len(files) > 1 and output_format == "text":
-                print(f"==> {path} <==")
-            sys.stdout.write(render(transcript, output_format))
-    except (ModelNotFound, InvalidRequest) as error:
-        print(f"whisper-api: {getattr(error, 'message', error)}", file=sys.stderr)
-        return 2
-    finally:
-        await engine.close()
+    async with compose(settings, "transcribe").running() as root:
+        service = root.transcription
+        try:
+            model_file = service.model(model)
+            service.check(model_file, options)
+            for path in files:
+                try:
+                    samples = await service.decode(path.read_bytes())
+                except (AudioError, OSError) as error:
+                    print(f"whisper-api: {path}: {getattr(error, 'message', error)}", file=sys.stderr)
+                    failed += 1
+                    continue
+                async with _AudioProgress(path.name, len(samples) / SAMPLE_RATE) as progress:
+                    transcript = await root.engine.transcribe(
+                        model_file,
+                        samples,
+                        options,
+                        on_progress=progress.window_started,
+                        on_segment=progress.segment_decoded,
+                    )
+                if len(files) > 1 and output_format == "text":
+                    print(f"==> {path} <==")
+                sys.stdout.write(render(transcript, output_format))
+        except (ModelNotFound, InvalidRequest) as error:
+            print(f"whisper-api: {getattr(error, 'message', error)}", file=sys.stderr)
+            return 2
     return 1 if failed else 0
 
 

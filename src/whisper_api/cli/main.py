@@ -135,7 +135,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from whisper_api.worker import run_worker
+    from whisper_api.cli.worker import run_worker
 
     _trace_native_crashes()
     asyncio.run(run_worker(_settings(args, quiet=False)))
@@ -175,8 +175,8 @@ def _models_pull(args: argparse.Namespace) -> int:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
+    from whisper_api.cli.transcribe import transcribe_files
     from whisper_api.engine.types import DecodeOptions
-    from whisper_api.local import transcribe_files
 
     _trace_native_crashes()
     settings = _settings(args)
@@ -243,13 +243,13 @@ def _keys_revoke(args: argparse.Namespace) -> int:
 
 
 def _jobs_client(args: argparse.Namespace):
-    from whisper_api.remote import JobsClient
+    from whisper_api.cli.remote import JobsClient
 
     return JobsClient(args.server, args.api_key)
 
 
 def _run_remote(action: typing.Callable[[], int]) -> int:
-    from whisper_api.remote import RemoteError
+    from whisper_api.cli.remote import RemoteError
 
     try:
         return action()
@@ -259,7 +259,7 @@ def _run_remote(action: typing.Callable[[], int]) -> int:
 
 
 def _jobs_submit(args: argparse.Namespace) -> int:
-    from whisper_api.remote import show
+    from whisper_api.cli.remote import show
 
     client = _jobs_client(args)
     fields = {
@@ -292,7 +292,7 @@ def _jobs_submit(args: argparse.Namespace) -> int:
 
 
 def _jobs_list(args: argparse.Namespace) -> int:
-    from whisper_api.remote import summary
+    from whisper_api.cli.remote import summary
 
     def listing() -> int:
         for job in _jobs_client(args).list(status=args.status, limit=args.limit):
@@ -303,7 +303,7 @@ def _jobs_list(args: argparse.Namespace) -> int:
 
 
 def _jobs_get(args: argparse.Namespace) -> int:
-    from whisper_api.remote import show
+    from whisper_api.cli.remote import show
 
     def get() -> int:
         print(show(_jobs_client(args).get(args.job_id)))
@@ -313,7 +313,7 @@ def _jobs_get(args: argparse.Namespace) -> int:
 
 
 def _jobs_cancel(args: argparse.Namespace) -> int:
-    from whisper_api.remote import summary
+    from whisper_api.cli.remote import summary
 
     def cancel() -> int:
         print(summary(_jobs_client(args).cancel(args.job_id)))
