@@ -91,7 +91,9 @@ def _settings(args: argparse.Namespace, *, quiet: bool = True) -> Settings:
         settings = settings_module.from_sources(flags)
     except msgspec.ValidationError as error:
         raise SystemExit(f"whisper-api: invalid setting: {error}") from None
-    explicit_level = args.log_level is not None or settings_module.ENV_PREFIX + "LOG_LEVEL" in os.environ
+    explicit_level = (
+        getattr(args, "log_level", None) is not None or settings_module.ENV_PREFIX + "LOG_LEVEL" in os.environ
+    )
     configure("warning" if quiet and not explicit_level else settings.log_level, settings.log_format)
     return settings
 
