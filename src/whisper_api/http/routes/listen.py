@@ -21,7 +21,7 @@ from whisper_api.http.errors import ApiError, DeepgramError, bad_request, to_api
 from whisper_api.http.json_input import decode_json
 from whisper_api.http.observability import CLIENT_CLOSED_REQUEST, request_usage
 from whisper_api.http.responses import TEXT, TRANSCRIBING, VTT, answering_also, errors
-from whisper_api.http.uploads import read_body
+from whisper_api.http.uploads import MAX_JSON_BYTES, read_body
 from whisper_api.service import formats
 from whisper_api.service.fetch import fetch
 from whisper_api.service.live import LiveEvent, LiveService, LiveSession, PhraseResult, SpeechStarted
@@ -70,8 +70,9 @@ async def listen(request: Request, service: TranscriptionService) -> Response:
     query = deepgram.parse_listen_query(request.query_params.dict())
     model = listen_model(service, query.model)
     service.check(model, query.options)
-    body = await read_body(request, request.app.state.max_upload_bytes)
-    if request.headers.get("content-type", "").startswith("application/json"):
+    is_json = request.headers.get("content-type", "").startswith("application/json")
+    body = await read_body(request, MAX_JSON_BYTES if is_json else request.app.state.max_upload_bytes)
+    if is_json:
         try:
             source = decode_json(body, type=UrlSource)
         except msgspec.DecodeError as error:
