@@ -309,7 +309,7 @@ class WhisperCppServer(_ServerUnderTest):
 class WhisperApiServer(_ServerUnderTest):
     """Our server, `whisper-api serve`, as a subprocess.
 
-    `with WhisperApiServer(models_dir, "tiny.en", workers=1, threads=2) as transcribe: ...`
+    `with WhisperApiServer(models_dir, "tiny.en", contexts=1, threads=2) as transcribe: ...`
     `extra_args` adds flags, e.g. ["--no-flash-attn"] (flash attention is on by default, as in
     whisper.cpp); `env` adds environment variables.
     """
@@ -321,7 +321,7 @@ class WhisperApiServer(_ServerUnderTest):
         self,
         models_dir: Path,
         default_model: str,
-        workers: int,
+        contexts: int,
         threads: int,
         timeout: float = 60.0,
         extra_args: Sequence[str] = (),
@@ -329,12 +329,12 @@ class WhisperApiServer(_ServerUnderTest):
     ) -> None:
         super().__init__(timeout, extra_args, env)
         self.models_dir, self.default_model = models_dir, default_model
-        self.workers, self.threads = workers, threads
+        self.contexts, self.threads = contexts, threads
 
     def command(self) -> list[str]:
         return [_whisper_api_executable(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
                 "--models-dir", str(self.models_dir), "--default-model", self.default_model,
-                "--workers", str(self.workers), "--threads", str(self.threads)]  # fmt: skip
+                "--contexts", str(self.contexts), "--threads", str(self.threads)]  # fmt: skip
 
     def fields(self) -> dict[str, str]:
         return {
@@ -717,7 +717,7 @@ def selfcheck(threads: int, repeats: int, with_api: bool) -> None:
         rows["whisper-server"] = timed(lambda: transcribe(JFK_WAV), repeats)
         print(f"whisper-server text: {transcribe(JFK_WAV)[1][:80]!r}")
     if with_api:
-        with WhisperApiServer(model.parent, "tiny.en", workers=1, threads=threads) as transcribe:
+        with WhisperApiServer(model.parent, "tiny.en", contexts=1, threads=threads) as transcribe:
             rows["whisper-api"] = timed(lambda: transcribe(JFK_WAV), repeats)
             print(f"whisper-api text: {transcribe(JFK_WAV)[1][:80]!r}")
     print(f"\njfk.wav (11 s), synthetic tiny.en, {threads} threads, median of {repeats}:")

@@ -1,7 +1,7 @@
 """Head-of-line blocking: a short clip sent ~1 s after a long one started.
 
 Latency of jfk.wav (11 s) submitted while a long clip (66 s by default) is being transcribed, and
-alone, on our server with the default parallelism for 2 cores (workers=2, threads=1) and on
+alone, on our server with the default parallelism for 2 cores (contexts=2, threads=1) and on
 whisper.cpp's whisper-server (-t 2), which serves one request at a time. Both use flash attention
 (their default). Systems run one after the other, never at once. Per system, on a fresh server:
 the short clip alone (N times), then under load (N trials), then alone again ("after":

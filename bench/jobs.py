@@ -1,6 +1,6 @@
 """Asynchronous jobs: jobs per minute through one machine, and how soon a dead worker's job runs again.
 
-Throughput: N clips of jfk.wav (11 s) through one server (workers=2 x threads=1, the 2-core
+Throughput: N clips of jfk.wav (11 s) through one server (contexts=2 x threads=1, the 2-core
 default; synthetic tiny.en, one decoding pass), first as synchronous requests from 2 client threads
 (both contexts busy: the machine's ceiling, the baseline), then as N jobs submitted at once and run
 by the server's own runner (--job-runners 2), timed from the first submission to the last job
@@ -97,12 +97,12 @@ def takeover_seconds(model_id: str, lease: float, database_url: str | None, dire
     if database_url:
         shared += ["--database-url", database_url]
     api = WhisperApiServer(
-        BENCH_MODELS, model_id, workers=1, threads=1, extra_args=[*shared, "--job-runners", "0"]
+        BENCH_MODELS, model_id, contexts=1, threads=1, extra_args=[*shared, "--job-runners", "0"]
     )
     long_job = bench_audio("66s.wav", lambda: long_clip(66.0))
     with api:
         logs = [directory / "worker-a.log", directory / "worker-b.log"]
-        workers = [_worker([*shared, "--workers", "1", "--threads", "1"], log) for log in logs]
+        workers = [_worker([*shared, "--contexts", "1", "--threads", "1"], log) for log in logs]
         try:
             with httpx.Client(base_url=api.base_url, timeout=60) as client:
                 job_id = client.post(
@@ -136,14 +136,14 @@ def main() -> None:
     print(f"machine: {wait_until_quiet()}")
     with tempfile.TemporaryDirectory() as scratch:
         server = WhisperApiServer(
-            BENCH_MODELS, args.model, workers=2, threads=1,
+            BENCH_MODELS, args.model, contexts=2, threads=1,
             extra_args=["--job-runners", "2", "--data-dir", scratch],
         )  # fmt: skip
         with server as transcribe:
             transcribe(JFK_WAV)  # warm-up
             sync = sync_throughput(server, transcribe, count)
             jobs = job_throughput(server.base_url, count)
-        print(f"{count} x jfk.wav (11 s), {args.model}, workers=2 x threads=1")
+        print(f"{count} x jfk.wav (11 s), {args.model}, contexts=2 x threads=1")
         print(f"  synchronous, 2 clients : {sync:6.1f} per minute (baseline)")
         print(f"  jobs, 2 runners        : {jobs:6.1f} per minute ({jobs / sync:.2f}x)")
         lease = 5.0 if args.quick else args.lease

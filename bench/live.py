@@ -2,7 +2,7 @@
 
 Each stream sends jfk.wav (11 s, four phrases with natural pauses) followed by 1.5 s of silence,
 repeated, as 16-bit PCM in 100 ms messages paced by the clock, to WebSocket /v1/listen on our server
-(workers=2 x threads=1, its default on 2 cores; synthetic tiny.en, one decoding pass). For every
+(contexts=2 x threads=1, its default on 2 cores; synthetic tiny.en, one decoding pass). For every
 final result the latency is the time from when the end of its phrase audio was sent to when the
 result arrived; the phrase end lies 0.3 s of padding after the last speech, and VAD needs
 `endpointing` (400 ms) of silence to call it, so a result cannot come sooner than ~0.1 s after it.
@@ -112,7 +112,7 @@ def main() -> None:
     print(f"model {model.name}, {seconds:g} s of audio per stream, 100 ms messages at real-time pace")
     print(wait_until_quiet())
     rows = []
-    server = WhisperApiServer(BENCH_MODELS, model_id, workers=2, threads=1)
+    server = WhisperApiServer(BENCH_MODELS, model_id, contexts=2, threads=1)
     with server:
         query = {
             "encoding": "linear16",

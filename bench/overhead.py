@@ -1,7 +1,7 @@
 """Overhead of `whisper-api serve` over calling whisper_full directly.
 
 HTTP end-to-end latency (upload, parse, PyAV decode, queue, whisper_full, response) of our server
-with one context (workers=1, threads=2) against in-process `whisper_full` of the same decoded
+with one context (contexts=1, threads=2) against in-process `whisper_full` of the same decoded
 samples, same model, threads and flash attention (on in both, whisper.cpp's default). Target:
 ratio <= 1.05. The two are timed alternately (ABBA), never at once, so that drift in the
 machine's speed hits both alike. The server's /metrics split its share into whisper time, queue
@@ -115,7 +115,7 @@ def main() -> None:
     print(f"overhead: synthetic {args.model}, threads={THREADS}, flash attention on (both sides)")
     print(f"machine: {wait_until_quiet()}")
     flash = ["--flash-attn"]
-    server = WhisperApiServer(model.parent, args.model, workers=1, threads=THREADS, extra_args=flash)
+    server = WhisperApiServer(model.parent, args.model, contexts=1, threads=THREADS, extra_args=flash)
     with InProcessWhisper(model, THREADS, flash_attn=True) as whisper, server as transcribe:
         for clip, repeats in plan:
             measure(clip, repeats, whisper, server, transcribe)

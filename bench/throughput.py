@@ -2,8 +2,8 @@
 
 A fixed batch of jfk.wav requests (8 by default) is split across 1, 2, 4 and 8 concurrent clients
 (each client sends its next request as soon as the previous one returns). Systems: whisper.cpp's
-whisper-server (-t 2; one request at a time), and our server as workers=2 x threads=1 (its
-default on 2 cores) and workers=1 x threads=2. Flash attention on in all (their default).
+whisper-server (-t 2; one request at a time), and our server as contexts=2 x threads=1 (its
+default on 2 cores) and contexts=1 x threads=2. Flash attention on in all (their default).
 Systems run one after the other, never at once. `--omp-active` adds whisper-server started with
 OMP_WAIT_POLICY=active, which keeps it from slowing down once it has served two connections.
 

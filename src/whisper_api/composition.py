@@ -121,9 +121,9 @@ def compose(settings: Settings, process: Process) -> Components:
 
 def build_engine(settings: Settings) -> Engine:
     catalog = ModelCatalog(settings.models_dir, settings.default_model)
-    workers, threads = settings.parallelism()
+    contexts, threads = settings.parallelism()
     config = EngineConfig(
-        workers=workers,
+        contexts=contexts,
         threads=threads,
         max_queue=settings.max_queue,
         max_loaded_models=settings.max_loaded_models,

@@ -17,6 +17,8 @@ import msgspec
 from whisper_api.engine.download import DEFAULT_BASE_URL
 
 ENV_PREFIX = "WHISPER_API_"
+#: Former names of settings, still read as flags and environment variables: field -> old names.
+ALIASES = {"contexts": ("workers",)}
 _LISTS = {"api_keys", "cors_origins", "url_fetch_allow"}
 
 
@@ -42,10 +44,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     model_base_url: Annotated[
         str, _doc("Where `models pull` downloads from (a mirror of whisper.cpp's).")
     ] = DEFAULT_BASE_URL
-    workers: Annotated[
+    contexts: Annotated[
         int,
         msgspec.Meta(
-            ge=0, description="whisper contexts per model running in parallel (K); 0 = cores / threads."
+            ge=0,
+            description="whisper contexts per model running in parallel (K); 0 = cores / threads. "
+            "Formerly --workers (still accepted).",
         ),
     ] = 0
     threads: Annotated[
@@ -183,13 +187,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return int(self.max_upload_mb * 1024 * 1024)
 
     def parallelism(self, cores: int | None = None) -> tuple[int, int]:
-        """(workers, threads) with K × T ≤ cores unless both were set explicitly."""
+        """(contexts, threads) with K × T ≤ cores unless both were set explicitly."""
         cores = cores or os.cpu_count() or 1
         # Two contexts rather than one wide one, so a short clip never waits for a long one; a lone
         # request then gets half the cores (bench/head_of_line.py). At most 4, whisper.cpp's own default.
         threads = self.threads or max(1, min(4, cores // 2))
-        workers = self.workers or max(1, cores // threads)
-        return workers, threads
+        contexts = self.contexts or max(1, cores // threads)
+        return contexts, threads
 
     def all_api_keys(self) -> frozenset[str]:
         keys = {key.strip() for key in self.api_keys if key.strip()}
@@ -210,7 +214,8 @@ def from_sources(
     environ = os.environ if environ is None else environ
     raw: dict[str, object] = {}
     for name in field_names():
-        value = environ.get(ENV_PREFIX + name.upper())
+        variables = [ENV_PREFIX + spelling.upper() for spelling in (name, *ALIASES.get(name, ()))]
+        value = next((environ[key] for key in variables if key in environ), None)
         if value is not None:
             raw[name] = (
                 [item.strip() for item in value.split(",") if item.strip()] if name in _LISTS else value

@@ -114,7 +114,7 @@ def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     running = start_server(
         models_dir,
         log_path,
-        "--default-model mini.en --workers 2 --threads 1",
+        "--default-model mini.en --contexts 2 --threads 1",
         env={"WHISPER_API_API_KEYS": API_KEY},
     )
     yield running
@@ -132,7 +132,7 @@ def _speech_server(models_dir: Path, log_dir: Path, default_model: str, flags: s
     running = start_server(
         models_dir,
         log_dir / "server.log",
-        f"--default-model {default_model} --workers 2 --threads 1 --url-fetch-allow 127.0.0.1"
+        f"--default-model {default_model} --contexts 2 --threads 1 --url-fetch-allow 127.0.0.1"
         f" --live-idle-seconds {LIVE_IDLE_SECONDS} {flags}",
         env={"WHISPER_API_API_KEYS": API_KEY},
     )

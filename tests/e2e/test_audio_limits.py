@@ -29,7 +29,7 @@ def capped_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     running = start_server(
         models_dir,
         tmp_path_factory.mktemp("capped") / "server.log",
-        f"--default-model mini --workers 1 --threads 1 --url-fetch-allow 127.0.0.1 --live-idle-seconds 3"
+        f"--default-model mini --contexts 1 --threads 1 --url-fetch-allow 127.0.0.1 --live-idle-seconds 3"
         f" --max-audio-seconds {CAP_SECONDS} --job-max-audio-seconds {CAP_SECONDS}",
         env={"WHISPER_API_API_KEYS": API_KEY},
     )

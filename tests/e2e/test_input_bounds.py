@@ -145,7 +145,7 @@ def test_a_live_stream_with_a_prompt_over_the_limit_is_refused_at_the_handshake(
 def test_a_native_crash_leaves_every_threads_python_stack_in_the_log(
     models_dir: Path, tmp_path: Path
 ) -> None:
-    running = start_server(models_dir, tmp_path / "server.log", "--default-model mini.en --workers 1")
+    running = start_server(models_dir, tmp_path / "server.log", "--default-model mini.en --contexts 1")
     # What a fault inside whisper.cpp or ffmpeg delivers to the process.
     running.process.send_signal(signal.SIGSEGV)
     assert running.process.wait(timeout=30) != 0

@@ -31,7 +31,7 @@ def jobs_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     running = start_server(
         models_dir,
         tmp_path_factory.mktemp("jobs-server") / "server.log",
-        f"--default-model mini.en --workers 1 --threads 1 --url-fetch-allow 127.0.0.1 --job-lease-seconds 3"
+        f"--default-model mini.en --contexts 1 --threads 1 --url-fetch-allow 127.0.0.1 --job-lease-seconds 3"
         f" --callback-secret {SECRET}",
         env={"WHISPER_API_API_KEYS": API_KEY},
     )

@@ -61,7 +61,7 @@ def test_a_server_killed_outright_loses_no_accepted_job(
     models_dir: Path, tmp_path: Path, long_wav: Path, jfk_wav: Path
 ) -> None:
     # A lease far longer than the test: the restarted server must not need it to run out.
-    flags = "--default-model mini.en --workers 1 --threads 1 --job-lease-seconds 600"
+    flags = "--default-model mini.en --contexts 1 --threads 1 --job-lease-seconds 600"
     flags += f" --data-dir {tmp_path / 'data'}"
     first = start_server(models_dir, tmp_path / "first.log", flags, env={"WHISPER_API_API_KEYS": API_KEY})
     try:
@@ -100,7 +100,7 @@ def shared_queue(models_dir: Path, tmp_path: Path) -> Iterator[tuple[Server, str
             env={"WHISPER_API_API_KEYS": API_KEY},
         )
         try:
-            yield api, f"--default-model mini.en --workers 1 --threads 1 {shared}"
+            yield api, f"--default-model mini.en --contexts 1 --threads 1 {shared}"
         finally:
             stop_server(api)
 

@@ -16,7 +16,7 @@ from tests.e2e.test_limits import Upload, wait_for
 
 
 def test_sigterm_lets_the_request_in_flight_finish(models_dir: Path, tmp_path: Path, long_wav: Path) -> None:
-    server = start_server(models_dir, tmp_path / "log", "--default-model mini.en --workers 1")
+    server = start_server(models_dir, tmp_path / "log", "--default-model mini.en --contexts 1")
     upload = Upload(server, long_wav)
     upload.start()
     wait_for(lambda: server.metric("whisper_api_in_flight") == 1)

@@ -23,7 +23,7 @@ def small_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     running = start_server(
         models_dir,
         log_path,
-        "--default-model mini.en --workers 1 --threads 1 --max-queue 1 --max-upload-mb 12",
+        "--default-model mini.en --contexts 1 --threads 1 --max-queue 1 --max-upload-mb 12",
     )
     yield running
     stop_server(running)

@@ -227,7 +227,7 @@ def tiny_server(tiny_en_model: Path, tmp_path_factory: pytest.TempPathFactory) -
     directory = tmp_path_factory.mktemp("tiny-models")
     (directory / tiny_en_model.name).symlink_to(tiny_en_model)
     running = start_server(
-        directory, directory / "server.log", "--default-model tiny.en --workers 1 --threads 2"
+        directory, directory / "server.log", "--default-model tiny.en --contexts 1 --threads 2"
     )
     yield running
     stop_server(running)

@@ -32,7 +32,7 @@ def edge_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     running = start_server(
         models_dir,
         log_path,
-        f"--default-model mini.en --workers 1 --threads 1 --callback-secret {SECRET}"
+        f"--default-model mini.en --contexts 1 --threads 1 --callback-secret {SECRET}"
         f" --header-timeout-seconds {HEADER_TIMEOUT_SECONDS}",
     )
     yield running

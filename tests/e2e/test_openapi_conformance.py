@@ -78,7 +78,7 @@ def fuzzed_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     running = start_server(
         models_dir,
         log_path,
-        "--default-model mini.en --workers 1 --threads 1",
+        "--default-model mini.en --contexts 1 --threads 1",
         env={"WHISPER_API_API_KEYS": API_KEY},
     )
     yield running

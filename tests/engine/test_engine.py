@@ -14,7 +14,7 @@ import pytest
 
 from whisper_api.engine.catalog import ModelCatalog
 from whisper_api.engine.engine import Engine, EngineConfig, QueueFull
-from whisper_api.engine.pool import Job
+from whisper_api.engine.pool import Submission
 from whisper_api.engine.types import DecodeOptions
 from whisper_api.engine.whisper import ModelLoadError
 
@@ -23,7 +23,7 @@ SECOND = np.zeros(16_000, dtype=np.float32)
 
 
 def engine(models_dir: Path, **config: float) -> Engine:
-    settings = {"workers": 1, "threads": 1, "max_queue": 4, **config}
+    settings = {"contexts": 1, "threads": 1, "max_queue": 4, **config}
     return Engine(ModelCatalog(models_dir, "mini.en"), EngineConfig(**settings), "mini.en")  # type: ignore[arg-type]
 
 
@@ -114,7 +114,7 @@ def test_idle_models_other_than_the_default_are_unloaded(models_dir: Path) -> No
     assert run(scenario()) == (False, True)
 
 
-class _SlowToMarkRunning(set[Job]):
+class _SlowToMarkRunning(set[Submission]):
     """A pool's set of running jobs whose `add` waits for `go`: it holds a worker between taking a job
     off the queue and marking it running, with the pool's lock held, as a thread switch can."""
 
@@ -122,14 +122,14 @@ class _SlowToMarkRunning(set[Job]):
         super().__init__()
         self.taking, self.go = taking, go
 
-    def add(self, job: Job) -> None:
+    def add(self, job: Submission) -> None:
         self.taking.set()
         assert self.go.wait(10)
         super().add(job)
 
 
 class _Announcing:
-    """A pool's lock that sets `arrived` when a thread other than the pool's workers comes to take it."""
+    """A pool's lock that sets `arrived` when a thread that is not one of its context threads takes it."""
 
     def __init__(self, condition: threading.Condition, arrived: threading.Event) -> None:
         self._condition, self._arrived = condition, arrived

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from whisper_api.engine.pool import Job, ModelPool, TimedOut
+from whisper_api.engine.pool import ModelPool, Submission, TimedOut
 from whisper_api.engine.whisper import Aborted
 
 
-def started_pool(models_dir: Path, workers: int) -> ModelPool:
-    pool = ModelPool("ggml-mini.en", models_dir / "ggml-mini.en.bin", workers=workers, threads=1)
+def started_pool(models_dir: Path, contexts: int) -> ModelPool:
+    pool = ModelPool("ggml-mini.en", models_dir / "ggml-mini.en.bin", contexts=contexts, threads=1)
     for loaded in pool.start():
         loaded.result(timeout=30)
     return pool
@@ -22,7 +22,7 @@ def started_pool(models_dir: Path, workers: int) -> ModelPool:
 
 @pytest.fixture
 def pool(models_dir: Path):
-    running = started_pool(models_dir, workers=1)
+    running = started_pool(models_dir, contexts=1)
     yield running
     running.close(timeout=10)
 
@@ -43,7 +43,7 @@ def spin_until_aborted(_context, should_abort):
 
 
 def test_every_job_of_a_worker_runs_on_the_same_thread(models_dir: Path) -> None:
-    pool = started_pool(models_dir, workers=2)
+    pool = started_pool(models_dir, contexts=2)
     try:
         jobs = [pool.submit(lambda _c, _a: threading.get_ident(), 1.0, None) for _ in range(20)]
         threads = {job.result.result(timeout=10) for job in jobs}
@@ -52,8 +52,8 @@ def test_every_job_of_a_worker_runs_on_the_same_thread(models_dir: Path) -> None
         pool.close(timeout=10)
 
 
-def test_two_workers_run_jobs_in_parallel(models_dir: Path) -> None:
-    pool = started_pool(models_dir, workers=2)
+def test_two_contexts_run_submissions_in_parallel(models_dir: Path) -> None:
+    pool = started_pool(models_dir, contexts=2)
     barrier = threading.Barrier(2, timeout=10)
     try:
         jobs = [pool.submit(lambda _c, _a: barrier.wait(), 1.0, None) for _ in range(2)]
@@ -131,7 +131,7 @@ def test_a_failing_job_does_not_take_its_worker_down(pool: ModelPool) -> None:
 
 
 def test_close_aborts_the_running_job_and_cancels_waiting_ones(models_dir: Path) -> None:
-    pool = started_pool(models_dir, workers=1)
+    pool = started_pool(models_dir, contexts=1)
     running = threading.Event()
 
     def spin(context, should_abort):
@@ -184,7 +184,7 @@ def test_a_retired_pool_refuses_new_work_with_a_clear_error(pool: ModelPool) -> 
         pool.submit(lambda _c, _a: "never", 1.0, None)
 
 
-def _submit_while_retiring(pool: ModelPool) -> tuple[Job | None, bool]:
+def _submit_while_retiring(pool: ModelPool) -> tuple[Submission | None, bool]:
     """Submit a job as another thread retires the pool, both let go at once; None if refused."""
     start = threading.Barrier(2, timeout=10)
     retired: list[bool] = []
@@ -197,7 +197,7 @@ def _submit_while_retiring(pool: ModelPool) -> tuple[Job | None, bool]:
     retirer.start()
     start.wait()
     try:
-        job: Job | None = pool.submit(lambda _c, abort: "aborted" if abort() else "ran", 1.0, None)
+        job: Submission | None = pool.submit(lambda _c, abort: "aborted" if abort() else "ran", 1.0, None)
     except RuntimeError:
         job = None
     retirer.join(10)
@@ -206,7 +206,7 @@ def _submit_while_retiring(pool: ModelPool) -> tuple[Job | None, bool]:
 
 def test_a_submit_racing_retirement_either_runs_or_is_refused(models_dir: Path) -> None:
     for _ in range(10):
-        pool = started_pool(models_dir, workers=1)
+        pool = started_pool(models_dir, contexts=1)
         try:
             job, retired = _submit_while_retiring(pool)
             if job is None:

@@ -109,7 +109,7 @@ async def _scenario(
     store = FlakyRenewals(database_url, failures)
     store.create_tables()
     media = MediaStore(tmp_path / "media")
-    config = EngineConfig(workers=1, threads=1, max_queue=4)
+    config = EngineConfig(contexts=1, threads=1, max_queue=4)
     engine = Engine(ModelCatalog(models_dir, "mini.en"), config, "mini.en")
     transcription = HeldTranscription(engine, go or store.renewed)
     job_ids = [_submit(store, media, jfk_wav.read_bytes()) for _ in range(jobs)]

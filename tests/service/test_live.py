@@ -38,7 +38,7 @@ CHUNK = SAMPLE_RATE // 10
 
 def _service(directory: Path, model: str, vad_model: Path) -> TranscriptionService:
     # ggml's CPU flash attention is slower than plain attention for these models (tests/e2e/conftest.py).
-    config = EngineConfig(workers=1, threads=2, max_queue=8, flash_attn=False, vad_model=vad_model)
+    config = EngineConfig(contexts=1, threads=2, max_queue=8, flash_attn=False, vad_model=vad_model)
     engine = Engine(ModelCatalog(directory, model), config, model)
     return TranscriptionService(engine, engine.catalog, Limits(max_audio_seconds=600, timeout=None))
 

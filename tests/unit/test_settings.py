@@ -63,17 +63,35 @@ def test_invalid_values_are_refused(name: str, value: str) -> None:
         from_sources({}, {name: value})
 
 
-@given(cores=st.integers(1, 256), workers=st.integers(0, 8), threads=st.integers(0, 8))
-def test_automatic_parallelism_never_oversubscribes_the_cores(cores: int, workers: int, threads: int) -> None:
-    chosen_workers, chosen_threads = Settings(workers=workers, threads=threads).parallelism(cores)
-    assert chosen_workers >= 1 and chosen_threads >= 1
-    if workers == 0 and threads == 0:
-        assert chosen_workers * chosen_threads <= cores
-    if workers:
-        assert chosen_workers == workers
+@given(cores=st.integers(1, 256), contexts=st.integers(0, 8), threads=st.integers(0, 8))
+def test_automatic_parallelism_never_oversubscribes_the_cores(
+    cores: int, contexts: int, threads: int
+) -> None:
+    chosen_contexts, chosen_threads = Settings(contexts=contexts, threads=threads).parallelism(cores)
+    assert chosen_contexts >= 1 and chosen_threads >= 1
+    if contexts == 0 and threads == 0:
+        assert chosen_contexts * chosen_threads <= cores
+    if contexts:
+        assert chosen_contexts == contexts
     if threads:
         assert chosen_threads == threads
 
 
 def test_two_cores_get_two_single_thread_contexts() -> None:
     assert Settings().parallelism(2) == (2, 1)
+
+
+def test_the_former_workers_variable_still_sets_the_contexts() -> None:
+    assert from_sources({}, {"WHISPER_API_WORKERS": "3"}).contexts == 3
+
+
+def test_the_new_contexts_variable_wins_over_the_former_name() -> None:
+    assert from_sources({}, {"WHISPER_API_WORKERS": "3", "WHISPER_API_CONTEXTS": "2"}).contexts == 2
+
+
+@pytest.mark.parametrize("flag", ["--contexts", "--workers"])
+def test_the_contexts_flag_and_its_former_name_set_the_contexts(flag: str) -> None:
+    from whisper_api.cli.main import build_parser
+
+    args = build_parser().parse_args(["serve", flag, "3"])
+    assert args.contexts == 3

@@ -76,10 +76,10 @@ def _add_settings_flags(parser: argparse.ArgumentParser, names: Sequence[str] | 
         help_text = (
             f"{meta.description if meta else ''} [env {env}; default {_shown(getattr(defaults, name))}]"
         )
-        flag = "--" + name.replace("_", "-")
+        flags = ["--" + alias.replace("_", "-") for alias in (name, *settings_module.ALIASES.get(name, ()))]
         if extras.get("action") is None:
             extras["type"] = kind
-        parser.add_argument(flag, dest=name, default=None, help=help_text, **extras)  # type: ignore[arg-type]
+        parser.add_argument(*flags, dest=name, default=None, help=help_text, **extras)  # type: ignore[arg-type]
 
 
 def _settings(args: argparse.Namespace, *, quiet: bool = True) -> Settings:

@@ -12,7 +12,7 @@ import numpy as np
 import structlog
 
 from whisper_api.engine.catalog import ModelCatalog, ModelFile
-from whisper_api.engine.pool import Job, ModelPool
+from whisper_api.engine.pool import ModelPool, Submission
 from whisper_api.engine.speech_only import SpeechCut
 from whisper_api.engine.types import DecodeOptions, LanguageGuess, SpeechRules, Transcript
 from whisper_api.engine.vad import Span, VadError, VoiceActivity
@@ -41,9 +41,9 @@ class QueueFull(BusyError):
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
     #: whisper contexts per model, each on its own thread (K), and threads per context (T).
-    workers: int
+    contexts: int
     threads: int
-    #: Jobs allowed to wait (not yet running) across all models before new ones are refused.
+    #: Transcriptions allowed to wait (not yet running) across all models before new ones are refused.
     max_queue: int
     max_loaded_models: int = 2
     #: Unload a model nobody used for this long; 0 keeps models loaded.
@@ -208,11 +208,11 @@ class Engine:
         pool = await self._pool(model)
         self._admit()
         deadline = time.monotonic() + timeout if timeout else None
-        job: Job = pool.submit(work, audio_seconds, deadline)
+        submission: Submission = pool.submit(work, audio_seconds, deadline)
         try:
-            return await asyncio.wrap_future(job.result)
+            return await asyncio.wrap_future(submission.result)
         except asyncio.CancelledError:
-            job.cancel()
+            submission.cancel()
             raise
 
     def _admit(self) -> None:
@@ -243,7 +243,7 @@ class Engine:
                 pool = ModelPool(
                     model.id,
                     model.path,
-                    workers=self.config.workers,
+                    contexts=self.config.contexts,
                     threads=self.config.threads,
                     use_gpu=self.config.use_gpu,
                     flash_attn=self.config.flash_attn,
@@ -259,7 +259,7 @@ class Engine:
                 log.info(
                     "model_loaded",
                     model=model.id,
-                    contexts=pool.workers,
+                    contexts=pool.contexts,
                     threads=pool.threads,
                     seconds=round(time.perf_counter() - started, 3),
                 )

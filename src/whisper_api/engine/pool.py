@@ -1,8 +1,9 @@
-"""Worker threads that own whisper contexts, and the queue that feeds them.
+"""Context threads that own whisper contexts, and the queue of submissions that feeds them.
 
-Each worker is one long-lived thread that loads its own whisper context and runs every job on it:
+Each whisper context lives on one long-lived thread that loads it and runs every submission on it:
 whisper.cpp's OpenMP pool belongs to the calling thread, so calls hopping across threads would
-oversubscribe the cores. A pool runs K workers of T threads each, in parallel.
+oversubscribe the cores. A pool runs K contexts of T threads each, in parallel. (A submission is one
+piece of engine work; the `jobs` package's asynchronous jobs are another thing.)
 
 The queue is ordered by `submitted_at + audio_seconds * SHORT_FIRST_WEIGHT`: a short clip goes
 ahead of a long file submitted a little earlier, and a long file still waits at most a fixed
@@ -28,7 +29,7 @@ from whisper_api.errors import TimedOutError
 from whisper_api.ops import metrics
 
 SHORT_FIRST_WEIGHT = 0.25
-#: Starting guess for processing seconds per audio second, refined by every finished job.
+#: Starting guess for processing seconds per audio second, refined by every finished submission.
 _INITIAL_RTF = 0.5
 _RTF_SMOOTHING = 0.2
 
@@ -38,7 +39,7 @@ Work = Callable[[WhisperContext, ShouldAbort], Any]
 
 
 class TimedOut(TimedOutError):
-    """The job passed its deadline, queued or running."""
+    """The submission passed its deadline, queued or running."""
 
     code = "timeout"
 
@@ -47,7 +48,7 @@ class TimedOut(TimedOutError):
 
 
 @dataclass(eq=False)
-class Job:
+class Submission:
     work: Work
     audio_seconds: float
     deadline: float | None
@@ -56,7 +57,7 @@ class Job:
     _cancelled: threading.Event = field(default_factory=threading.Event)
 
     def cancel(self) -> None:
-        """Stop the job: a queued job never runs, a running one is aborted inside whisper.cpp."""
+        """Stop it: queued, it never runs; running, it is aborted inside whisper.cpp."""
         self._cancelled.set()
         self.result.cancel()
 
@@ -75,21 +76,21 @@ class ModelPool:
         model_id: str,
         path: Path,
         *,
-        workers: int,
+        contexts: int,
         threads: int,
         use_gpu: bool = False,
         flash_attn: bool = False,
     ) -> None:
         self.model_id = model_id
         self.path = path
-        self.workers = workers
+        self.contexts = contexts
         self.threads = threads
         self._context_options = {"use_gpu": use_gpu, "flash_attn": flash_attn}
-        self._heap: list[tuple[float, int, Job]] = []
+        self._heap: list[tuple[float, int, Submission]] = []
         self._order = itertools.count()
         self._condition = threading.Condition()
         self._closing = False
-        self._running: set[Job] = set()
+        self._running: set[Submission] = set()
         self._threads: list[threading.Thread] = []
         self._loaded: list[Future[None]] = []
         self._rtf = _INITIAL_RTF
@@ -98,8 +99,8 @@ class ModelPool:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> list[Future[None]]:
-        """Start the workers; each future resolves when that worker's context is loaded."""
-        for number in range(self.workers):
+        """Start the context threads; each future resolves when its context is loaded."""
+        for number in range(self.contexts):
             loaded: Future[None] = Future()
             thread = threading.Thread(
                 target=self._serve, args=(loaded,), name=f"whisper-{self.model_id}-{number}", daemon=True
@@ -114,14 +115,14 @@ class ModelPool:
         return bool(self._loaded) and all(f.done() and f.exception() is None for f in self._loaded)
 
     def close(self, timeout: float | None = None) -> None:
-        """Abort what is queued or running and stop the workers; contexts are freed on their threads."""
+        """Abort what is queued or running and stop the context threads, which free their contexts."""
         with self._condition:
             self._closing = True
-            for _, _, job in self._heap:
-                job.cancel()
+            for _, _, submission in self._heap:
+                submission.cancel()
             self._heap.clear()
-            for job in self._running:
-                job.cancel()
+            for submission in self._running:
+                submission.cancel()
             self._condition.notify_all()
         for thread in self._threads:
             thread.join(timeout)
@@ -129,16 +130,16 @@ class ModelPool:
 
     # -- queue -------------------------------------------------------------------------------
 
-    def submit(self, work: Work, audio_seconds: float, deadline: float | None) -> Job:
-        job = Job(work, audio_seconds, deadline)
-        key = job.submitted_at + audio_seconds * SHORT_FIRST_WEIGHT
+    def submit(self, work: Work, audio_seconds: float, deadline: float | None) -> Submission:
+        submission = Submission(work, audio_seconds, deadline)
+        key = submission.submitted_at + audio_seconds * SHORT_FIRST_WEIGHT
         with self._condition:
             if self._closing:
                 raise RuntimeError(f"model {self.model_id} is shutting down")
-            heapq.heappush(self._heap, (key, next(self._order), job))
+            heapq.heappush(self._heap, (key, next(self._order), submission))
             metrics.QUEUE_DEPTH.labels(self.model_id).set(len(self._heap))
             self._condition.notify()
-        return job
+        return submission
 
     @property
     def queued(self) -> int:
@@ -146,10 +147,10 @@ class ModelPool:
             return len(self._heap)
 
     def retire_if_idle(self, unused_since: float | None = None) -> bool:
-        """Refuse new jobs and stop the workers, but only if nothing is queued or running (and, given
-        `unused_since`, no job finished after it); True if retired.
+        """Refuse new submissions and stop the context threads, but only if nothing is queued or running
+        (and, given `unused_since`, nothing finished after it); True if retired.
 
-        Checking and closing are one step under the lock: a job submitted, or popped by a worker,
+        Checking and closing are one step under the lock: work submitted, or popped by a context thread,
         between a separate idleness check and `close()` would be aborted by the close.
         """
         with self._condition:
@@ -162,13 +163,13 @@ class ModelPool:
         return True
 
     def backlog_seconds(self) -> float:
-        """Estimated seconds until a newly queued job would start."""
+        """Estimated seconds until a newly queued submission would start."""
         with self._condition:
-            audio = sum(job.audio_seconds for _, _, job in self._heap)
-            audio += sum(job.audio_seconds for job in self._running)
-        return audio * self._rtf / self.workers
+            audio = sum(submission.audio_seconds for _, _, submission in self._heap)
+            audio += sum(submission.audio_seconds for submission in self._running)
+        return audio * self._rtf / self.contexts
 
-    # -- workers -----------------------------------------------------------------------------
+    # -- context threads -----------------------------------------------------------------------------
 
     def _serve(self, loaded: Future[None]) -> None:
         started = time.perf_counter()
@@ -182,54 +183,54 @@ class ModelPool:
         metrics.MODEL_LOAD_SECONDS.labels(self.model_id).observe(time.perf_counter() - started)
         loaded.set_result(None)
         try:
-            while (job := self._next_job()) is not None:
-                self._execute(context, job)
+            while (submission := self._next_submission()) is not None:
+                self._execute(context, submission)
         finally:
             context.close()
 
-    def _next_job(self) -> Job | None:
+    def _next_submission(self) -> Submission | None:
         with self._condition:
             while True:
                 while not self._heap and not self._closing:
                     self._condition.wait()
                 if self._closing:
                     return None
-                _, _, job = heapq.heappop(self._heap)
+                _, _, submission = heapq.heappop(self._heap)
                 metrics.QUEUE_DEPTH.labels(self.model_id).set(len(self._heap))
-                # A job cancelled while queued (client gone) is dropped without running.
-                if job.result.set_running_or_notify_cancel():
-                    self._running.add(job)
-                    return job
+                # A submission cancelled while queued (client gone) is dropped without running.
+                if submission.result.set_running_or_notify_cancel():
+                    self._running.add(submission)
+                    return submission
 
-    def _execute(self, context: WhisperContext, job: Job) -> None:
-        metrics.QUEUE_WAIT_SECONDS.labels(self.model_id).observe(time.monotonic() - job.submitted_at)
+    def _execute(self, context: WhisperContext, submission: Submission) -> None:
+        metrics.QUEUE_WAIT_SECONDS.labels(self.model_id).observe(time.monotonic() - submission.submitted_at)
         metrics.IN_FLIGHT.labels(self.model_id).inc()
         started = time.perf_counter()
         try:
-            if job.past_deadline():
+            if submission.past_deadline():
                 raise TimedOut()
-            outcome = job.work(context, job.should_abort)
+            outcome = submission.work(context, submission.should_abort)
         except Aborted:
-            error: BaseException = TimedOut() if job.past_deadline() else Aborted()
-            self._finish(job, "timeout" if isinstance(error, TimedOut) else "aborted")
-            job.result.set_exception(error)
-        except BaseException as error:  # a failed job must not take its worker down
+            error: BaseException = TimedOut() if submission.past_deadline() else Aborted()
+            self._finish(submission, "timeout" if isinstance(error, TimedOut) else "aborted")
+            submission.result.set_exception(error)
+        except BaseException as error:  # a failed submission must not take its thread down
             log.exception("transcription_failed", model=self.model_id)
-            self._finish(job, "timeout" if isinstance(error, TimedOut) else "error")
-            job.result.set_exception(error)
+            self._finish(submission, "timeout" if isinstance(error, TimedOut) else "error")
+            submission.result.set_exception(error)
         else:
             elapsed = time.perf_counter() - started
-            self._learn_speed(elapsed, job.audio_seconds)
+            self._learn_speed(elapsed, submission.audio_seconds)
             metrics.PROCESSING_SECONDS.labels(self.model_id).observe(elapsed)
-            self._finish(job, "ok")
-            job.result.set_result(outcome)
+            self._finish(submission, "ok")
+            submission.result.set_result(outcome)
         finally:
             metrics.IN_FLIGHT.labels(self.model_id).dec()
 
-    def _finish(self, job: Job, outcome: str) -> None:
+    def _finish(self, submission: Submission, outcome: str) -> None:
         metrics.TRANSCRIPTIONS.labels(self.model_id, outcome).inc()
         with self._condition:
-            self._running.discard(job)
+            self._running.discard(submission)
             self.last_used = time.monotonic()
 
     def _learn_speed(self, elapsed: float, audio_seconds: float) -> None:

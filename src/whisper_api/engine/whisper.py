@@ -1,7 +1,7 @@
 """One whisper.cpp context: a loaded model and its decoding state.
 
 A context is not thread-safe and whisper.cpp's OpenMP pool belongs to the calling thread, so each
-context is created, used and freed by exactly one long-lived worker thread (see `pool.py`).
+context is created, used and freed by exactly one long-lived context thread (see `pool.py`).
 """
 
 from __future__ import annotations

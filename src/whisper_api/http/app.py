@@ -43,7 +43,7 @@ def create_app(settings: Settings) -> Litestar:
             version=__version__,
             models_dir=str(settings.models_dir),
             default_model=settings.default_model,
-            workers=root.engine.config.workers,
+            contexts=root.engine.config.contexts,
             threads=root.engine.config.threads,
         )
         try:
