@@ -12,6 +12,7 @@ import numpy as np
 from litestar import MediaType, Request, Response, WebSocket, post, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi import ResponseSpec
+from litestar.types import WebSocketResponseBodyEvent, WebSocketResponseStartEvent
 
 from whisper_api.errors import InvalidInput
 from whisper_api.http import deepgram
@@ -162,15 +163,19 @@ async def _refuse(socket: WebSocket, error: ApiError, request_id: str) -> None:
     cannot send one)."""
     body = msgspec.json.encode(error.deepgram_body(request_id))
     await socket.receive()  # the websocket.connect message
-    if "websocket.http.response" in socket.scope.get("extensions", {}):
-        await socket.send(
-            {
-                "type": "websocket.http.response.start",
-                "status": error.status,
-                "headers": [(b"content-type", b"application/json"), (b"dg-request-id", request_id.encode())],
-            }
-        )
-        await socket.send({"type": "websocket.http.response.body", "body": body})
+    if "websocket.http.response" in (socket.scope.get("extensions") or {}):
+        start: WebSocketResponseStartEvent = {
+            "type": "websocket.http.response.start",
+            "status": error.status,
+            "headers": [(b"content-type", b"application/json"), (b"dg-request-id", request_id.encode())],
+        }
+        await socket.send(start)
+        end: WebSocketResponseBodyEvent = {
+            "type": "websocket.http.response.body",
+            "body": body,
+            "more_body": False,
+        }
+        await socket.send(end)
     else:
         await socket.close(code=CLOSE_BAD_DATA, reason=error.body.error.message[:120])
 
@@ -229,12 +234,13 @@ class _LiveStream:
             if message["type"] == "websocket.disconnect":
                 return False
             data = message.get("bytes")
-            if data is not None:
+            if isinstance(data, bytes):
                 if not data:  # Deepgram's older clients end a stream with an empty binary message
                     return True
                 await self.session.push(data)
                 continue
-            if await self._control(message.get("text") or ""):
+            text = message.get("text")
+            if await self._control(text if isinstance(text, str) else ""):
                 return True
 
     async def _control(self, text: str) -> bool:
