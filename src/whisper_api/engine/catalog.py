@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,13 +59,37 @@ class ModelFile:
     @property
     def size_name(self) -> str | None:
         """tiny/base/small/medium/large, guessed from the encoder depth; None for custom shapes."""
-        return _SIZE_BY_AUDIO_LAYERS.get(self.n_audio_layer)
+        return size_name(self.n_audio_layer)
 
     @property
     def weight_type(self) -> str:
         """The tensors' storage type, such as "f16" or "q5_0"."""
         base = self.ftype % _QNT_VERSION_FACTOR
         return _FTYPE_NAMES.get(base, f"ftype {base}")
+
+
+def size_name(n_audio_layer: int) -> str | None:
+    """tiny/base/small/medium/large for an encoder this deep; None for custom shapes."""
+    return _SIZE_BY_AUDIO_LAYERS.get(n_audio_layer)
+
+
+def provenance(model_path: Path) -> str | None:
+    """Where a model came from, in a line, read from its JSON sidecar (`ggml-base.json` beside
+    `ggml-base.bin`, written by `models import` and by training); None without a readable one."""
+    try:
+        facts = json.loads(model_path.with_suffix(".json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(facts, dict):
+        return None
+    if "source_format" in facts:
+        return (
+            f"imported from {facts.get('source')} ({facts['source_format']}, {facts.get('quantization')}) "
+            f"on {facts.get('imported')}"
+        )
+    if "trained_with" in facts:
+        return f"trained here ({facts.get('steps_completed')} steps): {facts.get('command')}"
+    return None
 
 
 class ModelNotFound(NotFoundError, LookupError):
@@ -246,5 +271,7 @@ __all__ = [
     "ModelFile",
     "ModelNotFound",
     "parse_header",
+    "provenance",
     "read_header",
+    "size_name",
 ]

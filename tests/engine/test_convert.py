@@ -1,0 +1,343 @@
+"""`models import`: CTranslate2 Whisper models (faster-whisper's) become ggml files whisper.cpp loads."""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import json
+import os
+import re
+from pathlib import Path
+
+import _pywhispercpp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tests.support.ct2 import (
+    fixture_mel_filters,
+    fixture_vocabulary,
+    write_model_bin,
+    write_synthetic_ct2_model,
+)
+from whisper_api.audio import decode_audio
+from whisper_api.engine.catalog import read_header
+from whisper_api.engine.convert import (
+    BLOCK,
+    ConversionError,
+    import_ct2,
+    mel_filters,
+    quantize,
+    read_vocabulary,
+)
+from whisper_api.engine.types import DecodeOptions
+from whisper_api.engine.whisper import WhisperContext
+
+FAST = DecodeOptions(language="en", temperature_increment_on_fallback=0.0)
+#: OpenAI's reference transcript of jfk.wav.
+JFK = (
+    "And so my fellow Americans, ask not what your country can do for you, "
+    "ask what you can do for your country."
+)
+
+
+def normalised(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
+
+
+@pytest.fixture(scope="module")
+def tiny_fixture(fixtures_dir: Path) -> Path:
+    """whisper.cpp's weightless tiny: its header holds OpenAI's mel filters and vocabulary."""
+    return fixtures_dir / "models" / "for-tests-ggml-tiny.bin"
+
+
+@pytest.fixture(scope="module")
+def synthetic_ct2(tiny_fixture: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic_ct2_model(
+        tmp_path_factory.mktemp("ct2") / "tiny", fixture_vocabulary(tiny_fixture)
+    )
+
+
+def test_a_synthetic_ct2_model_becomes_a_ggml_file_whisper_cpp_loads_and_runs(
+    synthetic_ct2: Path, tmp_path: Path, jfk_wav: Path
+) -> None:
+    imported = import_ct2(synthetic_ct2, tmp_path)
+    context = WhisperContext(imported.path)
+    try:
+        transcript = context.transcribe(decode_audio(jfk_wav)[: 16_000 * 2], FAST, threads=1)
+    finally:
+        context.close()
+    assert transcript.duration == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("quantization", ["q8_0", "q5_0", "q5_1"])
+def test_a_quantised_import_loads_and_runs(synthetic_ct2: Path, tmp_path: Path, quantization: str) -> None:
+    imported = import_ct2(synthetic_ct2, tmp_path, quantization=quantization)  # type: ignore[arg-type]
+    context = WhisperContext(imported.path)
+    try:
+        context.transcribe(np.zeros(16_000, np.float32), FAST, threads=1)
+    finally:
+        context.close()
+
+
+def test_the_header_describes_the_model(synthetic_ct2: Path, tmp_path: Path) -> None:
+    header = read_header(import_ct2(synthetic_ct2, tmp_path, quantization="q8_0").path)
+    assert header is not None
+    assert (header.n_vocab, header.n_audio_ctx, header.n_audio_state, header.n_audio_head) == (
+        51865,
+        1500,
+        64,
+        2,
+    )
+    assert (header.n_text_ctx, header.n_text_head, header.n_audio_layer, header.n_mels) == (448, 2, 1, 80)
+    assert header.ftype == 2007  # q8_0 (7) in ggml's second quantisation format
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_float32_and_int8_ct2_models_import_too(tiny_fixture: Path, tmp_path: Path, dtype: str) -> None:
+    source = write_synthetic_ct2_model(tmp_path / "ct2", fixture_vocabulary(tiny_fixture), dtype=dtype)
+    context = WhisperContext(import_ct2(source, tmp_path / "models").path)
+    context.close()
+
+
+def test_the_mel_filters_are_openai_whispers(tiny_fixture: Path) -> None:
+    expected = fixture_mel_filters(tiny_fixture)
+    np.testing.assert_allclose(mel_filters(80), expected, rtol=0, atol=1e-6)
+
+
+def test_128_mel_filters_cover_the_same_band() -> None:
+    filters = mel_filters(128)
+    assert filters.shape == (128, 201)
+    assert (filters.sum(axis=1) > 0).all() and filters[:, -1].max() == 0
+
+
+def test_the_vocabulary_is_stored_as_whisper_cpp_stores_it(synthetic_ct2: Path, tiny_fixture: Path) -> None:
+    assert read_vocabulary(synthetic_ct2) == fixture_vocabulary(tiny_fixture)
+
+
+def test_the_file_is_named_for_its_size_language_and_quantisation(
+    synthetic_ct2: Path, tmp_path: Path
+) -> None:
+    # The synthetic model is one layer deep, so it has no size name of its own.
+    assert import_ct2(synthetic_ct2, tmp_path).path.name == "ggml-custom-1x64.bin"
+    assert import_ct2(synthetic_ct2, tmp_path, quantization="q5_1").path.name == "ggml-custom-1x64-q5_1.bin"
+    assert import_ct2(synthetic_ct2, tmp_path, name="mine").path.name == "ggml-mine.bin"
+
+
+def test_the_sidecar_records_where_the_model_came_from(synthetic_ct2: Path, tmp_path: Path) -> None:
+    imported = import_ct2(synthetic_ct2, tmp_path, quantization="q5_0")
+    facts = json.loads(imported.sidecar.read_text())
+    assert imported.sidecar.name == imported.path.name.removesuffix(".bin") + ".json"
+    assert facts["source"] == str(synthetic_ct2.resolve()) and facts["source_format"] == "ctranslate2"
+    assert facts["quantization"] == "q5_0" and facts["size_bytes"] == imported.path.stat().st_size
+    assert len(facts["source_sha256"]) == 64 and facts["imported"]
+
+
+def test_an_existing_model_is_kept_without_force(synthetic_ct2: Path, tmp_path: Path) -> None:
+    first = import_ct2(synthetic_ct2, tmp_path).path
+    before = first.stat().st_mtime_ns
+    with pytest.raises(ConversionError, match="already exists"):
+        import_ct2(synthetic_ct2, tmp_path)
+    assert first.stat().st_mtime_ns == before
+    import_ct2(synthetic_ct2, tmp_path, force=True)
+
+
+# --- bad input ----------------------------------------------------------------------------------------
+
+
+def test_a_path_that_is_not_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConversionError, match="not a directory"):
+        import_ct2(tmp_path / "nowhere", tmp_path / "models")
+
+
+def test_a_directory_without_model_bin_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConversionError, match=r"no model\.bin"):
+        import_ct2(tmp_path, tmp_path / "models")
+
+
+def test_another_architecture_is_refused_by_name(tmp_path: Path) -> None:
+    write_model_bin(tmp_path / "model.bin", {"x": np.zeros(2, np.float32)}, spec="TransformerSpec")
+    with pytest.raises(ConversionError, match="unsupported architecture: TransformerSpec"):
+        import_ct2(tmp_path, tmp_path / "models")
+    assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize("kept", [0.0, 0.001, 0.5, 0.999])
+def test_a_truncated_model_bin_is_refused_and_nothing_is_written(
+    synthetic_ct2: Path, tmp_path: Path, kept: float
+) -> None:
+    source = tmp_path / "ct2"
+    source.mkdir()
+    blob = (synthetic_ct2 / "model.bin").read_bytes()
+    (source / "model.bin").write_bytes(blob[: int(len(blob) * kept)])
+    (source / "vocabulary.txt").write_bytes((synthetic_ct2 / "vocabulary.txt").read_bytes())
+    with pytest.raises(ConversionError, match="truncated"):
+        import_ct2(source, tmp_path / "models")
+    assert not (tmp_path / "models").exists() or not list((tmp_path / "models").iterdir())
+
+
+def test_a_model_missing_a_tensor_fails_midway_and_leaves_nothing(
+    synthetic_ct2: Path, tiny_fixture: Path, tmp_path: Path
+) -> None:
+    source = write_synthetic_ct2_model(tmp_path / "ct2", fixture_vocabulary(tiny_fixture))
+    variables = _read_variables(source / "model.bin")
+    del variables["decoder/layer_0/ffn/linear_1/weight"]
+    write_model_bin(source / "model.bin", variables)
+    models = tmp_path / "models"
+    with pytest.raises(ConversionError, match="decoder/layer_0/ffn/linear_1/weight"):
+        import_ct2(source, models)
+    assert list(models.iterdir()) == []
+
+
+def test_an_unknown_model_bin_version_is_refused(tmp_path: Path) -> None:
+    write_model_bin(tmp_path / "model.bin", {}, version=2)
+    with pytest.raises(ConversionError, match="version 2"):
+        import_ct2(tmp_path, tmp_path / "models")
+
+
+def _read_variables(path: Path) -> dict[str, np.ndarray]:
+    from whisper_api.engine.convert import CT2Model
+
+    with CT2Model(path) as model:
+        return {name: model.raw(name).copy() for name in model.variables}
+
+
+# --- ggml's block formats -----------------------------------------------------------------------------
+
+
+def dequantize(blob: bytes, kind: str, count: int) -> np.ndarray:
+    """ggml-common.h's blocks read back: value = d * (q - 16) for q5_0, d * q + m for q5_1, d * q for q8_0."""
+    blocks = count // BLOCK
+    if kind == "q8_0":
+        raw = np.frombuffer(blob, np.uint8).reshape(blocks, 34)
+        d = raw[:, :2].copy().view("<f2").astype(np.float32)
+        return (raw[:, 2:].view(np.int8) * d).reshape(-1)
+    width = 22 if kind == "q5_0" else 24
+    raw = np.frombuffer(blob, np.uint8).reshape(blocks, width)
+    d = raw[:, :2].copy().view("<f2").astype(np.float32)
+    high = raw[:, width - 20 : width - 16].copy().view("<u4")
+    nibbles = raw[:, width - 16 :]
+    low = np.concatenate([nibbles & 0x0F, nibbles >> 4], axis=1).astype(np.int32)
+    fifth = ((high >> np.arange(32, dtype=np.uint32)) & 1).astype(np.int32)
+    q = low | (fifth << 4)
+    if kind == "q5_0":
+        return ((q - 16) * d).reshape(-1)
+    m = raw[:, 2:4].copy().view("<f2").astype(np.float32)
+    return (q * d + m).reshape(-1)
+
+
+HALF_EPS, HALF_TINY = 2.0**-11, 2.0**-25  # an f16 rounding: relative in range, absolute among subnormals
+
+
+def error_bound(block: np.ndarray, kind: str) -> np.ndarray:
+    """The most a value may move: half a step (a whole one at q5_0's clipped end), plus the scale's (and
+    q5_1's minimum's) rounding to f16 times the largest quant."""
+    if kind == "q8_0":
+        step, steps, rounding = np.abs(block).max() / 127, 127, 0.5
+    elif kind == "q5_0":
+        step, steps, rounding = np.abs(block).max() / 16, 16, 1.0
+    else:
+        step, steps, rounding = (block.max() - block.min()) / 31, 31, 0.5
+    scale_error = steps * max(step * HALF_EPS, HALF_TINY)
+    minimum_error = max(abs(block.min()) * HALF_EPS, HALF_TINY) if kind == "q5_1" else 0.0
+    return rounding * step * (1 + 1e-5) + scale_error + minimum_error + 1e-7 * np.abs(block).max()
+
+
+blocks_of_values = st.integers(1, 4).flatmap(
+    lambda n: hnp.arrays(
+        np.float32, n * BLOCK, elements=st.floats(-1e3, 1e3, allow_nan=False, width=32, allow_subnormal=False)
+    )
+)
+
+
+@pytest.mark.parametrize("kind", ["q8_0", "q5_0", "q5_1"])
+@settings(max_examples=200, deadline=None)
+@given(values=blocks_of_values)
+def test_dequantised_blocks_are_within_the_formats_error(kind: str, values: np.ndarray) -> None:
+    restored = dequantize(quantize(values, kind), kind, values.size)  # type: ignore[arg-type]
+    for block, back in zip(values.reshape(-1, BLOCK), restored.reshape(-1, BLOCK), strict=True):
+        assert np.abs(block - back).max() <= error_bound(block, kind)
+
+
+def _ggml_base() -> ctypes.CDLL | None:
+    here = os.path.dirname(_pywhispercpp.__file__)
+    for pattern in ("pywhispercpp.libs/libggml-base*.so*", "libggml-base*.so*"):
+        for path in sorted(glob.glob(os.path.join(here, pattern))):
+            library = ctypes.CDLL(path)
+            library.ggml_quantize_chunk.restype = ctypes.c_size_t
+            library.ggml_quantize_chunk.argtypes = [
+                ctypes.c_int,
+                ctypes.c_void_p,
+                ctypes.c_void_p,
+                ctypes.c_int64,
+                ctypes.c_int64,
+                ctypes.c_int64,
+                ctypes.c_void_p,
+            ]
+            return library
+    return None
+
+
+GGML_TYPES = {"q8_0": 8, "q5_0": 6, "q5_1": 7}
+# Away from float32's subnormals, where ggml's C (an infinite inverse scale cast to an integer) is undefined.
+ordinary_blocks = st.integers(1, 4).flatmap(
+    lambda n: hnp.arrays(
+        np.float32,
+        n * BLOCK,
+        elements=st.one_of(
+            st.just(0.0), st.floats(2**-20, 1e3, width=32), st.floats(-1e3, -(2**-20), width=32)
+        ),
+    )
+)
+
+
+@pytest.mark.parametrize("kind", ["q8_0", "q5_0", "q5_1"])
+@settings(max_examples=50, deadline=None)
+@given(values=ordinary_blocks)
+def test_blocks_are_byte_for_byte_what_ggml_writes(kind: str, values: np.ndarray) -> None:
+    library = _ggml_base()
+    if library is None:
+        pytest.skip("ggml's library is not beside the pywhispercpp binding")
+    source = np.ascontiguousarray(values.reshape(1, -1))
+    out = ctypes.create_string_buffer(values.size * 2)
+    size = library.ggml_quantize_chunk(
+        GGML_TYPES[kind], source.ctypes.data, ctypes.addressof(out), 0, 1, values.size, None
+    )
+    assert quantize(values, kind) == out.raw[:size]  # type: ignore[arg-type]
+
+
+def test_f16_is_numpys_half_precision() -> None:
+    values = np.linspace(-2, 2, 64, dtype=np.float32)
+    assert quantize(values, "f16") == values.astype("<f2").tobytes()
+
+
+# --- real weights -------------------------------------------------------------------------------------
+
+
+def test_the_real_vocabulary_is_whisper_cpps(real_base_ct2: Path, tiny_fixture: Path) -> None:
+    # Tokens are raw bytes, as in OpenAI's tokenizer and whisper.cpp's published models (the import is
+    # their size to the byte, below); the test fixture's writer replaced 1476 partial UTF-8 ones by U+FFFD.
+    ours = [token.decode("utf-8", "replace") for token in read_vocabulary(real_base_ct2)]
+    assert ours == [token.decode("utf-8") for token in fixture_vocabulary(tiny_fixture)]
+
+
+@pytest.mark.real_weights
+@pytest.mark.parametrize("model", ["real_base_model", "real_base_q8_model"])
+def test_real_base_transcribes_jfk_word_for_word(
+    model: str, jfk_wav: Path, request: pytest.FixtureRequest
+) -> None:
+    path: Path = request.getfixturevalue(model)
+    context = WhisperContext(path)
+    try:
+        transcript = context.transcribe(decode_audio(jfk_wav), DecodeOptions(language="en"), threads=2)
+    finally:
+        context.close()
+    assert normalised(transcript.text) == normalised(JFK)
+
+
+def test_the_real_f16_import_is_the_size_of_whisper_cpps_own_base(real_base_model: Path) -> None:
+    # whisper.cpp's published ggml-base.bin holds the same tensors in the same types: 147,951,465 bytes.
+    assert real_base_model.name == "ggml-base.bin"
+    assert real_base_model.stat().st_size == 147_951_465
