@@ -145,7 +145,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _models_list(args: argparse.Namespace) -> int:
-    from whisper_api.engine.catalog import ModelCatalog
+    from whisper_api.engine.catalog import ModelCatalog, provenance
 
     settings = _settings(args)
     catalog = ModelCatalog(settings.models_dir, settings.default_model)
@@ -158,6 +158,23 @@ def _models_list(args: argparse.Namespace) -> int:
         kind = "multilingual" if model.multilingual else "english-only"
         details = f"{model.size_name or '-':7} {model.weight_type:5} {kind}"
         print(f"{model.id:32} {model.size / 2**20:9.1f} MiB  {details}")
+        if origin := provenance(model.path):
+            print(f"  {origin}")
+    return 0
+
+
+def _models_import(args: argparse.Namespace) -> int:
+    from whisper_api.engine.convert import ConversionError, import_ct2
+
+    settings = _settings(args)
+    try:
+        imported = import_ct2(
+            args.path, settings.models_dir, quantization=args.quantize, name=args.name, force=args.force
+        )
+    except ConversionError as error:
+        print(f"whisper-api: {error}", file=sys.stderr)
+        return 1
+    print(imported.path)
     return 0
 
 
@@ -437,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_flags(transcribe, _TRANSCRIBE_SETTINGS)
     transcribe.set_defaults(run=_transcribe)
 
-    models = commands.add_parser("models", help="List or download ggml models.")
+    models = commands.add_parser("models", help="List, download or import ggml models.")
     model_commands = models.add_subparsers(dest="models_command", required=True)
     listing = model_commands.add_parser("list", help="Models in the models directory.")
     _add_settings_flags(listing, _MODELS_SETTINGS)
@@ -447,6 +464,20 @@ def build_parser() -> argparse.ArgumentParser:
     pulling.add_argument("--force", action="store_true", help="Download again even if present.")
     _add_settings_flags(pulling, _MODELS_SETTINGS)
     pulling.set_defaults(run=_models_pull)
+    importing = model_commands.add_parser(
+        "import", help="Convert a faster-whisper (CTranslate2) model directory into a ggml model."
+    )
+    importing.add_argument("path", type=Path, help="Directory with model.bin, config.json, vocabulary.")
+    importing.add_argument(
+        "--quantize",
+        choices=("f16", "q8_0", "q5_0", "q5_1"),
+        default="f16",
+        help="Weight type: f16 (default, as the source), or q8_0 / q5_0 / q5_1 (smaller, faster on CPUs).",
+    )
+    importing.add_argument("--name", help="Model name (default: from its size and type, e.g. base-q8_0).")
+    importing.add_argument("--force", action="store_true", help="Replace a model of the same name.")
+    _add_settings_flags(importing, _MODELS_SETTINGS)
+    importing.set_defaults(run=_models_import)
 
     _add_jobs_commands(commands)
 
