@@ -1,0 +1,246 @@
+"""Real speech with real Whisper weights: jfk.wav and espeak-ng speech through whisper base.
+
+The model is OpenAI's multilingual base, converted from faster-whisper's CTranslate2 files by
+`whisper-api models import` once per test run (tests/conftest.py). Every request goes to one server
+with one context, so requests run one at a time at base's full speed.
+
+The word times are checked against tests/fixtures/jfk_reference.json: faster-whisper's word
+timestamps for the same weights, each boundary checked by hand against the signal's energy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import httpx
+import numpy as np
+import openai
+import pytest
+
+from tests.e2e.conftest import API_KEY, Server, start_server, stop_server
+from tests.e2e.test_live import finals, live, messages_until_close, run, send_audio, text
+from tests.support.media import UPLOAD_FORMATS, encode_audio, encode_video, pcm_wav
+from training.sentences import words
+from training.speech import Voice, espeak_available, synthesize
+from whisper_api.audio import SAMPLE_RATE, decode_audio
+
+REFERENCE = json.loads((Path(__file__).parent.parent / "fixtures" / "jfk_reference.json").read_text())
+#: "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your
+#: country."
+SENTENCE: str = REFERENCE["text"]
+#: What whisper base says, greedy, as whisper.cpp decodes it: the sentence without two of its commas.
+BASE_SAYS = (
+    "And so my fellow Americans ask not what your country can do for you, "
+    "ask what you can do for your country."
+)
+#: How far a word's start or end may be from the reference's.
+WORD_TOLERANCE_S = 0.3
+#: "ask not what your country can do for you,": 4.2 s of jfk.wav between two pauses, to keep the
+#: nine containers' requests short.
+ASK_NOT = (3.2, 7.52)
+ONCE = {"temperature_increment_on_fallback": 0}
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+GERMAN = "Guten Morgen. Heute ist das Wetter schön, und wir gehen im Park spazieren."
+SPANISH = "Buenos días. Hoy hace buen tiempo y vamos a pasear por el parque."
+
+
+@pytest.fixture(scope="module")
+def real_server(
+    real_base_model: Path, vad_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """whisper base as the default model, with Silero VAD for live streams."""
+    directory = tmp_path_factory.mktemp("real-models")
+    (directory / "ggml-base.bin").symlink_to(real_base_model)
+    (directory / vad_model.name).symlink_to(vad_model)
+    running = start_server(
+        directory,
+        directory / "server.log",
+        "--default-model base --contexts 1 --threads 2",
+        env={"WHISPER_API_API_KEYS": API_KEY},
+    )
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture(scope="module")
+def client(real_server: Server) -> openai.OpenAI:
+    return real_server.client(timeout=120)
+
+
+@pytest.fixture(scope="module")
+def jfk(jfk_wav: Path) -> tuple[str, bytes, str]:
+    return (jfk_wav.name, jfk_wav.read_bytes(), "audio/wav")
+
+
+@pytest.fixture(scope="module")
+def ask_not(jfk_wav: Path) -> np.ndarray:
+    start, end = (round(seconds * SAMPLE_RATE) for seconds in ASK_NOT)
+    return decode_audio(jfk_wav)[start:end]
+
+
+def espeak(text: str, language: str) -> tuple[str, bytes, str]:
+    if not espeak_available():
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng): no German or Spanish speech")
+    samples = synthesize(text, Voice(language, "m1", speed=150, pitch=50, word_gap=0))
+    return (f"{language}.wav", pcm_wav(samples[None], SAMPLE_RATE), "audio/wav")
+
+
+def cue_texts(subtitles: str) -> list[str]:
+    """The text lines of SRT or VTT cues: everything but headers, numbers, timings and blank lines."""
+    return [
+        line
+        for line in subtitles.splitlines()
+        if line.strip() and line != "WEBVTT" and " --> " not in line and not line.strip().isdigit()
+    ]
+
+
+# -- the OpenAI API -----------------------------------------------------------------------------
+
+
+def test_jfk_is_transcribed_as_the_sentence(client: openai.OpenAI, jfk: tuple[str, bytes, str]) -> None:
+    result = client.audio.transcriptions.create(model="whisper-1", file=jfk)
+    assert words(result.text) == words(SENTENCE)
+    assert result.text == BASE_SAYS
+
+
+def test_verbose_json_has_the_sentence_its_segments_and_english(
+    client: openai.OpenAI, jfk: tuple[str, bytes, str]
+) -> None:
+    result = client.audio.transcriptions.create(model="whisper-1", file=jfk, response_format="verbose_json")
+    assert result.text == BASE_SAYS
+    assert words(" ".join(segment.text for segment in result.segments or [])) == words(SENTENCE)
+    assert result.language == "english" and result.duration == pytest.approx(11.0)
+
+
+@pytest.fixture(scope="module")
+def timed_words(client: openai.OpenAI, jfk: tuple[str, bytes, str]) -> list[dict]:
+    result = client.audio.transcriptions.create(
+        model="whisper-1", file=jfk, response_format="verbose_json", timestamp_granularities=["word"]
+    )
+    return [word.model_dump() for word in result.words or []]
+
+
+def test_timed_words_are_the_sentences_words(timed_words: list[dict]) -> None:
+    assert [word for timed in timed_words for word in words(timed["word"])] == words(SENTENCE)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the engine's token clock (engine/token_times.py, whisper.cpp's experimental method) spreads "
+    "jfk's one 0-11 s segment over its tokens by their voice length: 'what' lands at 4.48-4.99 s inside "
+    "the 4.3-5.4 s pause (reference 5.40-5.52), 'my' starts at 0.69 (1.06), 'so' ends at 0.51 (0.96) "
+    "and 'country.' at 11.0 (10.36); the energy trim cannot move them, as its threshold is relative to "
+    "the pause itself. faster-whisper aligns words by DTW over the alignment heads' cross-attention.",
+)
+def test_word_times_are_within_three_tenths_of_a_second_of_the_reference(timed_words: list[dict]) -> None:
+    off = {
+        f"{got['word']}@{wanted['start']}": (round(got["start"], 2), round(got["end"], 2))
+        for got, wanted in zip(timed_words, REFERENCE["words"], strict=True)
+        if abs(got["start"] - wanted["start"]) > WORD_TOLERANCE_S
+        or abs(got["end"] - wanted["end"]) > WORD_TOLERANCE_S
+    }
+    assert off == {}
+
+
+def test_word_times_are_in_order_and_the_words_after_each_pause_start_on_time(
+    timed_words: list[dict],
+) -> None:
+    """What the token clock gets right today: the order, and where speech resumes after the first and
+    last pauses ('ask' at 3.30 s, 'not' at 4.02 s, 'ask' at 8.18 s)."""
+    starts = [word["start"] for word in timed_words]
+    assert starts == sorted(starts)
+    assert all(word["start"] <= word["end"] for word in timed_words)
+    for index in (5, 6, 14):
+        assert timed_words[index]["start"] == pytest.approx(
+            REFERENCE["words"][index]["start"], abs=WORD_TOLERANCE_S
+        )
+
+
+@pytest.mark.parametrize("response_format", ["srt", "vtt"])
+def test_subtitle_cues_hold_the_sentence(
+    client: openai.OpenAI, jfk: tuple[str, bytes, str], response_format: Literal["srt", "vtt"]
+) -> None:
+    subtitles = client.audio.transcriptions.create(
+        model="whisper-1", file=jfk, response_format=response_format
+    )
+    assert words(" ".join(cue_texts(subtitles))) == words(SENTENCE)
+
+
+def test_streamed_deltas_join_to_the_sentence(client: openai.OpenAI, jfk: tuple[str, bytes, str]) -> None:
+    events = list(client.audio.transcriptions.create(model="whisper-1", file=jfk, stream=True))
+    deltas = "".join(event.delta for event in events if event.type == "transcript.text.delta")
+    assert words(deltas) == words(SENTENCE)
+    assert events[-1].type == "transcript.text.done" and events[-1].text == BASE_SAYS
+
+
+@pytest.mark.parametrize("name", sorted(UPLOAD_FORMATS))
+def test_every_container_and_codec_carries_the_words(
+    client: openai.OpenAI, ask_not: np.ndarray, name: str
+) -> None:
+    payload = encode_audio(ask_not[None], SAMPLE_RATE, UPLOAD_FORMATS[name])
+    result = client.audio.transcriptions.create(model="whisper-1", file=(name, payload), extra_body=ONCE)
+    assert words(result.text) == words("ask not what your country can do for you")
+
+
+def test_a_video_soundtrack_carries_the_words(client: openai.OpenAI, ask_not: np.ndarray) -> None:
+    seconds = len(ask_not) / SAMPLE_RATE
+    payload = encode_video("mp4", "libx264", seconds=seconds, audio=(ask_not[None], SAMPLE_RATE))
+    result = client.audio.transcriptions.create(
+        model="whisper-1", file=("clip.mp4", payload), extra_body=ONCE
+    )
+    assert words(result.text) == words("ask not what your country can do for you")
+
+
+# -- language ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("speech", "language"), [("jfk", "en"), (GERMAN, "de"), (SPANISH, "es")], ids=["en", "de", "es"]
+)
+def test_the_language_endpoint_names_the_spoken_language(
+    real_server: Server, jfk: tuple[str, bytes, str], speech: str, language: str
+) -> None:
+    upload = jfk if speech == "jfk" else espeak(speech, language)
+    response = httpx.post(
+        f"{real_server.base_url}/v1/audio/language", headers=AUTH, files={"file": upload}, timeout=60
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["language_code"] == language
+
+
+def test_german_speech_is_transcribed_as_german_without_being_told(client: openai.OpenAI) -> None:
+    result = client.audio.transcriptions.create(
+        model="whisper-1", file=espeak(GERMAN, "de"), response_format="verbose_json", extra_body=ONCE
+    )
+    assert result.language == "german"
+    assert words(result.text)[:3] == ["guten", "morgen", "heute"]
+
+
+# -- Deepgram's API -----------------------------------------------------------------------------
+
+
+def test_listen_gives_the_sentences_words(real_server: Server, jfk_wav: Path) -> None:
+    response = httpx.post(
+        f"{real_server.base_url}/v1/listen",
+        headers={"Authorization": f"Token {API_KEY}", "Content-Type": "audio/wav"},
+        content=jfk_wav.read_bytes(),
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    alternative = response.json()["results"]["channels"][0]["alternatives"][0]
+    assert words(alternative["transcript"]) == words(SENTENCE)
+    assert [word["word"] for word in alternative["words"]] == words(SENTENCE)
+
+
+def test_live_streaming_of_jfk_gives_the_sentences_words(real_server: Server, jfk_wav: Path) -> None:
+    async def scenario() -> list[dict]:
+        async with live(real_server) as connection:
+            await send_audio(connection, jfk_wav.read_bytes())
+            await connection.send(json.dumps({"type": "CloseStream"}))
+            return await messages_until_close(connection)
+
+    results = finals(run(scenario()))
+    assert words(" ".join(text(result) for result in results)) == words(SENTENCE)
