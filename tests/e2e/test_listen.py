@@ -246,9 +246,8 @@ def test_a_vocabulary_prompt_reaches_the_decoder(tiny_server: Server) -> None:
 # -- the words, with the trained model ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["en-4", "es-2"])
-def test_the_transcript_is_the_spoken_sentence(trained_server: Server, name: str) -> None:
-    clip = CLIPS[name]
+def test_the_transcript_is_the_spoken_spanish_sentence(trained_server: Server) -> None:
+    clip = CLIPS["es-2"]
     alternative = alternative_of(listen(trained_server, clip.path.read_bytes()))
     assert words(alternative["transcript"]) == clip.words
     assert [w["word"] for w in alternative["words"]] == clip.words

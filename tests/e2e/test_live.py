@@ -326,15 +326,3 @@ def test_each_phrase_comes_back_as_its_words(trained_server: Server) -> None:
     assert [words(text(r)) for r in results] == [first.words, second.words]
     timed = results[0]["channel"]["alternatives"][0]["words"]
     assert [w["word"] for w in timed] == first.words
-
-
-def test_containerised_speech_comes_back_as_its_words(trained_server: Server) -> None:
-    clip = CLIPS["en-4"]
-
-    async def scenario() -> list[dict]:
-        async with live(trained_server) as connection:
-            await send_audio(connection, clip.path.read_bytes(), pause=0.01)
-            await connection.send(json.dumps({"type": "CloseStream"}))
-            return await messages_until_close(connection)
-
-    assert words(" ".join(text(r) for r in finals(run(scenario())))) == clip.words
