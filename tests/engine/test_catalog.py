@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.conftest import TRAINED_MODEL
 from whisper_api.engine import catalog as catalog_module
 from whisper_api.engine.catalog import GGML_MAGIC, ModelCatalog, ModelNotFound, read_header
 
@@ -229,3 +230,20 @@ def test_arbitrary_text_resolves_inside_the_directory_or_not_at_all(models_dir: 
         return
     assert model.path.parent == models_dir
     assert model in catalog.list()
+
+
+def test_provenance_tells_a_model_trained_here_by_its_sidecar() -> None:
+    if not TRAINED_MODEL.is_file():
+        pytest.skip(f"{TRAINED_MODEL.name} is missing")
+    assert catalog_module.provenance(TRAINED_MODEL) == (
+        "trained here, 5600 steps (the recipe is in ggml-tiny-synth.json)"
+    )
+
+
+def test_provenance_is_none_without_a_readable_sidecar(tmp_path: Path) -> None:
+    model = tmp_path / "ggml-x.bin"
+    assert catalog_module.provenance(model) is None
+    model.with_suffix(".json").write_text("[not json")
+    assert catalog_module.provenance(model) is None
+    model.with_suffix(".json").write_text('["a list"]')
+    assert catalog_module.provenance(model) is None

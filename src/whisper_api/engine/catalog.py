@@ -76,8 +76,9 @@ def size_name(n_audio_layer: int) -> str | None:
 def provenance(model_path: Path) -> str | None:
     """Where a model came from, in a line, read from its JSON sidecar (`ggml-base.json` beside
     `ggml-base.bin`, written by `models import` and by training); None without a readable one."""
+    sidecar = model_path.with_suffix(".json")
     try:
-        facts = json.loads(model_path.with_suffix(".json").read_text("utf-8"))
+        facts = json.loads(sidecar.read_text("utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(facts, dict):
@@ -88,7 +89,7 @@ def provenance(model_path: Path) -> str | None:
             f"on {facts.get('imported')}"
         )
     if "trained_with" in facts:
-        return f"trained here ({facts.get('steps_completed')} steps): {facts.get('command')}"
+        return f"trained here, {facts.get('steps_completed')} steps (the recipe is in {sidecar.name})"
     return None
 
 

@@ -174,7 +174,8 @@ class CT2Model:
         if variable.dtype == _CT2_BFLOAT16:  # bfloat16 is the high half of a float32
             return (stored.astype(np.uint32) << 16).view(np.float32)
         scale_name = f"{name}_scale"
-        if variable.dtype in (_CT2_INT8, _CT2_INT16) and scale_name in self:
+        # A zero point means another quantisation scheme (AWQ's), which Whisper conversions do not use.
+        if variable.dtype in (_CT2_INT8, _CT2_INT16) and scale_name in self and f"{name}_zero" not in self:
             # CTranslate2 keeps one scale per output row (int8) or one for the whole matrix (int16).
             scale = self.float32(scale_name).reshape(-1, *([1] * (stored.ndim - 1)))
             return stored.astype(np.float32) / scale
