@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tests.support.ct2 import (
+    byte_level,
     fixture_mel_filters,
     fixture_vocabulary,
     write_model_bin,
@@ -27,6 +28,8 @@ from whisper_api.engine.catalog import read_header
 from whisper_api.engine.convert import (
     BLOCK,
     ConversionError,
+    Hyperparameters,
+    default_name,
     import_ct2,
     mel_filters,
     quantize,
@@ -124,6 +127,39 @@ def test_the_file_is_named_for_its_size_language_and_quantisation(
     assert import_ct2(synthetic_ct2, tmp_path).path.name == "ggml-custom-1x64.bin"
     assert import_ct2(synthetic_ct2, tmp_path, quantization="q5_1").path.name == "ggml-custom-1x64-q5_1.bin"
     assert import_ct2(synthetic_ct2, tmp_path, name="mine").path.name == "ggml-mine.bin"
+
+
+def _shape(audio_layers: int, text_layers: int, n_vocab: int, n_mels: int = 80) -> Hyperparameters:
+    return Hyperparameters(n_vocab, 1500, 512, 8, audio_layers, 448, 512, 8, text_layers, n_mels)
+
+
+@pytest.mark.parametrize(
+    ("shape", "quantization", "name"),
+    [
+        (_shape(6, 6, 51864), "f16", "ggml-base.en"),
+        (_shape(4, 4, 51865), "q5_1", "ggml-tiny-q5_1"),
+        (_shape(32, 32, 51865), "q8_0", "ggml-large-q8_0"),
+        (_shape(32, 32, 51866, n_mels=128), "f16", "ggml-large-v3"),
+        (_shape(32, 4, 51866, n_mels=128), "q5_0", "ggml-large-v3-turbo-q5_0"),
+    ],
+)
+def test_default_names_are_whisper_cpps(shape: Hyperparameters, quantization: str, name: str) -> None:
+    assert default_name(shape, quantization) == name  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("layout", ["vocabulary.json", "vocabulary.txt", "tokenizer.json"])
+def test_the_vocabulary_is_read_from_any_of_ctranslate2s_files(tmp_path: Path, layout: str) -> None:
+    tokens = [n.to_bytes(2, "big") for n in range(50257)]  # every byte value, each token different
+    spelled = [byte_level(token) for token in tokens] + ["<|endoftext|>"]
+    if layout == "vocabulary.json":
+        (tmp_path / layout).write_text(json.dumps(spelled))
+    elif layout == "vocabulary.txt":
+        (tmp_path / layout).write_text("\n".join(spelled))
+    else:
+        (tmp_path / layout).write_text(
+            json.dumps({"model": {"vocab": {t: i for i, t in enumerate(spelled)}}})
+        )
+    assert read_vocabulary(tmp_path) == tokens
 
 
 def test_the_sidecar_records_where_the_model_came_from(synthetic_ct2: Path, tmp_path: Path) -> None:
