@@ -227,6 +227,21 @@ def test_a_model_missing_a_tensor_fails_midway_and_leaves_nothing(
     assert list(models.iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["../escape", "a/b"])
+def test_a_name_that_is_not_one_plain_file_name_is_refused(
+    synthetic_ct2: Path, tmp_path: Path, name: str
+) -> None:
+    with pytest.raises(ConversionError, match="not a model name"):
+        import_ct2(synthetic_ct2, tmp_path / "models", name=name)
+    assert not (tmp_path / "models").exists()
+
+
+def test_a_shape_whisper_cpp_cannot_run_is_refused(tiny_fixture: Path, tmp_path: Path) -> None:
+    source = write_synthetic_ct2_model(tmp_path / "ct2", fixture_vocabulary(tiny_fixture), heads=3)
+    with pytest.raises(ConversionError, match=r"shape whisper\.cpp cannot run"):
+        import_ct2(source, tmp_path / "models")
+
+
 def test_an_unknown_model_bin_version_is_refused(tmp_path: Path) -> None:
     write_model_bin(tmp_path / "model.bin", {}, version=2)
     with pytest.raises(ConversionError, match="version 2"):

@@ -220,7 +220,7 @@ def _layers(model: CT2Model, stack: str) -> int:
 def hyperparameters(model: CT2Model) -> Hyperparameters:
     n_audio_ctx, n_audio_state = model.shape("encoder/position_encodings/encodings")
     n_text_ctx, n_text_state = model.shape("decoder/position_encodings/encodings")
-    return Hyperparameters(
+    h = Hyperparameters(
         n_vocab=model.shape("decoder/embeddings/weight")[0],
         n_audio_ctx=n_audio_ctx,
         n_audio_state=n_audio_state,
@@ -232,6 +232,15 @@ def hyperparameters(model: CT2Model) -> Hyperparameters:
         n_text_layer=_layers(model, "decoder"),
         n_mels=model.shape("encoder/conv1/weight")[1],
     )
+    # whisper.cpp asserts the first and divides by the heads; a model failing these would not load.
+    if (
+        h.n_audio_state != h.n_text_state
+        or min(h.n_audio_layer, h.n_text_layer, h.n_audio_head, h.n_text_head) < 1
+        or h.n_audio_state % h.n_audio_head
+        or h.n_text_state % h.n_text_head
+    ):
+        raise ConversionError(f"{model.path} has a shape whisper.cpp cannot run: {h}.")
+    return h
 
 
 #: How whisper.cpp stores a tensor: the requested weight type (matrices), f16 (convolution kernels), f32.
@@ -534,8 +543,10 @@ def import_ct2(
         vocabulary = read_vocabulary(source)
         try:
             stem = f"{FILE_PREFIX}{model_name(name)}" if name else default_name(h, quantization)
-        except DownloadError as error:
-            raise ConversionError(str(error)) from None
+        except DownloadError:
+            raise ConversionError(
+                f"{name!r} is not a model name: letters, digits, '.', '_' and '-', such as base-q8_0."
+            ) from None
         destination = Path(models_dir) / f"{stem}{MODEL_SUFFIX}"
         sidecar = destination.with_name(f"{stem}{SIDECAR_SUFFIX}")
         if destination.exists() and not force:
