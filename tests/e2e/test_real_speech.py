@@ -27,6 +27,8 @@ from training.sentences import words
 from training.speech import Voice, espeak_available, synthesize
 from whisper_api.audio import SAMPLE_RATE, decode_audio
 
+pytestmark = pytest.mark.real_weights
+
 REFERENCE = json.loads((Path(__file__).parent.parent / "fixtures" / "jfk_reference.json").read_text())
 #: "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your
 #: country."
