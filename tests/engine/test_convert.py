@@ -20,6 +20,7 @@ from tests.support.ct2 import (
     byte_level,
     fixture_mel_filters,
     fixture_vocabulary,
+    rewrite_with_ctranslate2,
     write_model_bin,
     write_synthetic_ct2_model,
 )
@@ -28,6 +29,7 @@ from whisper_api.engine.catalog import read_header
 from whisper_api.engine.convert import (
     BLOCK,
     ConversionError,
+    CT2Model,
     Hyperparameters,
     default_name,
     import_ct2,
@@ -103,6 +105,21 @@ def test_float32_and_int8_ct2_models_import_too(tiny_fixture: Path, tmp_path: Pa
     source = write_synthetic_ct2_model(tmp_path / "ct2", fixture_vocabulary(tiny_fixture), dtype=dtype)
     context = WhisperContext(import_ct2(source, tmp_path / "models").path)
     context.close()
+
+
+@pytest.mark.parametrize("quantization", ["int8", "int8_float16", "bfloat16", "float32"])
+def test_models_written_by_ctranslate2_itself_import_with_their_weights(
+    synthetic_ct2: Path, tmp_path: Path, quantization: str
+) -> None:
+    pytest.importorskip("ctranslate2", reason="the reference writer is CTranslate2's own package")
+    source = rewrite_with_ctranslate2(synthetic_ct2, tmp_path / "ct2", quantization)
+    WhisperContext(import_ct2(source, tmp_path / "models").path).close()
+    name = "decoder/layer_0/ffn/linear_0/weight"
+    with CT2Model(synthetic_ct2 / "model.bin") as original, CT2Model(source / "model.bin") as rewritten:
+        expected, restored = original.float32(name), rewritten.float32(name)
+    # int8: half a step of each row's scale (amax / 127); bfloat16: its 8-bit significand.
+    tolerance = np.abs(expected).max(axis=1, keepdims=True) / 127 * 0.51 if "int8" in quantization else 0
+    assert (np.abs(restored - expected) <= tolerance + 2**-8 * np.abs(expected)).all()
 
 
 def test_the_mel_filters_are_openai_whispers(tiny_fixture: Path) -> None:
@@ -249,8 +266,6 @@ def test_an_unknown_model_bin_version_is_refused(tmp_path: Path) -> None:
 
 
 def _read_variables(path: Path) -> dict[str, np.ndarray]:
-    from whisper_api.engine.convert import CT2Model
-
     with CT2Model(path) as model:
         return {name: model.raw(name).copy() for name in model.variables}
 

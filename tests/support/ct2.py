@@ -172,3 +172,37 @@ def real_base_directory(destination: Path) -> Path | None:
     for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
         shutil.copy(parts[0] / name, destination / name)
     return destination
+
+
+def rewrite_with_ctranslate2(source: Path, destination: Path, quantization: str) -> Path:
+    """`source`'s Whisper model saved again by CTranslate2's own writer, quantised to `quantization`
+    (int8, bfloat16, ...): the reference for its format. Needs the ctranslate2 package."""
+    import re
+
+    from ctranslate2.specs import whisper_spec  # type: ignore[import-untyped]
+
+    from whisper_api.engine.convert import CT2Model, hyperparameters
+
+    with CT2Model(source / "model.bin") as model:
+        h = hyperparameters(model)
+        spec = whisper_spec.WhisperSpec(h.n_audio_layer, h.n_audio_head, h.n_text_layer, h.n_text_head)
+        for name in model.variables:
+            if model.shape(name) == ():  # flags and head counts: the spec sets its own
+                continue
+            *path, attribute = name.split("/")
+            owner = spec
+            for part in path:
+                indexed = re.fullmatch(r"(layer|linear)_(\d+)", part)
+                if indexed and not hasattr(owner, part):
+                    owner = getattr(owner, indexed[1])[int(indexed[2])]
+                else:
+                    owner = getattr(owner, part)
+            setattr(owner, attribute, model.float32(name))
+        spec.decoder.projection.weight = model.float32("decoder/embeddings/weight")
+    tokens = (source / "vocabulary.txt").read_text("utf-8").split("\n")
+    spec.register_vocabulary(tokens + [f"<|{i}|>" for i in range(h.n_vocab - len(tokens))])
+    spec.validate()
+    spec.optimize(quantization=quantization)
+    destination.mkdir(parents=True)
+    spec.save(str(destination))
+    return destination
