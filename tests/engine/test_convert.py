@@ -259,6 +259,13 @@ def test_a_shape_whisper_cpp_cannot_run_is_refused(tiny_fixture: Path, tmp_path:
         import_ct2(source, tmp_path / "models")
 
 
+def test_a_model_closes_while_its_arrays_are_still_in_use(synthetic_ct2: Path) -> None:
+    model = CT2Model(synthetic_ct2 / "model.bin")
+    view = model.raw("encoder/conv1/bias")
+    model.close()
+    assert view.shape == (64,)
+
+
 def test_an_unknown_model_bin_version_is_refused(tmp_path: Path) -> None:
     write_model_bin(tmp_path / "model.bin", {}, version=2)
     with pytest.raises(ConversionError, match="version 2"):

@@ -9,6 +9,7 @@ cross-attention's key/value into one matrix each, which whisper.cpp wants apart.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -139,7 +140,8 @@ class CT2Model:
         return bytes(self._map[start : start + length]).rstrip(b"\0").decode("utf-8", "replace")
 
     def close(self) -> None:
-        if hasattr(self, "_map"):
+        # Arrays may still view the map (say, from a traceback); it is unmapped when they go.
+        with contextlib.suppress(BufferError):
             self._map.close()
         self._file.close()
 
