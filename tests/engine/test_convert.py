@@ -25,7 +25,7 @@ from tests.support.ct2 import (
     write_synthetic_ct2_model,
 )
 from whisper_api.audio import decode_audio
-from whisper_api.engine.catalog import read_header
+from whisper_api.engine.catalog import ModelCatalog, read_header
 from whisper_api.engine.convert import (
     BLOCK,
     ConversionError,
@@ -75,6 +75,19 @@ def test_a_synthetic_ct2_model_becomes_a_ggml_file_whisper_cpp_loads_and_runs(
     finally:
         context.close()
     assert transcript.duration == pytest.approx(2.0)
+
+
+def test_an_english_only_model_imports_as_dot_en_and_loads(fixtures_dir: Path, tmp_path: Path) -> None:
+    vocabulary = fixture_vocabulary(fixtures_dir / "models" / "for-tests-ggml-tiny.en.bin")
+    source = write_synthetic_ct2_model(tmp_path / "ct2", vocabulary, n_vocab=51864)
+    imported = import_ct2(source, tmp_path / "models")
+    assert imported.path.name == "ggml-custom-1x64.en.bin"
+    assert not ModelCatalog(imported.path.parent, "custom-1x64.en").resolve("custom-1x64.en").multilingual
+    context = WhisperContext(imported.path)
+    try:
+        context.transcribe(np.zeros(16_000, np.float32), FAST, threads=1)
+    finally:
+        context.close()
 
 
 @pytest.mark.parametrize("quantization", ["q8_0", "q5_0", "q5_1"])
