@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Protocol, TypeVar
 
 import httpx
 import numpy as np
@@ -202,7 +202,7 @@ def _server_process(
     timeout: float,
     stop_signal: signal.Signals,
     env: Mapping[str, str] | None = None,
-) -> Iterator[None]:
+) -> Iterator[subprocess.Popen[bytes]]:
     # Output goes to a file, not a pipe: nobody reads a pipe while we benchmark, and a full one
     # would block the server. The file is shown if the server fails to start.
     with tempfile.TemporaryFile() as log:
@@ -215,16 +215,33 @@ def _server_process(
         )
         try:
             _wait_until_ready(process, ready_url, timeout, log)
-            yield
+            yield process
         finally:
             _stop(process, stop_signal)
 
 
-Transcribe = Callable[[Path | str], tuple[float, str]]
+class Transcribe(Protocol):
+    """`transcribe(path, fields=None) -> (seconds, text)`; `fields` adds to or overrides the form's."""
+
+    def __call__(self, path: Path | str, fields: Mapping[str, str] | None = None) -> tuple[float, str]: ...
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """Peak resident memory of a live process so far (Linux: VmHWM in /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
 
 
 class _ServerUnderTest:
-    """A server subprocess on a free local port; entering yields its `transcribe(path)`."""
+    """A server subprocess on a free local port; entering yields its `transcribe(path, fields)`.
+
+    While entered, `process` is the server's process (for its pid, e.g. `peak_rss_bytes`).
+    """
+
+    process: subprocess.Popen[bytes]
 
     ready_path: str
     transcribe_path: str
@@ -251,18 +268,19 @@ class _ServerUnderTest:
             ready_url = self.base_url + self.ready_path
             command = self.command() + self.extra_args
             server = _server_process(command, ready_url, self.timeout, self.stop_signal, self.env)
-            stack.enter_context(server)
+            self.process = stack.enter_context(server)
             client = stack.enter_context(httpx.Client(timeout=httpx.Timeout(3600.0, connect=10.0)))
             # Only once everything started does the stack move over to be closed by __exit__.
             self._stack = stack.pop_all()
-        url, fields = self.base_url + self.transcribe_path, self.fields()
+        url, form = self.base_url + self.transcribe_path, self.fields()
 
         # httpx.Client is thread-safe: a throughput benchmark may call this from many threads.
-        def transcribe(path: Path | str) -> tuple[float, str]:
+        def transcribe(path: Path | str, fields: Mapping[str, str] | None = None) -> tuple[float, str]:
             path = Path(path)
             with path.open("rb") as audio:
                 started = time.perf_counter()
-                response = client.post(url, data=fields, files={"file": (path.name, audio)})
+                data = form if fields is None else {**form, **fields}
+                response = client.post(url, data=data, files={"file": (path.name, audio)})
                 elapsed = time.perf_counter() - started
             response.raise_for_status()
             return elapsed, response.json()["text"]
@@ -310,6 +328,7 @@ class WhisperApiServer(_ServerUnderTest):
     """Our server, `whisper-api serve`, as a subprocess.
 
     `with WhisperApiServer(models_dir, "tiny.en", contexts=1, threads=2) as transcribe: ...`
+    `contexts` or `threads` None leaves that flag out: the service picks its default for the machine.
     `extra_args` adds flags, e.g. ["--no-flash-attn"] (flash attention is on by default, as in
     whisper.cpp); `env` adds environment variables.
     """
@@ -321,8 +340,8 @@ class WhisperApiServer(_ServerUnderTest):
         self,
         models_dir: Path,
         default_model: str,
-        contexts: int,
-        threads: int,
+        contexts: int | None,
+        threads: int | None,
         timeout: float = 60.0,
         extra_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
@@ -332,9 +351,12 @@ class WhisperApiServer(_ServerUnderTest):
         self.contexts, self.threads = contexts, threads
 
     def command(self) -> list[str]:
-        return [_whisper_api_executable(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                "--models-dir", str(self.models_dir), "--default-model", self.default_model,
-                "--contexts", str(self.contexts), "--threads", str(self.threads)]  # fmt: skip
+        command = [_whisper_api_executable(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                   "--models-dir", str(self.models_dir), "--default-model", self.default_model]  # fmt: skip
+        for flag, value in (("--contexts", self.contexts), ("--threads", self.threads)):
+            if value is not None:
+                command += [flag, str(value)]
+        return command
 
     def fields(self) -> dict[str, str]:
         return {
@@ -400,12 +422,14 @@ class InProcessWhisper:
     _log_users = 0
     _log_lock = threading.Lock()
 
-    def __init__(self, model_path: Path, threads: int, flash_attn: bool | None = None) -> None:
+    def __init__(
+        self, model_path: Path, threads: int, flash_attn: bool | None = None, beam_size: int = 1
+    ) -> None:
         """`flash_attn=None` keeps whisper.cpp's default (on), which is also whisper-server's."""
         import _pywhispercpp as pw
 
         self._pw = pw
-        self.threads = threads
+        self.threads, self.beam_size = threads, beam_size
         self._thread = _DedicatedThread("whisper")
         self._silence_logs()
         try:
@@ -430,7 +454,12 @@ class InProcessWhisper:
 
     def _decode_params(self) -> object:
         pw = self._pw
-        params = pw.whisper_full_default_params(pw.whisper_sampling_strategy.WHISPER_SAMPLING_GREEDY)
+        strategy = pw.whisper_sampling_strategy
+        if self.beam_size > 1:
+            params = pw.whisper_full_default_params(strategy.WHISPER_SAMPLING_BEAM_SEARCH)
+            params.beam_search = {"beam_size": self.beam_size, "patience": -1.0}
+        else:
+            params = pw.whisper_full_default_params(strategy.WHISPER_SAMPLING_GREEDY)
         params.n_threads = self.threads
         params.temperature = 0.0
         params.temperature_inc = 0.0  # no fallback re-decodes: same work as the servers are asked for
@@ -439,8 +468,9 @@ class InProcessWhisper:
         params.print_timestamps = False
         return params
 
-    def _run(self, samples: np.ndarray) -> str:
+    def _run(self, samples: np.ndarray, language: str) -> str:
         pw = self._pw
+        self._params.language = language  # type: ignore[attr-defined]
         if pw.whisper_full(self._ctx, self._params, samples, samples.size) != 0:
             raise RuntimeError("whisper_full failed")
         count = pw.whisper_full_n_segments(self._ctx)
@@ -449,10 +479,10 @@ class InProcessWhisper:
             errors="replace"
         )
 
-    def transcribe(self, samples: np.ndarray) -> tuple[float, str]:
+    def transcribe(self, samples: np.ndarray, language: str = "en") -> tuple[float, str]:
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         started = time.perf_counter()
-        text = self._thread.call(lambda: self._run(samples))
+        text = self._thread.call(lambda: self._run(samples, language))
         return time.perf_counter() - started, text
 
     def close(self) -> None:
