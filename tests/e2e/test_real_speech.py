@@ -40,7 +40,7 @@ BASE_SAYS = (
 )
 #: How far a word's start or end may be from the reference's.
 WORD_TOLERANCE_S = 0.3
-#: "ask not what your country can do for you,": 4.2 s of jfk.wav between two pauses, to keep the
+#: "ask not what your country can do for you,": 4.3 s of jfk.wav between two pauses, to keep the
 #: nine containers' requests short.
 ASK_NOT = (3.2, 7.52)
 ONCE = {"temperature_increment_on_fallback": 0}
