@@ -25,12 +25,11 @@ from tests.support.ct2 import (
     write_synthetic_ct2_model,
 )
 from whisper_api.audio import decode_audio
-from whisper_api.engine.catalog import ModelCatalog, read_header
+from whisper_api.engine.catalog import GgmlHeader, ModelCatalog, read_header
 from whisper_api.engine.convert import (
     BLOCK,
     ConversionError,
     CT2Model,
-    Hyperparameters,
     default_name,
     import_ct2,
     mel_filters,
@@ -159,8 +158,8 @@ def test_the_file_is_named_for_its_size_language_and_quantisation(
     assert import_ct2(synthetic_ct2, tmp_path, name="mine").path.name == "ggml-mine.bin"
 
 
-def _shape(audio_layers: int, text_layers: int, n_vocab: int, n_mels: int = 80) -> Hyperparameters:
-    return Hyperparameters(n_vocab, 1500, 512, 8, audio_layers, 448, 512, 8, text_layers, n_mels)
+def _shape(audio_layers: int, text_layers: int, n_vocab: int, n_mels: int = 80) -> GgmlHeader:
+    return GgmlHeader(n_vocab, 1500, 512, 8, audio_layers, 448, 512, 8, text_layers, n_mels, ftype=1)
 
 
 @pytest.mark.parametrize(
@@ -173,7 +172,7 @@ def _shape(audio_layers: int, text_layers: int, n_vocab: int, n_mels: int = 80) 
         (_shape(32, 4, 51866, n_mels=128), "q5_0", "ggml-large-v3-turbo-q5_0"),
     ],
 )
-def test_default_names_are_whisper_cpps(shape: Hyperparameters, quantization: str, name: str) -> None:
+def test_default_names_are_whisper_cpps(shape: GgmlHeader, quantization: str, name: str) -> None:
     assert default_name(shape, quantization) == name  # type: ignore[arg-type]
 
 

@@ -184,7 +184,7 @@ def rewrite_with_ctranslate2(source: Path, destination: Path, quantization: str)
     from whisper_api.engine.convert import CT2Model, hyperparameters
 
     with CT2Model(source / "model.bin") as model:
-        h = hyperparameters(model)
+        h = hyperparameters(model, "f16")
         spec = whisper_spec.WhisperSpec(h.n_audio_layer, h.n_audio_head, h.n_text_layer, h.n_text_head)
         for name in model.variables:
             if model.shape(name) == ():  # flags and head counts: the spec sets its own

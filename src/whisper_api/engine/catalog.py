@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 import struct
 from dataclasses import dataclass
@@ -125,6 +126,14 @@ class GgmlHeader:
     n_text_layer: int
     n_mels: int
     ftype: int
+
+    @property
+    def multilingual(self) -> bool:
+        return self.n_vocab >= MULTILINGUAL_VOCAB
+
+    def packed(self) -> bytes:
+        """The magic and these values as a model file starts."""
+        return HEADER.pack(GGML_MAGIC, *dataclasses.astuple(self))
 
 
 def _plausible(h: GgmlHeader) -> bool:
@@ -254,7 +263,7 @@ def _model_file(path: Path, size: int, created: int, h: GgmlHeader) -> ModelFile
         path=path,
         size=size,
         created=created,
-        multilingual=h.n_vocab >= MULTILINGUAL_VOCAB,
+        multilingual=h.multilingual,
         n_vocab=h.n_vocab,
         n_audio_state=h.n_audio_state,
         n_audio_layer=h.n_audio_layer,

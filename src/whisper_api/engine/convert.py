@@ -26,7 +26,7 @@ from typing import BinaryIO, Literal, get_args
 import numpy as np
 
 from whisper_api import __version__
-from whisper_api.engine.catalog import FILE_PREFIX, GGML_MAGIC, MODEL_SUFFIX, MULTILINGUAL_VOCAB, size_name
+from whisper_api.engine.catalog import FILE_PREFIX, MODEL_SUFFIX, GgmlHeader, size_name
 from whisper_api.engine.download import PARTIAL_SUFFIX, DownloadError, model_name
 
 Quantization = Literal["f16", "q8_0", "q5_0", "q5_1"]
@@ -196,33 +196,16 @@ class CT2Model:
 # --- Whisper's hyperparameters and tensors --------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Hyperparameters:
-    n_vocab: int
-    n_audio_ctx: int
-    n_audio_state: int
-    n_audio_head: int
-    n_audio_layer: int
-    n_text_ctx: int
-    n_text_state: int
-    n_text_head: int
-    n_text_layer: int
-    n_mels: int
-
-    @property
-    def multilingual(self) -> bool:
-        return self.n_vocab >= MULTILINGUAL_VOCAB
-
-
 def _layers(model: CT2Model, stack: str) -> int:
     pattern = re.compile(rf"{stack}/layer_(\d+)/")
     return len({m.group(1) for name in model.variables if (m := pattern.match(name))})
 
 
-def hyperparameters(model: CT2Model) -> Hyperparameters:
+def hyperparameters(model: CT2Model, quantization: Quantization) -> GgmlHeader:
+    """The header of the ggml file `model` becomes with its 2-D weights in `quantization`."""
     n_audio_ctx, n_audio_state = model.shape("encoder/position_encodings/encodings")
     n_text_ctx, n_text_state = model.shape("decoder/position_encodings/encodings")
-    h = Hyperparameters(
+    h = GgmlHeader(
         n_vocab=model.shape("decoder/embeddings/weight")[0],
         n_audio_ctx=n_audio_ctx,
         n_audio_state=n_audio_state,
@@ -233,6 +216,7 @@ def hyperparameters(model: CT2Model) -> Hyperparameters:
         n_text_head=model.scalar("decoder/num_heads"),
         n_text_layer=_layers(model, "decoder"),
         n_mels=model.shape("encoder/conv1/weight")[1],
+        ftype=_FILE_TYPES[quantization] + (_QUANT_FORMAT_VERSION if quantization != "f16" else 0),
     )
     # whisper.cpp asserts the first and divides by the heads; a model failing these would not load.
     if (
@@ -291,7 +275,7 @@ def _mlp(model: CT2Model, source: str, target: str) -> Iterator[Tensor]:
     yield from _linear(model, f"{source}/ffn/linear_1", f"{target}.mlp.2")
 
 
-def _tensors(model: CT2Model, h: Hyperparameters) -> Iterator[Tensor]:
+def _tensors(model: CT2Model, h: GgmlHeader) -> Iterator[Tensor]:
     """whisper.cpp's tensors (its loader's names) from CTranslate2's variables (its Whisper spec's)."""
     for conv in ("conv1", "conv2"):
         yield f"encoder.{conv}.weight", model.float32(f"encoder/{conv}/weight"), "conv"
@@ -464,25 +448,8 @@ def _tensor_type(name: str, data: np.ndarray, storage: Storage, quantization: Qu
 
 
 def write_ggml(model: CT2Model, vocabulary: list[bytes], out: BinaryIO, quantization: Quantization) -> None:
-    h = hyperparameters(model)
-    ftype = _FILE_TYPES[quantization] + (_QUANT_FORMAT_VERSION if quantization != "f16" else 0)
-    out.write(
-        struct.pack(
-            "<12i",
-            GGML_MAGIC,
-            h.n_vocab,
-            h.n_audio_ctx,
-            h.n_audio_state,
-            h.n_audio_head,
-            h.n_audio_layer,
-            h.n_text_ctx,
-            h.n_text_state,
-            h.n_text_head,
-            h.n_text_layer,
-            h.n_mels,
-            ftype,
-        )
-    )
+    h = hyperparameters(model, quantization)
+    out.write(h.packed())
     filters = mel_filters(h.n_mels)
     out.write(struct.pack("<2i", *filters.shape))
     out.write(filters.astype("<f4").tobytes())
@@ -497,7 +464,7 @@ def write_ggml(model: CT2Model, vocabulary: list[bytes], out: BinaryIO, quantiza
 # --- `models import` --------------------------------------------------------------------------------------
 
 
-def default_name(h: Hyperparameters, quantization: Quantization) -> str:
+def default_name(h: GgmlHeader, quantization: Quantization) -> str:
     """`ggml-base`, `ggml-base.en`, `ggml-large-v3-q8_0`, …: whisper.cpp's names for the same models."""
     size = size_name(h.n_audio_layer)
     if size is None:
@@ -513,7 +480,7 @@ def default_name(h: Hyperparameters, quantization: Quantization) -> str:
 class Imported:
     path: Path
     sidecar: Path
-    hyperparameters: Hyperparameters
+    hyperparameters: GgmlHeader
 
 
 def import_ct2(
@@ -541,7 +508,7 @@ def import_ct2(
             raise ConversionError(
                 f"unsupported architecture: {model.spec} (only {_CT2_SPEC} converts to whisper.cpp)."
             )
-        h = hyperparameters(model)
+        h = hyperparameters(model, quantization)
         vocabulary = read_vocabulary(source)
         try:
             stem = f"{FILE_PREFIX}{model_name(name)}" if name else default_name(h, quantization)
@@ -597,7 +564,6 @@ __all__ = [
     "QUANTIZATIONS",
     "CT2Model",
     "ConversionError",
-    "Hyperparameters",
     "Imported",
     "Quantization",
     "default_name",
