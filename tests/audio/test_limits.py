@@ -13,10 +13,17 @@ from hypothesis import strategies as st
 
 from tests.support.media import pcm_wav
 from whisper_api.audio import SAMPLE_RATE, AudioError, AudioTooLong, EmptyAudio
-from whisper_api.audio.stream import RAW_ENCODINGS, ContainerStream, PcmStream, RawFormat, decode_raw
-from whisper_api.http.deepgram import RAW_MAX_CHANNELS, RAW_SAMPLE_RATES
+from whisper_api.audio.stream import (
+    RAW_ENCODINGS,
+    RAW_MAX_CHANNELS,
+    RAW_SAMPLE_RATES,
+    ContainerStream,
+    PcmStream,
+    RawFormat,
+    decode_raw,
+)
 
-WIDTHS = {"linear16": 2, "linear32": 4, "mulaw": 1, "alaw": 1}
+WIDTHS = {"linear16": 2, "linear24": 3, "linear32": 4, "mulaw": 1, "alaw": 1, "unsigned8": 1}
 #: What the resampler may trim off the end of a stream (less than one millisecond for long ones).
 FEW_MILLISECONDS = 0.005
 

@@ -65,6 +65,17 @@ def test_linear32_is_read_as_32_bit_signed(speech: np.ndarray) -> None:
     np.testing.assert_allclose(decode_raw(pcm, RawFormat("linear32", SAMPLE_RATE)), speech, atol=1e-6)
 
 
+def test_linear24_is_read_as_24_bit_signed(speech: np.ndarray) -> None:
+    values = (speech.astype(np.float64) * 2**23).round().clip(-(2**23), 2**23 - 1).astype("<i4")
+    pcm = values.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()  # the low three bytes of each
+    np.testing.assert_allclose(decode_raw(pcm, RawFormat("linear24", SAMPLE_RATE)), speech, atol=1e-6)
+
+
+def test_unsigned8_is_read_around_128_as_wav_stores_it(speech: np.ndarray) -> None:
+    pcm = (speech * 128 + 128).round().clip(0, 255).astype(np.uint8).tobytes()
+    np.testing.assert_allclose(decode_raw(pcm, RawFormat("unsigned8", SAMPLE_RATE)), speech, atol=1 / 128)
+
+
 @pytest.mark.parametrize("name", sorted(CONTAINERS))
 def test_containerised_audio_in_pieces_decodes_like_the_whole_file(speech: np.ndarray, name: str) -> None:
     data = encode_audio(speech[None], SAMPLE_RATE, CONTAINERS[name])

@@ -30,8 +30,18 @@ from whisper_api.audio.decode import (
     resampled,
 )
 
-RawEncoding = Literal["linear16", "linear32", "mulaw", "alaw"]
+#: Signed little-endian integers (linear16/24/32), G.711 (mulaw, alaw), and 8-bit unsigned as WAV stores it.
+RawEncoding = Literal["linear16", "linear32", "mulaw", "alaw", "linear24", "unsigned8"]
 RAW_ENCODINGS: tuple[str, ...] = get_args(RawEncoding)
+_SAMPLE_BYTES = {"linear16": 2, "linear24": 3, "linear32": 4, "mulaw": 1, "alaw": 1, "unsigned8": 1}
+#: Integer PCM samples `width` bytes wide, as WAV (and Wyoming, which follows it) lays them out.
+PCM_ENCODINGS: dict[int, RawEncoding] = {1: "unsigned8", 2: "linear16", 3: "linear24", 4: "linear32"}
+#: Raw audio's sample rates: from telephony's 8 kHz, where G.711 (mulaw, alaw) is defined and below which
+#: speech loses its consonants (a smaller number is a mistake, such as kHz for Hz), to 192 kHz, the highest
+#: rate audio interfaces record at.
+RAW_SAMPLE_RATES = (8_000, 192_000)
+#: Raw channels are averaged to mono, which works for any count; more than 7.1 is no recording of speech.
+RAW_MAX_CHANNELS = 8
 #: Bytes FFmpeg may read before it must say what the container is; small, so a live stream starts fast.
 _PROBE_BYTES = "32768"
 
@@ -84,7 +94,7 @@ class PcmStream:
         if raw.sample_rate < 1 or raw.channels < 1:
             raise ValueError(f"raw audio needs a positive sample rate and channel count, got {raw}")
         self._raw = raw
-        self._frame_bytes = {"linear16": 2, "linear32": 4}.get(raw.encoding, 1) * raw.channels
+        self._frame_bytes = _SAMPLE_BYTES[raw.encoding] * raw.channels
         self._block_bytes = self._frame_bytes * raw.sample_rate
         self._table = _g711_table(raw.encoding) if raw.encoding in ("mulaw", "alaw") else None
         self._pending = b""
@@ -117,6 +127,13 @@ class PcmStream:
             values, scale = self._table[np.frombuffer(data, dtype=np.uint8)], 2**15
         elif self._raw.encoding == "linear16":
             values, scale = np.frombuffer(data, dtype="<i2"), 2**15
+        elif self._raw.encoding == "linear24":
+            # Each 3-byte sample becomes the top of an int32, which carries its sign along.
+            padded = np.zeros((len(data) // 3, 4), dtype=np.uint8)
+            padded[:, 1:] = np.frombuffer(data, dtype=np.uint8).reshape(-1, 3)
+            values, scale = padded.view("<i4").ravel(), 2**31
+        elif self._raw.encoding == "unsigned8":
+            values, scale = np.frombuffer(data, dtype=np.uint8).astype(np.int16) - 128, 2**7
         else:
             values, scale = np.frombuffer(data, dtype="<i4"), 2**31
         return (values.reshape(-1, self._raw.channels).mean(axis=1) / scale).astype(np.float32)

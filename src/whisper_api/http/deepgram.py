@@ -17,7 +17,7 @@ from typing import Literal, TypeVar
 
 import msgspec
 
-from whisper_api.audio.stream import RAW_ENCODINGS, RawFormat
+from whisper_api.audio.stream import RAW_ENCODINGS, RAW_MAX_CHANNELS, RAW_SAMPLE_RATES, RawFormat
 from whisper_api.engine.types import DecodeOptions, Segment, Transcript, Word
 from whisper_api.http.errors import bad_request
 from whisper_api.http.fields import FALSE_WORDS, Fields, flag, integer, one
@@ -32,12 +32,6 @@ _UNSUPPORTED = {
 }
 
 Query = Fields
-#: Raw audio's sample rates: from telephony's 8 kHz, where G.711 (mulaw, alaw) is defined and below which
-#: speech loses its consonants (a smaller number is a mistake, such as kHz for Hz), to 192 kHz, the highest
-#: rate audio interfaces record at.
-RAW_SAMPLE_RATES = (8_000, 192_000)
-#: Raw channels are averaged to mono, which works for any count; more than 7.1 is no recording of speech.
-RAW_MAX_CHANNELS = 8
 
 
 @dataclass(frozen=True, slots=True)
