@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from whisper_api.audio.decode import decode_audio
 from whisper_api.engine.token_times import SAMPLE_RATE, DecodedToken, TokenClock, signal_energy
+from whisper_api.engine.types import Segment, Token
+from whisper_api.engine.words import is_punctuation, words_from_segments
 
+RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures"
 END_OF_TEXT = 50_257
 FIRST_TIMESTAMP = 50_364
 
@@ -149,11 +156,24 @@ segment_tokens = st.lists(
     ),
     max_size=12,
 )
+aligned_tokens = st.lists(
+    st.builds(
+        DecodedToken,
+        id=st.sampled_from([5, 1_000, END_OF_TEXT + 1, FIRST_TIMESTAMP + 7]),
+        timestamp_id=st.just(FIRST_TIMESTAMP),
+        timestamp_prob=st.just(0.0),
+        timestamp_prob_sum=st.just(0.0),
+        voice_length=st.just(1.0),
+        dtw_time=st.floats(-1.0, 8.0),
+        punctuation=st.booleans(),
+    ),
+    max_size=12,
+)
 
 
 @given(
     levels=st.lists(st.sampled_from([0.0, 0.001, 0.2, 0.9]), min_size=1, max_size=12),
-    tokens=segment_tokens,
+    tokens=segment_tokens | aligned_tokens,
     start=st.floats(-1.0, 7.0),
     length=st.floats(-0.5, 4.0),
 )
@@ -177,3 +197,96 @@ def test_times_stay_inside_the_segment_in_order(
         assert lowest - slack <= token_start <= token_end <= highest + slack
         assert token_start >= previous_end
         previous_end = token_end
+
+
+def aligned(dtw_time: float, *, punctuation: bool = False) -> DecodedToken:
+    return DecodedToken(
+        id=1_000,
+        timestamp_id=FIRST_TIMESTAMP,
+        timestamp_prob=0.0,
+        timestamp_prob_sum=0.0,
+        voice_length=1.0,
+        dtw_time=dtw_time,
+        punctuation=punctuation,
+    )
+
+
+def test_with_dtw_a_token_ends_where_the_alignment_moved_past_it_and_the_next_starts_there() -> None:
+    samples = audio(("sound", 3.0))
+    times = clock(samples).times([aligned(1.0), aligned(2.2)], start=0.0, end=3.0)
+    assert times == [(0.0, 1.0), (1.0, 2.2)]
+
+
+def test_with_dtw_a_word_after_a_pause_starts_where_the_sound_resumes() -> None:
+    samples = audio(("sound", 1.0), ("quiet", 1.5), ("sound", 1.0))
+    times = clock(samples).times([aligned(1.0), aligned(3.5)], start=0.0, end=3.5)
+    assert times[1] == pytest.approx((2.5, 3.5), abs=0.02)
+
+
+def test_with_dtw_two_tokens_aligned_to_one_moment_are_parted_at_the_quiet_between_them() -> None:
+    samples = audio(("sound", 1.0), ("quiet", 0.2), ("sound", 0.5), ("quiet", 1.0))
+    times = clock(samples).times([aligned(1.7), aligned(1.7)], start=0.0, end=2.7)
+    assert times == [pytest.approx((0.0, 1.0), abs=0.02), pytest.approx((1.2, 1.7), abs=0.02)]
+
+
+def test_with_dtw_punctuation_sits_at_the_end_of_the_word_it_closes() -> None:
+    samples = audio(("sound", 1.0), ("quiet", 1.0), ("sound", 1.0))
+    tokens = [aligned(1.0), aligned(2.6, punctuation=True), aligned(3.0)]
+    times = clock(samples).times(tokens, start=0.0, end=3.0)
+    assert times[1] == pytest.approx((1.0, 1.0), abs=0.02)
+
+
+def test_with_dtw_a_token_without_an_alignment_time_falls_back_to_the_token_clock() -> None:
+    samples = audio(("sound", 2.0))
+    tokens = [aligned(1.0), DecodedToken(1_000, FIRST_TIMESTAMP, 0.0, 0.0, 1.0)]
+    assert clock(samples).times(tokens, start=0.0, end=2.0) == clock(samples).times(
+        [text(1.0), text(1.0)], start=0.0, end=2.0
+    )
+
+
+def test_dtw_times_of_real_whisper_base_on_jfk_put_every_word_within_three_tenths_of_the_reference(
+    jfk_wav: Path,
+) -> None:
+    """whisper.cpp's DTW times for jfk.wav, recorded from the real base model, fitted to the recording:
+    every word of the hand-checked reference within 0.3 s at both ends."""
+    recorded = json.loads((RECORDINGS / "jfk_dtw_tokens.json").read_text())
+    reference = json.loads((RECORDINGS / "jfk_reference.json").read_text())["words"]
+    samples = decode_audio(jfk_wav)
+    end_of_text = recorded["end_of_text"]
+    decoded = [
+        DecodedToken(
+            id=token["id"],
+            timestamp_id=recorded["first_timestamp"],
+            timestamp_prob=0.0,
+            timestamp_prob_sum=0.0,
+            voice_length=1.0,
+            dtw_time=token["t_dtw"],
+            punctuation=is_punctuation(token["text"]),
+        )
+        for token in recorded["tokens"]
+    ]
+    start, end = recorded["segment"]["start"], recorded["segment"]["end"]
+    times = TokenClock(samples, end_of_text=end_of_text, first_timestamp=recorded["first_timestamp"]).times(
+        decoded, start, end
+    )
+    tokens = tuple(
+        Token(
+            id=token["id"],
+            bytes=token["text"].encode(),
+            logprob=token["logprob"],
+            start=token_start,
+            end=token_end,
+            special=token["id"] >= end_of_text,
+        )
+        for token, (token_start, token_end) in zip(recorded["tokens"], times, strict=True)
+    )
+    text_of = "".join(token.text for token in tokens if not token.special)
+    words = words_from_segments([Segment(0, start, end, text_of, tokens, 0.0)])
+    # Greedy decoding leaves out the reference's (beam search's) two commas.
+    assert [word.word.strip(",.") for word in words] == [word["word"].strip(",.") for word in reference]
+    off = {
+        f"{got.word}@{wanted['start']}": (got.start, got.end)
+        for got, wanted in zip(words, reference, strict=True)
+        if abs(got.start - wanted["start"]) > 0.3 or abs(got.end - wanted["end"]) > 0.3
+    }
+    assert off == {}

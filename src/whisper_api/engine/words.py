@@ -77,7 +77,7 @@ def _is_spaceless(text: str) -> bool:
 
 def _starts_word(current: Sequence[Token], token: Token, *, spaceless: bool) -> bool:
     text = token.text
-    if _is_punctuation(text) and not _is_opening_punctuation(text):
+    if is_punctuation(text) and not _is_opening_punctuation(text):
         return False
     if text[:1].isspace():
         return True
@@ -92,7 +92,7 @@ def _starts_word(current: Sequence[Token], token: Token, *, spaceless: bool) -> 
     return _is_spaceless_char(current_text[-1:]) or _is_spaceless_char(text[:1])
 
 
-def _is_punctuation(text: str) -> bool:
+def is_punctuation(text: str) -> bool:
     stripped = text.strip()
     return bool(stripped) and all(unicodedata.category(char).startswith("P") for char in stripped)
 
