@@ -13,7 +13,18 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-Kind = Literal["invalid", "not_found", "conflict", "too_large", "busy", "timed_out", "failed"]
+Kind = Literal[
+    "invalid",
+    "unauthorized",
+    "payment_required",
+    "forbidden",
+    "not_found",
+    "conflict",
+    "too_large",
+    "busy",
+    "timed_out",
+    "failed",
+]
 
 
 class ServiceError(Exception):
@@ -37,6 +48,25 @@ class InvalidInput(ServiceError):
     """The request cannot be served as asked; the caller must change it."""
 
     kind: ClassVar[Kind] = "invalid"
+
+
+class UnauthorizedError(ServiceError):
+    """The caller's credentials are missing or wrong."""
+
+    kind: ClassVar[Kind] = "unauthorized"
+
+
+class PaymentRequiredError(ServiceError):
+    """The caller's balance cannot pay for the work."""
+
+    kind: ClassVar[Kind] = "payment_required"
+
+
+class ForbiddenError(ServiceError):
+    """The caller is known but may not do this (an admin's action). Never used to hide what another user
+    owns: that is NotFoundError, so an id's existence is not confirmed."""
+
+    kind: ClassVar[Kind] = "forbidden"
 
 
 class NotFoundError(ServiceError):

@@ -84,6 +84,9 @@ def bad_request(message: str, *, param: str | None = None, code: str | None = "i
 #: Deepgram's shape (/v1/listen) is derived from the same answer.
 ANSWERS: dict[Kind, tuple[int, str]] = {
     "invalid": (400, "invalid_request_error"),
+    "unauthorized": (401, "invalid_request_error"),
+    "payment_required": (402, "insufficient_quota"),
+    "forbidden": (403, "invalid_request_error"),
     "not_found": (404, "invalid_request_error"),
     "conflict": (409, "invalid_request_error"),
     "too_large": (413, "invalid_request_error"),

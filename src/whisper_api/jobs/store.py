@@ -27,32 +27,40 @@ from typing import Any, Literal, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from whisper_api.accounts.principal import OPERATOR_ID
 from whisper_api.errors import ConflictError
 
 T = TypeVar("T")
+S = TypeVar("S", bound=sa.Select[Any])
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JOB_STATUSES: tuple[JobStatus, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 CallbackState = Literal["none", "pending", "delivered", "failed"]
 
-_metadata = sa.MetaData()
+#: Every table of the service's database (accounts/store.py adds its own); the schema itself is made
+#: and upgraded by the Alembic migrations in whisper_api/migrations, which must match it.
+metadata = sa.MetaData()
 
 files = sa.Table(
     "files",
-    _metadata,
+    metadata,
     sa.Column("id", sa.String(40), primary_key=True),
-    sa.Column("sha256", sa.String(64), nullable=False, unique=True),
+    #: Files are deduplicated per owner: one user's upload never reveals that another has the same bytes.
+    sa.Column("owner_id", sa.String(40), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("filename", sa.String(255), nullable=False),
     sa.Column("content_type", sa.String(127), nullable=False),
     sa.Column("size_bytes", sa.BigInteger, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("owner_id", "sha256", name="files_owner_sha256"),
 )
 
 jobs = sa.Table(
     "jobs",
-    _metadata,
+    metadata,
     sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("owner_id", sa.String(40), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("started_at", sa.Float),
@@ -78,6 +86,7 @@ jobs = sa.Table(
     sa.Column("callback_error", sa.Text),
     sa.Index("jobs_claim", "status", "created_at"),
     sa.Index("jobs_callbacks", "callback_state", "callback_next_at"),
+    sa.Index("jobs_owner", "owner_id", "id"),
 )
 
 
@@ -91,6 +100,7 @@ class Conflict(ConflictError):
 @dataclass(frozen=True, slots=True)
 class FileRecord:
     id: str
+    owner_id: str
     sha256: str
     filename: str
     content_type: str
@@ -101,6 +111,7 @@ class FileRecord:
 @dataclass(frozen=True, slots=True)
 class JobRecord:
     id: str
+    owner_id: str
     status: JobStatus
     created_at: float
     started_at: float | None
@@ -201,12 +212,14 @@ class Store:
         self._select_job = sa.select(*_JOB_FIELDS)
 
     def create_tables(self) -> None:
-        """Create the tables if they are missing (every process may call this at start)."""
-        with self._writing() as connection:
+        """Create the schema, or upgrade it to this version's (every process may call this at start)."""
+        from whisper_api.migrations import upgrade
+
+        with self.writing() as connection:
             if connection.dialect.name == "postgresql":
-                # Serialise concurrent starts: CREATE TABLE IF NOT EXISTS is not race-free there.
+                # Serialise concurrent starts: two processes must not both run a migration.
                 connection.execute(sa.text("SELECT pg_advisory_xact_lock(8271901)"))
-            _metadata.create_all(connection, checkfirst=True)
+            upgrade(connection)
 
     def close(self) -> None:
         self._executor.shutdown()
@@ -221,13 +234,13 @@ class Store:
         )
 
     @contextmanager
-    def _reading(self) -> Iterator[Connection]:
+    def reading(self) -> Iterator[Connection]:
         """A read-only transaction: on SQLite a deferred one, which waits for no writer (WAL)."""
         with self._engine.connect() as connection, connection.begin():
             yield connection
 
     @contextmanager
-    def _writing(self) -> Iterator[Connection]:
+    def writing(self) -> Iterator[Connection]:
         """A transaction that writes: on SQLite it takes the writer lock as it begins (IMMEDIATE), so
         one that reads and then writes (claim a job, delete a file unless a job needs it) is atomic,
         and waits for the lock (busy timeout) instead of failing when another writer got there
@@ -238,42 +251,49 @@ class Store:
     # -- files ---------------------------------------------------------------------------------
 
     def add_file(
-        self, sha256: str, filename: str, content_type: str, size_bytes: int
+        self, sha256: str, filename: str, content_type: str, size_bytes: int, *, owner_id: str = OPERATOR_ID
     ) -> tuple[FileRecord, bool]:
-        """The file with this content, added now, or found (True) from an earlier upload."""
-        existing = self._file_with(sha256)
+        """The owner's file with this content, added now, or found (True) from their earlier upload."""
+        existing = self._file_with(owner_id, sha256)
         if existing is not None:
             return existing, True
-        record = FileRecord(new_id("file-"), sha256, filename, content_type, size_bytes, time.time())
+        record = FileRecord(
+            new_id("file-"), owner_id, sha256, filename, content_type, size_bytes, time.time()
+        )
         try:
-            with self._writing() as connection:
+            with self.writing() as connection:
                 connection.execute(files.insert().values(**_as_values(record)))
         except sa.exc.IntegrityError:  # the same content arrived at the same moment
-            found = self._file_with(sha256)
+            found = self._file_with(owner_id, sha256)
             if found is None:
                 raise
             return found, True
         return record, False
 
-    def _file_with(self, sha256: str) -> FileRecord | None:
-        with self._reading() as connection:
-            row = connection.execute(sa.select(files).where(files.c.sha256 == sha256)).first()
+    def _file_with(self, owner_id: str, sha256: str) -> FileRecord | None:
+        with self.reading() as connection:
+            row = connection.execute(
+                sa.select(files).where(files.c.owner_id == owner_id, files.c.sha256 == sha256)
+            ).first()
         return None if row is None else _file(row)
 
-    def file(self, file_id: str) -> FileRecord | None:
-        with self._reading() as connection:
-            row = connection.execute(sa.select(files).where(files.c.id == file_id)).first()
+    def file(self, file_id: str, *, owner: str | None = None) -> FileRecord | None:
+        """The file, if it exists and `owner` (None: anyone) owns it."""
+        with self.reading() as connection:
+            row = connection.execute(
+                _owned(sa.select(files).where(files.c.id == file_id), files, owner)
+            ).first()
         return None if row is None else _file(row)
 
-    def list_files(self, *, limit: int, after: str | None = None) -> Page:
-        query = sa.select(files).order_by(files.c.id.desc())
+    def list_files(self, *, limit: int, after: str | None = None, owner: str | None = None) -> Page:
+        query = _owned(sa.select(files).order_by(files.c.id.desc()), files, owner)
         if after is not None:
             query = query.where(files.c.id < after)
-        with self._reading() as connection:
+        with self.reading() as connection:
             rows = connection.execute(query.limit(limit + 1)).all()
         return Page(tuple(_file(row) for row in rows[:limit]), len(rows) > limit)
 
-    def delete_file(self, file_id: str) -> FileRecord | None:
+    def delete_file(self, file_id: str, *, owner: str | None = None) -> FileRecord | None:
         """Forget a file; refused while a queued or running job still needs it (finished jobs keep
         their results and lose only the link to the audio)."""
         in_use = Conflict(
@@ -282,9 +302,9 @@ class Store:
             "file_in_use",
         )
         try:
-            with self._writing() as connection:
+            with self.writing() as connection:
                 row = connection.execute(
-                    sa.select(files).where(files.c.id == file_id).with_for_update()
+                    _owned(sa.select(files).where(files.c.id == file_id), files, owner).with_for_update()
                 ).first()
                 if row is None:
                     return None
@@ -303,7 +323,7 @@ class Store:
 
     def file_in_use(self, sha256: str) -> bool:
         """Whether any file record still points at this content (before removing it from storage)."""
-        with self._reading() as connection:
+        with self.reading() as connection:
             return (
                 connection.execute(sa.select(files.c.id).where(files.c.sha256 == sha256)).first() is not None
             )
@@ -319,12 +339,14 @@ class Store:
         file_id: str | None = None,
         source_url: str | None = None,
         callback_url: str | None = None,
+        owner_id: str = OPERATOR_ID,
     ) -> JobRecord:
         job_id = new_id("job_")
-        with self._writing() as connection:
+        with self.writing() as connection:
             connection.execute(
                 jobs.insert().values(
                     id=job_id,
+                    owner_id=owner_id,
                     status="queued",
                     created_at=time.time(),
                     model=model,
@@ -341,39 +363,43 @@ class Store:
             )
             return _job(connection.execute(self._select_job.where(jobs.c.id == job_id)).one())
 
-    def job(self, job_id: str) -> JobRecord | None:
-        with self._reading() as connection:
-            row = connection.execute(self._select_job.where(jobs.c.id == job_id)).first()
+    def job(self, job_id: str, *, owner: str | None = None) -> JobRecord | None:
+        """The job, if it exists and `owner` (None: anyone) owns it."""
+        with self.reading() as connection:
+            row = connection.execute(_owned(self._select_job.where(jobs.c.id == job_id), jobs, owner)).first()
         return None if row is None else _job(row)
 
     def result(self, job_id: str) -> bytes | None:
-        with self._reading() as connection:
+        with self.reading() as connection:
             return connection.execute(
                 sa.select(jobs.c.result).where(jobs.c.id == job_id)
             ).scalar_one_or_none()
 
-    def list_jobs(self, *, limit: int, after: str | None = None, status: str | None = None) -> Page:
-        query = self._select_job.order_by(jobs.c.id.desc())
+    def list_jobs(
+        self, *, limit: int, after: str | None = None, status: str | None = None, owner: str | None = None
+    ) -> Page:
+        query = _owned(self._select_job.order_by(jobs.c.id.desc()), jobs, owner)
         if after is not None:
             query = query.where(jobs.c.id < after)
         if status is not None:
             query = query.where(jobs.c.status == status)
-        with self._reading() as connection:
+        with self.reading() as connection:
             rows = connection.execute(query.limit(limit + 1)).all()
         return Page(tuple(_job(row) for row in rows[:limit]), len(rows) > limit)
 
-    def cancel(self, job_id: str) -> JobRecord | None:
+    def cancel(self, job_id: str, *, owner: str | None = None) -> JobRecord | None:
         """Cancel a queued or running job (its worker notices at its next lease renewal and aborts
         whisper.cpp); Conflict if it already finished."""
         now = time.time()
-        with self._writing() as connection:
+        mine = () if owner is None else (jobs.c.owner_id == owner,)
+        with self.writing() as connection:
             changed = connection.execute(
                 jobs.update()
-                .where(jobs.c.id == job_id, jobs.c.status.in_(("queued", "running")))
+                .where(jobs.c.id == job_id, jobs.c.status.in_(("queued", "running")), *mine)
                 .values(status="cancelled", finished_at=now, lease_owner=None, lease_expires_at=None)
                 .values(**_callback_due(now))
             ).rowcount
-            row = connection.execute(self._select_job.where(jobs.c.id == job_id)).first()
+            row = connection.execute(_owned(self._select_job.where(jobs.c.id == job_id), jobs, owner)).first()
         if row is None:
             return None
         record = _job(row)
@@ -381,10 +407,10 @@ class Store:
             raise Conflict(f"Job '{job_id}' already {record.status}; it cannot be cancelled.", "job_finished")
         return record
 
-    def delete_job(self, job_id: str) -> JobRecord | None:
+    def delete_job(self, job_id: str, *, owner: str | None = None) -> JobRecord | None:
         """Forget a finished job and its result; Conflict while it is queued or running."""
-        with self._writing() as connection:
-            row = connection.execute(self._select_job.where(jobs.c.id == job_id)).first()
+        with self.writing() as connection:
+            row = connection.execute(_owned(self._select_job.where(jobs.c.id == job_id), jobs, owner)).first()
             if row is None:
                 return None
             record = _job(row)
@@ -396,7 +422,7 @@ class Store:
         return record
 
     def queue_length(self) -> int:
-        with self._reading() as connection:
+        with self.reading() as connection:
             return connection.execute(
                 sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued")
             ).scalar_one()
@@ -418,7 +444,7 @@ class Store:
                 .with_for_update(skip_locked=True)
                 .scalar_subquery()
             )
-            with self._writing() as connection:
+            with self.writing() as connection:
                 row = connection.execute(
                     jobs.update()
                     .where(jobs.c.id == oldest, claimable)
@@ -454,7 +480,7 @@ class Store:
 
     def lease_owners(self) -> set[str]:
         """Owners of the leases on running jobs."""
-        with self._reading() as connection:
+        with self.reading() as connection:
             rows = connection.execute(
                 sa.select(jobs.c.lease_owner).where(jobs.c.status == "running").distinct()
             ).all()
@@ -462,7 +488,7 @@ class Store:
 
     def expire_leases(self, owner: str) -> int:
         """End `owner`'s leases now (it is known to be dead): its jobs are claimable at once."""
-        with self._writing() as connection:
+        with self.writing() as connection:
             return connection.execute(
                 jobs.update()
                 .where(jobs.c.status == "running", jobs.c.lease_owner == owner)
@@ -471,7 +497,7 @@ class Store:
 
     def renew(self, lease: Lease, lease_seconds: float, progress: float) -> bool:
         """Extend the lease and record progress; False if the job is no longer this worker's to run."""
-        with self._writing() as connection:
+        with self.writing() as connection:
             return bool(
                 connection.execute(
                     jobs.update()
@@ -488,7 +514,7 @@ class Store:
 
     def release(self, lease: Lease) -> bool:
         """Give a running job back to the queue (a worker shutting down), to run again from the start."""
-        with self._writing() as connection:
+        with self.writing() as connection:
             return bool(
                 connection.execute(
                     jobs.update()
@@ -505,7 +531,7 @@ class Store:
 
     def _finish(self, lease: Lease, **values: Any) -> bool:
         now = time.time()
-        with self._writing() as connection:
+        with self.writing() as connection:
             return bool(
                 connection.execute(
                     jobs.update()
@@ -529,7 +555,7 @@ class Store:
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
-        with self._writing() as connection:
+        with self.writing() as connection:
             row = connection.execute(
                 jobs.update()
                 .where(jobs.c.id == oldest, due)
@@ -543,12 +569,17 @@ class Store:
     ) -> None:
         """Record a delivery attempt: delivered, to be retried at `retry_at`, or given up (None)."""
         state = "delivered" if delivered else ("pending" if retry_at is not None else "failed")
-        with self._writing() as connection:
+        with self.writing() as connection:
             connection.execute(
                 jobs.update()
                 .where(jobs.c.id == job_id, jobs.c.callback_attempts == attempt)
                 .values(callback_state=state, callback_error=error, callback_next_at=retry_at)
             )
+
+
+def _owned(query: S, table: sa.Table, owner: str | None) -> S:
+    """`query` limited to `owner`'s rows of `table`; None is everyone's (an admin's view)."""
+    return query if owner is None else query.where(table.c.owner_id == owner)
 
 
 def _held(lease: Lease) -> tuple[sa.ColumnElement[bool], ...]:

@@ -61,6 +61,18 @@ REAL_TIME_FACTOR = Histogram(
     buckets=_RTF_BUCKETS,
     registry=REGISTRY,
 )
+USER_AUDIO_SECONDS = Counter(
+    "whisper_api_user_audio_seconds",
+    "Seconds of audio charged to each user, by surface.",
+    ["user_id", "surface"],
+    registry=REGISTRY,
+)
+USER_TOKENS_CHARGED = Counter(
+    "whisper_api_user_tokens_charged",
+    "Tokens charged to each user's balance (counted with balances off too), by surface.",
+    ["user_id", "surface"],
+    registry=REGISTRY,
+)
 TRANSCRIPTIONS = Counter(
     "whisper_api_transcriptions",
     "Finished transcriptions by outcome (ok, aborted, timeout, error).",
