@@ -131,6 +131,7 @@ def build_engine(settings: Settings) -> Engine:
         use_gpu=settings.use_gpu,
         flash_attn=settings.flash_attn,
         vad_model=catalog.vad_model(settings.vad_model) if settings.vad_model else None,
+        whisper_library=settings.whisper_library,
     )
     return Engine(catalog, config, settings.default_model)
 

@@ -147,8 +147,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         int, msgspec.Meta(ge=1, le=20, description="Deliveries tried per callback (backoff 2, 4, 8 s ...).")
     ] = 6
     use_gpu: Annotated[
-        bool, _doc("Use the GPU backend pywhispercpp was built with (no effect on CPU builds).")
+        bool, _doc("Use the GPU backend libwhisper was built with (no effect on CPU builds).")
     ] = True
+    whisper_library: Annotated[
+        Path | None,
+        _doc(
+            "libwhisper to run on, e.g. a CUDA, Metal or Vulkan build from native/ (whisper.cpp 1.8.5); "
+            "none = the CPU one in the pywhispercpp wheel."
+        ),
+    ] = None
     flash_attn: Annotated[bool, _doc("Flash attention (whisper.cpp's default; faster on CPU and GPU).")] = (
         True
     )

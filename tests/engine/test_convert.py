@@ -68,7 +68,7 @@ def test_a_synthetic_ct2_model_becomes_a_ggml_file_whisper_cpp_loads_and_runs(
     synthetic_ct2: Path, tmp_path: Path, jfk_wav: Path
 ) -> None:
     imported = import_ct2(synthetic_ct2, tmp_path)
-    context = WhisperContext(imported.path)
+    context = WhisperContext.load(imported.path)
     try:
         transcript = context.transcribe(decode_audio(jfk_wav)[: 16_000 * 2], FAST, threads=1)
     finally:
@@ -82,7 +82,7 @@ def test_an_english_only_model_imports_as_dot_en_and_loads(fixtures_dir: Path, t
     imported = import_ct2(source, tmp_path / "models")
     assert imported.path.name == "ggml-custom-1x64.en.bin"
     assert not ModelCatalog(imported.path.parent, "custom-1x64.en").resolve("custom-1x64.en").multilingual
-    context = WhisperContext(imported.path)
+    context = WhisperContext.load(imported.path)
     try:
         context.transcribe(np.zeros(16_000, np.float32), FAST, threads=1)
     finally:
@@ -92,7 +92,7 @@ def test_an_english_only_model_imports_as_dot_en_and_loads(fixtures_dir: Path, t
 @pytest.mark.parametrize("quantization", ["q8_0", "q5_0", "q5_1"])
 def test_a_quantised_import_loads_and_runs(synthetic_ct2: Path, tmp_path: Path, quantization: str) -> None:
     imported = import_ct2(synthetic_ct2, tmp_path, quantization=quantization)  # type: ignore[arg-type]
-    context = WhisperContext(imported.path)
+    context = WhisperContext.load(imported.path)
     try:
         context.transcribe(np.zeros(16_000, np.float32), FAST, threads=1)
     finally:
@@ -115,7 +115,7 @@ def test_the_header_describes_the_model(synthetic_ct2: Path, tmp_path: Path) -> 
 @pytest.mark.parametrize("dtype", ["float32", "int8"])
 def test_float32_and_int8_ct2_models_import_too(tiny_fixture: Path, tmp_path: Path, dtype: str) -> None:
     source = write_synthetic_ct2_model(tmp_path / "ct2", fixture_vocabulary(tiny_fixture), dtype=dtype)
-    context = WhisperContext(import_ct2(source, tmp_path / "models").path)
+    context = WhisperContext.load(import_ct2(source, tmp_path / "models").path)
     context.close()
 
 
@@ -125,7 +125,7 @@ def test_models_written_by_ctranslate2_itself_import_with_their_weights(
 ) -> None:
     pytest.importorskip("ctranslate2", reason="the reference writer is CTranslate2's own package")
     source = rewrite_with_ctranslate2(synthetic_ct2, tmp_path / "ct2", quantization)
-    WhisperContext(import_ct2(source, tmp_path / "models").path).close()
+    WhisperContext.load(import_ct2(source, tmp_path / "models").path).close()
     name = "decoder/layer_0/ffn/linear_0/weight"
     with CT2Model(synthetic_ct2 / "model.bin") as original, CT2Model(source / "model.bin") as rewritten:
         expected, restored = original.float32(name), rewritten.float32(name)
@@ -414,7 +414,7 @@ def test_real_base_transcribes_jfk_word_for_word(
     model: str, jfk_wav: Path, request: pytest.FixtureRequest
 ) -> None:
     path: Path = request.getfixturevalue(model)
-    context = WhisperContext(path)
+    context = WhisperContext.load(path)
     try:
         transcript = context.transcribe(decode_audio(jfk_wav), DecodeOptions(language="en"), threads=2)
     finally:

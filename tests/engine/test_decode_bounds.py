@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 from tests.support.spoken import spoken_clips
 from whisper_api.audio import decode_audio
-from whisper_api.engine import capi
 from whisper_api.engine.types import DecodeOptions
 from whisper_api.engine.whisper import SAMPLE_RATE, WhisperContext
 from whisper_api.http.errors import ApiError
@@ -29,7 +28,7 @@ ONCE = DecodeOptions(language="en", temperature_increment_on_fallback=0.0)
 
 @pytest.fixture(scope="module")
 def context(trained_model: Path) -> Iterator[WhisperContext]:
-    loaded = WhisperContext(trained_model)
+    loaded = WhisperContext.load(trained_model)
     yield loaded
     loaded.close()
 
@@ -45,9 +44,8 @@ def test_a_prompt_that_is_one_30000_letter_word_transcribes(
 
 def test_whisper_conditions_on_the_last_223_tokens_of_a_long_prompt(context: WhisperContext) -> None:
     prompt = " ".join(f"word{i} mutton turnips" for i in range(1000))
-    tokenize = capi.tokenizer(context._ctx)
-    assert tokenize is not None
-    assert context._prompt_tokens(prompt) == tokenize(prompt.encode())[-223:]
+    model = context.model
+    assert model.prompt_tokens(prompt) == model.tokenize(prompt.encode())[-223:]
 
 
 def test_a_nan_sample_costs_only_itself(context: WhisperContext) -> None:

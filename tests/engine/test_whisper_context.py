@@ -1,4 +1,4 @@
-"""One whisper.cpp context through pywhispercpp: real compute on synthetic weights."""
+"""One whisper.cpp context through the ctypes binding: real compute on synthetic weights."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def samples(jfk_wav: Path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def context(models_dir: Path):
-    loaded = WhisperContext(models_dir / "ggml-mini.bin")
+    loaded = WhisperContext.load(models_dir / "ggml-mini.bin")
     yield loaded
     loaded.close()
 
@@ -96,7 +96,7 @@ def test_language_detection_gives_probabilities_for_candidates(
 
 
 def test_english_only_model_reports_english_without_detection(models_dir: Path, samples: np.ndarray) -> None:
-    context = WhisperContext(models_dir / "ggml-mini.en.bin")
+    context = WhisperContext.load(models_dir / "ggml-mini.en.bin")
     try:
         assert not context.multilingual
         assert context.detect_language(samples, threads=1).code == "en"
@@ -115,7 +115,7 @@ def test_a_file_that_is_not_a_model_fails_to_load_cleanly(tmp_path: Path) -> Non
     bogus = tmp_path / "ggml-bogus.bin"
     bogus.write_bytes(b"not a model at all" * 100)
     with pytest.raises(ModelLoadError):
-        WhisperContext(bogus)
+        WhisperContext.load(bogus)
 
 
 def test_language_names_are_whispers_english_names() -> None:
@@ -136,7 +136,7 @@ def test_audio_shorter_than_a_second_is_still_transcribed(
 @pytest.fixture(scope="module")
 def tiny_context(tiny_en_model: Path):
     """tiny.en dimensions: unlike the mini model, its random output follows the prompt."""
-    loaded = WhisperContext(tiny_en_model)
+    loaded = WhisperContext.load(tiny_en_model)
     yield loaded
     loaded.close()
 

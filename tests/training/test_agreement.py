@@ -69,7 +69,7 @@ def test_whisper_full_and_our_rule_following_decoder_produce_the_same_segments(
     mel_filters: np.ndarray,
 ) -> None:
     samples = jfk_samples[: 4 * 16_000]
-    context = WhisperContext(small_model_file)
+    context = WhisperContext.load(small_model_file)
     try:
         transcript = context.transcribe(samples, GREEDY, threads=2)
     finally:

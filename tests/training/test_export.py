@@ -64,7 +64,7 @@ def test_exported_model_loads_with_our_dimensions(small_model_file: Path) -> Non
 def test_exported_model_transcribes_through_the_engine(
     small_model_file: Path, jfk_samples: np.ndarray
 ) -> None:
-    context = WhisperContext(small_model_file)
+    context = WhisperContext.load(small_model_file)
     try:
         transcript = context.transcribe(
             jfk_samples, DecodeOptions(language="en", temperature_increment_on_fallback=0.0), threads=2

@@ -62,6 +62,37 @@ def test_a_layer_imports_nothing_from_the_layers_above_it(layer: str, above: str
     assert not wrong_way
 
 
+def test_the_binding_imports_nothing_of_the_package_but_itself() -> None:
+    outside = {
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in sorted((PACKAGE / "binding").rglob("*.py"))
+        for name in package_imports(path)
+        if not within(name, "binding")
+    }
+    assert not outside
+
+
+def test_only_the_engine_imports_the_binding() -> None:
+    wrong_way = {
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.parent.name not in ("engine", "binding")
+        for name in package_imports(path)
+        if within(name, "binding")
+    }
+    assert not wrong_way
+
+
+def test_whisper_cpp_is_reached_only_through_the_binding() -> None:
+    """pywhispercpp's extension module is nobody's import: the wheel only supplies libwhisper."""
+    importers = {
+        str(path.relative_to(PACKAGE))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if any(name.split(".")[0] in ("_pywhispercpp", "pywhispercpp") for name in imported_modules(path))
+    }
+    assert not importers
+
+
 def test_the_error_categories_import_nothing_of_the_package() -> None:
     assert package_imports(PACKAGE / "errors.py") == set()
 

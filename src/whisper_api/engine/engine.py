@@ -16,7 +16,7 @@ from whisper_api.engine.pool import ModelPool, Submission
 from whisper_api.engine.speech_only import SpeechCut
 from whisper_api.engine.types import DecodeOptions, LanguageGuess, SpeechRules, Transcript
 from whisper_api.engine.vad import Span, VadError, VoiceActivity
-from whisper_api.engine.whisper import SAMPLE_RATE, OnProgress, OnSegment, ShouldAbort, WhisperContext
+from whisper_api.engine.whisper import SAMPLE_RATE, OnProgress, OnSegment, ShouldAbort, WhisperContext, native
 from whisper_api.errors import BusyError
 from whisper_api.ops import metrics
 
@@ -52,6 +52,8 @@ class EngineConfig:
     flash_attn: bool = False
     #: Silero VAD model (ggml) for speech-only transcription; None disables it.
     vad_model: Path | None = None
+    #: The libwhisper to run on (a native/ GPU build); None takes the pywhispercpp wheel's.
+    whisper_library: Path | None = None
 
 
 class Engine:
@@ -61,6 +63,8 @@ class Engine:
         self.default_model = default_model
         self._pools: dict[str, ModelPool] = {}
         self._lock = asyncio.Lock()
+        # Loaded now, so a missing or mismatched library stops the process at start, not at first use.
+        native(config.whisper_library)
         #: Why the default model could not be loaded at start, for the readiness probe.
         self.startup_problem: str | None = None
 
@@ -122,14 +126,11 @@ class Engine:
         on_segment: OnSegment | None = None,
         on_progress: OnProgress | None = None,
     ) -> Transcript:
-        threads = self.config.threads
-
         def work(context: WhisperContext, should_abort: ShouldAbort) -> Transcript:
             if options.speech_only is None:
                 return context.transcribe(
                     samples,
                     options,
-                    threads=threads,
                     on_segment=on_segment,
                     on_progress=on_progress,
                     should_abort=should_abort,
@@ -141,10 +142,8 @@ class Engine:
         return await self.run(model, len(samples) / SAMPLE_RATE, work, timeout=timeout)
 
     async def detect_language(self, model: ModelFile, samples: np.ndarray) -> LanguageGuess:
-        threads = self.config.threads
-
         def work(context: WhisperContext, _should_abort: ShouldAbort) -> LanguageGuess:
-            return context.detect_language(samples, threads)
+            return context.detect_language(samples)
 
         return await self.run(model, min(len(samples) / SAMPLE_RATE, 30.0), work)
 
@@ -174,16 +173,14 @@ class Engine:
         should_abort: ShouldAbort,
     ) -> Transcript:
         """Transcribe only the speech VAD finds (speech_only.py); silence alone gives no segments."""
-        threads = self.config.threads
         duration = len(samples) / SAMPLE_RATE
         cut = SpeechCut.of(self.speech(samples, rules))
         if not cut.spans:
-            language = context.language(samples, options.language, threads)
+            language = context.language(samples, options.language)
             return Transcript(options.task, language, duration, (), options.temperature)
         joined = context.transcribe(
             cut.join(samples),
             options,
-            threads=threads,
             on_segment=None if on_segment is None else lambda segment: on_segment(cut.segment(segment)),
             on_progress=on_progress,
             should_abort=should_abort,

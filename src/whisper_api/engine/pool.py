@@ -1,8 +1,9 @@
 """Context threads that own whisper contexts, and the queue of submissions that feeds them.
 
-Each whisper context lives on one long-lived thread that loads it and runs every submission on it:
-whisper.cpp's OpenMP pool belongs to the calling thread, so calls hopping across threads would
-oversubscribe the cores. A pool runs K contexts of T threads each, in parallel. (A submission is one
+A pool loads its model's weights once and runs K contexts on them, each a decoding state of its own
+(whisper.cpp's `whisper_state`) on one long-lived thread that creates it, runs every submission on it
+and frees it: whisper.cpp's OpenMP pool belongs to the calling thread, so calls hopping across threads
+would oversubscribe the cores. Each context runs with T threads, chosen by the pool. (A submission is one
 piece of engine work; the `jobs` package's asynchronous jobs are another thing.)
 
 The queue is ordered by `submitted_at + audio_seconds * SHORT_FIRST_WEIGHT`: a short clip goes
@@ -12,6 +13,7 @@ fraction of its own duration behind clips that arrive after it, so nothing starv
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import threading
@@ -24,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from whisper_api.engine.whisper import Aborted, ShouldAbort, WhisperContext
+from whisper_api.engine.whisper import Aborted, ShouldAbort, WhisperContext, WhisperModel
 from whisper_api.errors import TimedOutError
 from whisper_api.ops import metrics
 
@@ -69,7 +71,8 @@ class Submission:
 
 
 class ModelPool:
-    """K whisper contexts of one model file, each on its own thread, fed from one priority queue."""
+    """K whisper contexts on one copy of a model file's weights, each on its own thread, fed from one
+    priority queue."""
 
     def __init__(
         self,
@@ -80,12 +83,18 @@ class ModelPool:
         threads: int,
         use_gpu: bool = False,
         flash_attn: bool = False,
+        dtw_heads: int | None = None,
     ) -> None:
         self.model_id = model_id
         self.path = path
         self.contexts = contexts
         self.threads = threads
-        self._context_options = {"use_gpu": use_gpu, "flash_attn": flash_attn}
+        self._load_model = functools.partial(
+            WhisperModel, path, use_gpu=use_gpu, flash_attn=flash_attn, dtw_heads=dtw_heads
+        )
+        self._model: Future[WhisperModel] | None = None
+        self._model_users = 0
+        self._model_lock = threading.Lock()
         self._heap: list[tuple[float, int, Submission]] = []
         self._order = itertools.count()
         self._condition = threading.Condition()
@@ -174,12 +183,16 @@ class ModelPool:
     def _serve(self, loaded: Future[None]) -> None:
         started = time.perf_counter()
         try:
-            context = WhisperContext(self.path, **self._context_options)
+            model = self._use_model()
         except BaseException as error:
-            metrics.MODEL_LOADS.labels(self.model_id, "error").inc()
             loaded.set_exception(error)
             return
-        metrics.MODEL_LOADS.labels(self.model_id, "ok").inc()
+        try:
+            context = WhisperContext(model, threads=self.threads)
+        except BaseException as error:
+            self._release_model()
+            loaded.set_exception(error)
+            return
         metrics.MODEL_LOAD_SECONDS.labels(self.model_id).observe(time.perf_counter() - started)
         loaded.set_result(None)
         try:
@@ -187,6 +200,31 @@ class ModelPool:
                 self._execute(context, submission)
         finally:
             context.close()
+            self._release_model()
+
+    def _use_model(self) -> WhisperModel:
+        """The pool's one copy of the weights, loaded by the first context thread to ask."""
+        with self._model_lock:
+            if self._model is None:
+                self._model = Future()
+                try:
+                    self._model.set_result(self._load_model())
+                except BaseException as error:
+                    metrics.MODEL_LOADS.labels(self.model_id, "error").inc()
+                    self._model.set_exception(error)
+                else:
+                    metrics.MODEL_LOADS.labels(self.model_id, "ok").inc()
+            model = self._model.result()  # raises the load's error for every thread
+            self._model_users += 1
+            return model
+
+    def _release_model(self) -> None:
+        """The last context thread out frees the weights: a close() that timed out waiting for a context
+        still in whisper.cpp must not free them under it."""
+        with self._model_lock:
+            self._model_users -= 1
+            if self._model_users == 0 and self._model is not None:
+                self._model.result().close()
 
     def _next_submission(self) -> Submission | None:
         with self._condition:

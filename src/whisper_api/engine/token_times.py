@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
-from _pywhispercpp import WHISPER_SAMPLE_RATE as SAMPLE_RATE
+
+from whisper_api.binding.declarations import SAMPLE_RATE
 
 #: whisper timestamp tokens are 20 ms apart.
 _TIMESTAMP_STEP_S = 0.02
@@ -71,6 +72,8 @@ class DecodedToken:
     timestamp_prob_sum: float
     #: whisper.cpp's estimate of how long the token takes to say, in arbitrary units.
     voice_length: float
+    #: Seconds from the start of the audio at which DTW moved past this token; None without DTW.
+    dtw_time: float | None = None
     #: Seconds from the start of the audio at which DTW moved past this token; None without DTW.
     dtw_time: float | None = None
     #: Punctuation only: it takes no time of its own and sits at the end of the word it closes.

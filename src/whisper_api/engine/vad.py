@@ -1,18 +1,14 @@
 """Silero voice activity detection, run by whisper.cpp's VAD API.
 
-pywhispercpp 1.5.1 binds the `whisper_vad_*` functions but cannot return their context (its
-wrapper type is unregistered), so they are called through ctypes on the libwhisper the binding
-loaded, as `capi` does for the few other functions it lacks. A `VoiceActivity` holds one Silero
-model and its LSTM state: use it from one thread at a time. `close()` may come from another thread
-while a call is still scoring (a live stream ends mid-chunk); the model is then freed when that call
-returns.
+A `VoiceActivity` holds one Silero model and its LSTM state: use it from one thread at a time.
+`close()` may come from another thread while a call is still scoring (a live stream ends mid-chunk); the
+model is then freed when that call returns.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from whisper_api.engine import capi
+from whisper_api.binding import declarations as h
 from whisper_api.engine.types import SpeechRules
+from whisper_api.engine.whisper import native
 
 SAMPLE_RATE = 16_000
 #: Silero scores audio in windows of this many samples (32 ms).
@@ -36,57 +33,12 @@ class VadError(RuntimeError):
     pass
 
 
-class _VadParams(ctypes.Structure):
-    _fields_ = (
-        ("threshold", ctypes.c_float),
-        ("min_speech_duration_ms", ctypes.c_int),
-        ("min_silence_duration_ms", ctypes.c_int),
-        ("max_speech_duration_s", ctypes.c_float),
-        ("speech_pad_ms", ctypes.c_int),
-        ("samples_overlap", ctypes.c_float),
-    )
-
-
-class _VadContextParams(ctypes.Structure):
-    _fields_ = (("n_threads", ctypes.c_int), ("use_gpu", ctypes.c_bool), ("gpu_device", ctypes.c_int))
-
-
 @dataclass(frozen=True, slots=True)
 class Span:
     """Speech from `start` to `end`, in seconds from the start of the audio."""
 
     start: float
     end: float
-
-
-@functools.cache
-def _library() -> ctypes.CDLL:
-    """whisper.cpp's library with the VAD functions' signatures declared (once: they are process-wide)."""
-    library = capi.library()
-    if library is None:
-        raise VadError("whisper.cpp's library was not found; voice activity detection is unavailable")
-    void_p, floats = ctypes.c_void_p, ctypes.POINTER(ctypes.c_float)
-    library.whisper_vad_default_context_params.restype = _VadContextParams
-    library.whisper_vad_init_from_file_with_params.argtypes = [ctypes.c_char_p, _VadContextParams]
-    library.whisper_vad_init_from_file_with_params.restype = void_p
-    for name in ("whisper_vad_detect_speech", "whisper_vad_detect_speech_no_reset"):
-        getattr(library, name).argtypes = [void_p, floats, ctypes.c_int]
-        getattr(library, name).restype = ctypes.c_bool
-    library.whisper_vad_reset_state.argtypes = [void_p]
-    library.whisper_vad_n_probs.argtypes = [void_p]
-    library.whisper_vad_n_probs.restype = ctypes.c_int
-    library.whisper_vad_probs.argtypes = [void_p]
-    library.whisper_vad_probs.restype = floats
-    library.whisper_vad_segments_from_samples.argtypes = [void_p, _VadParams, floats, ctypes.c_int]
-    library.whisper_vad_segments_from_samples.restype = void_p
-    library.whisper_vad_segments_n_segments.argtypes = [void_p]
-    library.whisper_vad_segments_n_segments.restype = ctypes.c_int
-    for name in ("whisper_vad_segments_get_segment_t0", "whisper_vad_segments_get_segment_t1"):
-        getattr(library, name).argtypes = [void_p, ctypes.c_int]
-        getattr(library, name).restype = ctypes.c_float
-    library.whisper_vad_free_segments.argtypes = [void_p]
-    library.whisper_vad_free.argtypes = [void_p]
-    return library
 
 
 def _float_pointer(samples: np.ndarray) -> ctypes._Pointer:
@@ -97,7 +49,7 @@ class VoiceActivity:
     """A Silero VAD model loaded by whisper.cpp. Call `close()` when done."""
 
     def __init__(self, path: Path, *, threads: int = 1) -> None:
-        self._lib = _library()
+        self._lib = native()
         params = self._lib.whisper_vad_default_context_params()
         params.n_threads = threads
         params.use_gpu = False  # Silero is tiny; a GPU round trip would cost more than it saves
@@ -142,7 +94,7 @@ class VoiceActivity:
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         if len(samples) < FRAME_SAMPLES:
             return []
-        params = _VadParams(
+        params = h.VadParams(
             threshold=rules.threshold,
             min_speech_duration_ms=rules.min_speech_ms,
             min_silence_duration_ms=rules.min_silence_ms,

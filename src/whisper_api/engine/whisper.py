@@ -1,22 +1,26 @@
-"""One whisper.cpp context: a loaded model and its decoding state.
+"""whisper.cpp models and the decoding states that run on them, through the ctypes binding.
 
-A context is not thread-safe and whisper.cpp's OpenMP pool belongs to the calling thread, so each
-context is created, used and freed by exactly one long-lived context thread (see `pool.py`).
+A `WhisperModel` is one copy of a model file's weights and vocabulary (a whisper.cpp context without a
+state); any number of `WhisperContext`s decode on it at once, each with its own `whisper_state`. A state is
+not thread-safe and whisper.cpp's OpenMP pool belongs to the calling thread, so each `WhisperContext` is
+created, used and closed by exactly one long-lived context thread (see `pool.py`). Every call into
+whisper.cpp releases the GIL: a language detection or a transcription never stalls the event loop.
 """
 
 from __future__ import annotations
 
 import atexit
+import ctypes
+import functools
 import math
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import _pywhispercpp as binding
 import numpy as np
 import structlog
 
-from whisper_api.engine import capi
+from whisper_api.binding import declarations as h
+from whisper_api.binding.library import default_context_params, default_full_params, load
 from whisper_api.engine.token_times import DecodedToken, TokenClock
 from whisper_api.engine.types import (
     MAX_DECODERS,
@@ -30,7 +34,7 @@ from whisper_api.engine.types import (
 from whisper_api.engine.words import words_from_segments
 from whisper_api.errors import ServerFailure
 
-SAMPLE_RATE = binding.WHISPER_SAMPLE_RATE
+SAMPLE_RATE = h.SAMPLE_RATE
 #: whisper decides the language from the first 30 s window.
 _DETECTION_SAMPLES = 30 * SAMPLE_RATE
 _CANDIDATES = 5
@@ -42,6 +46,8 @@ _MIN_SAMPLES = SAMPLE_RATE + SAMPLE_RATE // 10
 #: 223 tokens whisper reads are about 1,000 bytes of English and fewer of other scripts, and this bound
 #: keeps a single 2 KB word to milliseconds.
 _PROMPT_TAIL_BYTES = 2048
+#: whisper.cpp counts time in centiseconds.
+_TIME_UNIT = 0.01
 
 log = structlog.get_logger("whisper_api.whisper_cpp")
 
@@ -61,78 +67,179 @@ class Aborted(Exception):
     """whisper_full stopped because the abort check said so."""
 
 
-def _route_native_logs() -> None:
-    """Send whisper.cpp's logs to structlog at debug level instead of stderr."""
-
-    def forward(level: int, text: str) -> None:
-        log.debug(text.rstrip())
-
-    binding.whisper_log_set(forward)
-    # The callback must be gone before the interpreter tears down, or whisper.cpp calls into a dead Python.
-    atexit.register(binding.whisper_log_set, None)
+def native(path: Path | None = None) -> ctypes.CDLL:
+    """The process's libwhisper (`binding.library.load`), its logs sent to structlog."""
+    library = load(path)
+    _route_logs(library)
+    return library
 
 
-_route_native_logs()
+@functools.cache
+def _route_logs(library: ctypes.CDLL) -> Callable[[int, bytes | None, int | None], None]:
+    """whisper.cpp's logs at debug level instead of on stderr; returns the callback, which the cache keeps
+    alive for as long as whisper.cpp may call it."""
+
+    @h.LogCallback
+    def forward(_level: int, text: bytes | None, _user_data: int | None) -> None:
+        if text:
+            log.debug(text.decode("utf-8", "replace").rstrip())
+
+    library.whisper_log_set(forward, None)
+    # Unset before the interpreter tears down, or a context thread still in whisper.cpp logs into a
+    # dead Python.
+    atexit.register(library.whisper_log_set, h.LogCallback(), None)
+    return forward
+
+
+@functools.cache
+def language_names() -> dict[str, str]:
+    """ISO-639-1 code → whisper's English name ("en" → "english") for every language whisper knows."""
+    library = native()
+    return {
+        library.whisper_lang_str(i).decode(): library.whisper_lang_str_full(i).decode()
+        for i in range(library.whisper_lang_max_id() + 1)
+    }
 
 
 def known_language(code: str) -> bool:
-    return code in capi.language_names()
+    return code in language_names()
 
 
 def language_name(code: str) -> str:
-    return capi.language_names().get(code, code)
+    return language_names().get(code, code)
+
+
+class WhisperModel:
+    """A ggml model file's weights and vocabulary, loaded once and shared by every state decoding on it.
+
+    What it offers (the vocabulary, the tokenizer) is safe from any thread. `close()` it only after every
+    `WhisperContext` on it is closed.
+
+    `dtw_heads` (a `binding.declarations.AHEADS_*` preset) turns on whisper.cpp's DTW token times
+    (`Token.dtw_time`); whisper.cpp does DTW only without flash attention, so it turns that off.
+    """
+
+    def __init__(
+        self, path: Path, *, use_gpu: bool = False, flash_attn: bool = False, dtw_heads: int | None = None
+    ) -> None:
+        self._lib = native()
+        params = default_context_params(self._lib)
+        params.use_gpu = use_gpu
+        params.flash_attn = flash_attn and dtw_heads is None
+        if dtw_heads is not None:
+            params.dtw_token_timestamps = True
+            params.dtw_aheads_preset = dtw_heads
+        pointer = self._lib.whisper_init_from_file_with_params_no_state(bytes(path), params)
+        if not pointer:
+            raise ModelLoadError(f"whisper.cpp could not load {path.name}")
+        self._pointer: int | None = pointer
+        self.path = path
+        self.dtw = dtw_heads is not None
+        self.multilingual = bool(self._lib.whisper_is_multilingual(pointer))
+        self.end_of_text: int = self._lib.whisper_token_eot(pointer)
+        self.first_timestamp: int = self._lib.whisper_token_beg(pointer)
+        # whisper.cpp conditions on at most half its text context, its previous-text marker included.
+        self.prompt_budget = self._lib.whisper_n_text_ctx(pointer) // 2 - 1
+
+    @property
+    def pointer(self) -> int:
+        if self._pointer is None:
+            raise RuntimeError("whisper model used after close()")
+        return self._pointer
+
+    def close(self) -> None:
+        if self._pointer is not None:
+            self._lib.whisper_free(self._pointer)
+            self._pointer = None
+
+    def tokenize(self, text: bytes) -> list[int]:
+        """The tokens whisper.cpp makes of UTF-8 text."""
+        # Every token spans at least one byte, so one slot per byte always suffices.
+        tokens = (h.token * max(len(text), 1))()
+        count = self._lib.whisper_tokenize(self.pointer, text, tokens, len(tokens))
+        if count < 0:
+            raise RuntimeError(f"whisper_tokenize needed {-count} slots for {len(text)} bytes")
+        return tokens[:count]
+
+    def token_bytes(self, token: int) -> bytes:
+        return self._lib.whisper_token_to_str(self.pointer, token) or b""
+
+    def prompt_tokens(self, prompt: str | None) -> list[int]:
+        """The tokens of `prompt` whisper conditions on: the last ones of its last bytes."""
+        if not prompt:
+            return []
+        # A character cut in two at the start of the tail is dropped; an unpaired surrogate becomes "?".
+        tail = prompt.encode("utf-8", "replace")[-_PROMPT_TAIL_BYTES:]
+        return self.tokenize(tail.decode("utf-8", "ignore").encode())[-self.prompt_budget :]
 
 
 class WhisperContext:
-    """A ggml model file loaded into whisper.cpp. Call `close()` on the thread that uses it."""
+    """One decoding state on a `WhisperModel`. Create, use and `close()` it on one thread.
 
-    def __init__(self, path: Path, *, use_gpu: bool = False, flash_attn: bool = False) -> None:
-        params = binding.whisper_context_default_params()
-        params.use_gpu = use_gpu
-        params.flash_attn = flash_attn
-        context = binding.whisper_init_from_file_with_params(str(path), params)
-        # The binding wraps a NULL context instead of raising; using it would crash the process.
-        if context is None or capi.context_pointer(context) is None:
-            raise ModelLoadError(f"whisper.cpp could not load {path.name}")
-        self._context: binding.whisper_context | None = context
-        self.path = path
-        self.multilingual = bool(binding.whisper_is_multilingual(context))
-        self._eot = binding.whisper_token_eot(context)
-        self._no_speech_prob = capi.no_speech_reader(context)
-        tokenize = capi.tokenizer(context)
-        if tokenize is None:
-            binding.whisper_free(context)
-            raise ModelLoadError("whisper.cpp's library was not found beside the binding; prompts need it")
-        self._tokenize = tokenize
-        # whisper.cpp conditions on at most half its text context, its previous-text marker included.
-        self._prompt_budget = binding.whisper_n_text_ctx(context) // 2 - 1
+    `threads` is how many threads a call uses unless told otherwise; the pool that owns the context sets it.
+    """
 
-    def close(self) -> None:
-        if self._context is not None:
-            binding.whisper_free(self._context)
-            self._context = None
+    def __init__(self, model: WhisperModel, *, threads: int = 1, owns_model: bool = False) -> None:
+        self._lib = native()
+        state = self._lib.whisper_init_state(model.pointer)
+        if not state:
+            raise ModelLoadError(f"whisper.cpp could not make a decoding state for {model.path.name}")
+        self._state: int | None = state
+        self.model = model
+        self.threads = threads
+        self._owns_model = owns_model
+
+    @classmethod
+    def load(
+        cls, path: Path, *, threads: int = 1, use_gpu: bool = False, flash_attn: bool = False
+    ) -> WhisperContext:
+        """A model of its own with one state on it (`close()` frees both)."""
+        model = WhisperModel(path, use_gpu=use_gpu, flash_attn=flash_attn)
+        try:
+            return cls(model, threads=threads, owns_model=True)
+        except BaseException:
+            model.close()
+            raise
 
     @property
-    def _ctx(self) -> binding.whisper_context:
-        if self._context is None:
-            raise RuntimeError("whisper context used after close()")
-        return self._context
+    def multilingual(self) -> bool:
+        return self.model.multilingual
 
-    def detect_language(self, samples: np.ndarray, threads: int) -> LanguageGuess:
+    @property
+    def path(self) -> Path:
+        return self.model.path
+
+    def close(self) -> None:
+        if self._state is not None:
+            self._lib.whisper_free_state(self._state)
+            self._state = None
+            if self._owns_model:
+                self.model.close()
+
+    @property
+    def _pointers(self) -> tuple[int, int]:
+        if self._state is None:
+            raise RuntimeError("whisper context used after close()")
+        return self.model.pointer, self._state
+
+    def detect_language(self, samples: np.ndarray, threads: int | None = None) -> LanguageGuess:
         if not self.multilingual:
             return LanguageGuess("en", "english", 1.0, (("en", 1.0),))
+        threads = threads or self.threads
+        model, state = self._pointers
         window = _finite(np.ascontiguousarray(samples[:_DETECTION_SAMPLES], dtype=np.float32))
-        binding.whisper_pcm_to_mel(self._ctx, window, len(window), threads)
-        probabilities = np.zeros(binding.whisper_lang_max_id() + 1, dtype=np.float32)
-        best = binding.whisper_lang_auto_detect(self._ctx, 0, threads, probabilities)
+        if self._lib.whisper_pcm_to_mel_with_state(model, state, _floats(window), len(window), threads) != 0:
+            raise RuntimeError("whisper.cpp could not compute the spectrogram")
+        probabilities = np.zeros(self._lib.whisper_lang_max_id() + 1, dtype=np.float32)
+        best = self._lib.whisper_lang_auto_detect_with_state(model, state, 0, threads, _floats(probabilities))
         if best < 0:
             raise RuntimeError("whisper.cpp language detection failed")
+        codes = list(language_names())
         ranked = np.argsort(probabilities)[::-1][:_CANDIDATES]
-        candidates = tuple((binding.whisper_lang_str(int(i)), float(probabilities[i])) for i in ranked)
-        code = binding.whisper_lang_str(best)
-        return LanguageGuess(code, language_name(code), float(probabilities[best]), candidates)
+        candidates = tuple((codes[i], float(probabilities[i])) for i in ranked)
+        return LanguageGuess(codes[best], language_name(codes[best]), float(probabilities[best]), candidates)
 
-    def language(self, samples: np.ndarray, code: str | None, threads: int) -> LanguageGuess:
+    def language(self, samples: np.ndarray, code: str | None, threads: int | None = None) -> LanguageGuess:
         """The language `code` names, or the one detected in `samples` when it is None."""
         if code is None:
             return self.detect_language(_padded(samples), threads)
@@ -143,35 +250,42 @@ class WhisperContext:
         samples: np.ndarray,
         options: DecodeOptions,
         *,
-        threads: int,
+        threads: int | None = None,
         on_segment: OnSegment | None = None,
         on_progress: OnProgress | None = None,
         should_abort: ShouldAbort | None = None,
     ) -> Transcript:
+        threads = threads or self.threads
         duration = len(samples) / SAMPLE_RATE
         samples = _padded(_finite(np.ascontiguousarray(samples, dtype=np.float32)))
         language = self.language(samples, options.language, threads)
+        if should_abort is not None and should_abort():
+            raise Aborted()
         params = self._params(options, language.code, threads)
+        model, state = self._pointers
         segments: list[Segment] = []
         clock = self._clock(samples) if options.word_timestamps else None
         failure: list[BaseException] = []
-        # whisper.cpp calls back from inside whisper_full; an exception escaping into C++ would abort
-        # the process, so callbacks record failures and ask whisper.cpp to stop instead.
-        lock = threading.Lock()
 
-        def collect_new_segments(_ctx: object, n_new: int, _user_data: object = None) -> None:
+        # whisper.cpp calls back from inside whisper_full; an exception escaping into C would abort the
+        # process, so callbacks record failures and ask whisper.cpp to stop instead.
+        def collect_new_segments() -> None:
+            # Read from what was collected rather than trusting n_new: with DTW on, whisper.cpp passes a
+            # segment index there, and skips the call for later windows.
+            for index in range(len(segments), self._lib.whisper_full_n_segments_from_state(state)):
+                segment = self._segment(index, duration, clock)
+                segments.append(segment)
+                if on_segment is not None:
+                    on_segment(segment)
+
+        @h.NewSegmentCallback
+        def new_segment(_model: int, _state: int, _n_new: int, _user_data: int | None) -> None:
             try:
-                with lock:
-                    total = binding.whisper_full_n_segments(self._ctx)
-                    for index in range(total - n_new, total):
-                        segment = self._segment(index, duration, clock)
-                        segments.append(segment)
-                        if on_segment is not None:
-                            on_segment(segment)
+                collect_new_segments()
             except BaseException as error:
                 failure.append(error)
 
-        def abort_requested(_user_data: object = None) -> bool:
+        def abort_requested() -> bool:
             if failure:
                 return True
             try:
@@ -180,20 +294,26 @@ class WhisperContext:
                 failure.append(error)
                 return True
 
-        def report_progress(percent: int) -> None:
+        @h.ProgressCallback
+        def progress(_model: int, _state: int, percent: int, _user_data: int | None) -> None:
             try:
                 # whisper.cpp counts the last window's full 30 s, so it passes 100 on most audio.
                 on_progress(min(percent, 100))  # type: ignore[misc]  # only assigned when given
             except BaseException as error:
                 failure.append(error)
 
-        binding.assign_new_segment_callback(params, collect_new_segments)
+        params.new_segment_callback = new_segment
         if on_progress is not None:
-            # pywhispercpp calls a progress callback only with print_progress set (and prints nothing then).
-            params.print_progress = True
-            binding.assign_progress_callback(params, report_progress)
-        binding.assign_abort_callback(params, abort_requested)
-        status = binding.whisper_full(self._ctx, params, samples, len(samples))
+            params.progress_callback = progress
+        # Checked before each 30 s window's encoder and after every encoder and decoder pass.
+        params.encoder_begin_callback = h.EncoderBeginCallback(lambda _m, _s, _u: not abort_requested())
+        params.abort_callback = h.AbortCallback(lambda _u: abort_requested())
+        status = self._lib.whisper_full_with_state(model, state, params, _floats(samples), len(samples))
+        if not failure and status == 0:
+            try:
+                collect_new_segments()
+            except BaseException as error:
+                failure.append(error)
         if failure:
             raise failure[0]
         if status != 0:
@@ -210,27 +330,29 @@ class WhisperContext:
             words=words_from_segments(ordered) if options.word_timestamps else (),
         )
 
-    def _params(self, options: DecodeOptions, language: str, threads: int) -> binding.whisper_full_params:
+    def _params(self, options: DecodeOptions, language: str, threads: int) -> h.FullParams:
         _check(options)
         if options.beam_size is None:
-            params = binding.whisper_full_default_params(binding.WHISPER_SAMPLING_GREEDY)
-            params.greedy = {"best_of": options.best_of}
+            params = default_full_params(self._lib, h.SAMPLING_GREEDY)
+            params.greedy.best_of = options.best_of
         else:
-            params = binding.whisper_full_default_params(binding.WHISPER_SAMPLING_BEAM_SEARCH)
-            patience = -1.0 if options.patience is None else options.patience
-            params.beam_search = {"beam_size": options.beam_size, "patience": patience}
+            params = default_full_params(self._lib, h.SAMPLING_BEAM_SEARCH)
+            params.beam_search.beam_size = options.beam_size
+            params.beam_search.patience = -1.0 if options.patience is None else options.patience
         params.n_threads = threads
-        params.language = language
+        # The struct keeps what is assigned to its pointer fields alive as long as it lives.
+        params.language = language.encode()
         params.translate = options.task == "translate"
-        prompt = self._prompt_tokens(options.prompt)
+        prompt = self.model.prompt_tokens(options.prompt)
         # Tokens, not text: whisper.cpp would tokenize the text again, twice when it is long.
-        params.prompt_tokens = prompt
+        params.prompt_tokens = (h.token * len(prompt))(*prompt) if prompt else None
+        params.prompt_n_tokens = len(prompt)
         params.temperature = options.temperature
         params.temperature_inc = options.temperature_increment_on_fallback
         params.entropy_thold = options.compression_ratio_threshold
         params.logprob_thold = options.logprob_threshold
         params.no_speech_thold = options.no_speech_threshold
-        # whisper.cpp keeps the decoded text on the context between calls; a request must never be
+        # whisper.cpp keeps the decoded text on the state between calls; a request must never be
         # prompted with the previous request's words, so history always starts empty.
         params.no_context = True
         if not options.condition_on_previous_text:
@@ -238,7 +360,7 @@ class WhisperContext:
         params.suppress_blank = options.suppress_blank
         params.suppress_nst = options.suppress_non_speech_tokens
         # The engine times tokens itself (token_times.py), but whisper.cpp's own timing pass is what
-        # fills in each token's voice length, which that uses.
+        # fills in each token's voice length, which that uses (and, with DTW, each token's DTW time).
         params.token_timestamps = options.word_timestamps
         params.print_progress = False
         params.print_realtime = False
@@ -246,17 +368,9 @@ class WhisperContext:
         params.print_special = False
         return params
 
-    def _prompt_tokens(self, prompt: str | None) -> list[int]:
-        """The tokens of `prompt` whisper conditions on: the last ones of its last bytes."""
-        if not prompt:
-            return []
-        # A character cut in two at the start of the tail is dropped; an unpaired surrogate becomes "?".
-        tail = prompt.encode("utf-8", "replace")[-_PROMPT_TAIL_BYTES:]
-        return self._tokenize(tail.decode("utf-8", "ignore").encode())[-self._prompt_budget :]
-
     def _clock(self, samples: np.ndarray) -> TokenClock:
         return TokenClock(
-            samples, end_of_text=self._eot, first_timestamp=binding.whisper_token_beg(self._ctx)
+            samples, end_of_text=self.model.end_of_text, first_timestamp=self.model.first_timestamp
         )
 
     def _segment(self, index: int, duration: float, clock: TokenClock | None) -> Segment:
@@ -264,34 +378,34 @@ class WhisperContext:
 
         With a `clock`, token times come from it rather than from whisper.cpp (see `token_times`).
         """
-        ctx = self._ctx
+        _, state = self._pointers
+        lib = self._lib
 
         def clamped(seconds: float) -> float:
             return min(max(seconds, 0.0), duration)
 
-        # whisper.cpp counts time in centiseconds.
-        start = binding.whisper_full_get_segment_t0(ctx, index) / 100
-        end = binding.whisper_full_get_segment_t1(ctx, index) / 100
+        start = lib.whisper_full_get_segment_t0_from_state(state, index) * _TIME_UNIT
+        end = lib.whisper_full_get_segment_t1_from_state(state, index) * _TIME_UNIT
         decoded = [
-            binding.whisper_full_get_token_data(ctx, index, position)
-            for position in range(binding.whisper_full_n_tokens(ctx, index))
+            lib.whisper_full_get_token_data_from_state(state, index, position)
+            for position in range(lib.whisper_full_n_tokens_from_state(state, index))
         ]
         if clock is None:
-            times = [(data.t0 / 100, data.t1 / 100) for data in decoded]
+            times = [(data.t0 * _TIME_UNIT, data.t1 * _TIME_UNIT) for data in decoded]
         else:
             times = clock.times([_decoded_token(data) for data in decoded], start, end)
         tokens = [
             Token(
                 id=data.id,
-                bytes=binding.whisper_token_to_bytes(ctx, data.id),
+                bytes=self.model.token_bytes(data.id),
                 logprob=float(data.plog),
                 start=clamped(token_start),
                 end=clamped(token_end),
-                special=data.id >= self._eot,
+                special=data.id >= self.model.end_of_text,
             )
             for data, (token_start, token_end) in zip(decoded, times, strict=True)
         ]
-        no_speech = self._no_speech_prob(index) if self._no_speech_prob else 0.0
+        no_speech = lib.whisper_full_get_segment_no_speech_prob_from_state(state, index)
         return Segment(
             index=index,
             start=clamped(start),
@@ -321,7 +435,7 @@ def _check(options: DecodeOptions) -> None:
         )
 
 
-def _condition_on_prompt_only(params: binding.whisper_full_params, prompt_tokens: int) -> None:
+def _condition_on_prompt_only(params: h.FullParams, prompt_tokens: int) -> None:
     """Each window sees the caller's prompt (if any) but not the text decoded before it.
 
     whisper.cpp has one history budget for both; carrying the prompt and sizing the budget to exactly
@@ -334,14 +448,20 @@ def _condition_on_prompt_only(params: binding.whisper_full_params, prompt_tokens
     params.n_max_text_ctx = prompt_tokens + 1
 
 
-def _decoded_token(data: binding.whisper_token_data) -> DecodedToken:
+def _decoded_token(data: h.TokenData) -> DecodedToken:
     return DecodedToken(
         id=data.id,
         timestamp_id=data.tid,
         timestamp_prob=float(data.pt),
         timestamp_prob_sum=float(data.ptsum),
         voice_length=float(data.vlen),
+        # whisper.cpp leaves -1 where it did no DTW.
+        dtw_time=data.t_dtw * _TIME_UNIT if data.t_dtw >= 0 else None,
     )
+
+
+def _floats(samples: np.ndarray) -> ctypes._Pointer[ctypes.c_float]:
+    return samples.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
 
 
 def _finite(samples: np.ndarray) -> np.ndarray:
