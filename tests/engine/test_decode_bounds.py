@@ -83,6 +83,22 @@ def test_the_engine_refuses_a_fallback_step_below_a_tenth(context: WhisperContex
         context.transcribe(SILENCE, replace(ONCE, temperature_increment_on_fallback=0.05), threads=1)
 
 
+@pytest.mark.parametrize("penalty", [1.5, math.nan, -0.1])
+def test_the_engine_refuses_a_length_penalty_outside_0_to_1(context: WhisperContext, penalty: float) -> None:
+    with pytest.raises(ValueError, match="length_penalty must be between 0 and 1"):
+        context.transcribe(SILENCE, replace(ONCE, length_penalty=penalty), threads=1)
+
+
+@pytest.mark.parametrize(("penalty", "passed"), [(None, -1.0), (0.0, 1e-9), (0.6, 0.6), (1.0, 1.0)])
+def test_a_length_penalty_reaches_whisper_cpp(
+    context: WhisperContext, penalty: float | None, passed: float
+) -> None:
+    # whisper.cpp's -1 divides by length and so would its 0: openai-whisper's 0 (no division) is a hair above.
+    params = context._params(replace(ONCE, length_penalty=penalty, beam_size=2), "en", 1)
+    assert params.length_penalty == pytest.approx(passed, rel=1e-6)
+    assert context.transcribe(SILENCE, replace(ONCE, length_penalty=penalty, beam_size=2), threads=1)
+
+
 @settings(max_examples=8, deadline=None)
 @given(name=st.sampled_from(["beam_size", "best_of"]), value=st.integers(1, 16))
 def test_every_decoder_count_the_form_accepts_transcribes_and_the_rest_are_a_400(

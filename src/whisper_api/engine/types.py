@@ -55,6 +55,9 @@ class DecodeOptions:
     condition_on_previous_text: bool = True
     suppress_blank: bool = True
     suppress_non_speech_tokens: bool = False
+    #: openai-whisper's length_penalty (GNMT's alpha, 0 to 1) for ranking candidates (best_of, beams);
+    #: None divides a candidate's log-probability by its length.
+    length_penalty: float | None = None
     word_timestamps: bool = False
     #: Transcribe only what voice activity detection finds to be speech; None transcribes everything.
     speech_only: SpeechRules | None = None

@@ -359,6 +359,10 @@ class WhisperContext:
             _condition_on_prompt_only(params, len(prompt))
         params.suppress_blank = options.suppress_blank
         params.suppress_nst = options.suppress_non_speech_tokens
+        # whisper.cpp applies a penalty only above 0 (at or below, it divides by length), where
+        # openai-whisper's 0 means no division at all: 1e-9 is that to within a billionth.
+        if options.length_penalty is not None:
+            params.length_penalty = max(options.length_penalty, 1e-9)
         # The engine times tokens itself (token_times.py), but whisper.cpp's own timing pass is what
         # fills in each token's voice length, which that uses (and, with DTW, each token's DTW time).
         params.token_timestamps = options.word_timestamps
@@ -427,6 +431,8 @@ def _check(options: DecodeOptions) -> None:
     for name, value in (("beam_size", options.beam_size), ("best_of", options.best_of)):
         if value is not None and not 1 <= value <= MAX_DECODERS:
             raise ValueError(f"{name} must be between 1 and {MAX_DECODERS}, got {value}")
+    if options.length_penalty is not None and not 0 <= options.length_penalty <= 1:
+        raise ValueError(f"length_penalty must be between 0 and 1, got {options.length_penalty}")
     step = options.temperature_increment_on_fallback
     if step != 0 and not MIN_TEMPERATURE_INCREMENT <= step <= 1:
         raise ValueError(
