@@ -37,7 +37,7 @@ RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
 MAX_PROMPT_CHARS = 4000
 #: Formats OpenAI defines that this service cannot produce.
 _UNSUPPORTED_FORMATS = {"diarized_json": "speaker diarization is not available with whisper.cpp models"}
-_STREAMABLE_FORMATS = {"json", "text"}
+_STREAMABLE_FORMATS = {"json", "text", "verbose_json"}
 
 
 #: OpenAI's `chunking_strategy`: "auto" (the server chooses), or server-side VAD with these rules.
@@ -294,7 +294,7 @@ def parse_fields(fields: Fields, task: Task) -> TranscriptionForm:
     response_format, stream = form.response_format, form.stream
     if stream and response_format not in _STREAMABLE_FORMATS:
         raise bad_request(
-            "Streaming is available with response_format json or text.",
+            "Streaming is available with response_format json, text or verbose_json.",
             param="stream",
             code="unsupported_value",
         )

@@ -85,8 +85,10 @@ _EVENT = Schema(
             type=OpenAPIType.STRING,
             content_media_type="application/json",
             description='`{"type": "transcript.text.delta", "delta"}` per segment, then `{"type": '
-            '"transcript.text.done", "text", "usage", "logprobs"?}`; an error after the status line '
-            'arrives as `{"error": {message, type, param, code}}`.',
+            '"transcript.text.done", "text", "usage", "logprobs"?}`; with response_format=verbose_json '
+            "each delta also has the segment's `start` and `end` and the done event the whole body as "
+            '`transcript`. An error after the status line arrives as `{"error": {message, type, param, '
+            "code}}`.",
         ),
         "event": Schema(type=OpenAPIType.STRING),
     },

@@ -66,14 +66,20 @@ class VerboseTranscription(msgspec.Struct, omit_defaults=True):
     language_probability: float | None = None
 
 
-class TextDelta(msgspec.Struct, tag_field="type", tag="transcript.text.delta"):
+class TextDelta(msgspec.Struct, tag_field="type", tag="transcript.text.delta", omit_defaults=True):
     delta: str
+    # Extras, when streaming verbose_json: where the segment lies in the audio (progress, seeking).
+    start: float | None = None
+    end: float | None = None
 
 
 class TextDone(msgspec.Struct, tag_field="type", tag="transcript.text.done", omit_defaults=True):
     text: str
     usage: Usage | None = None
     logprobs: list[Logprob] | None = None
+    # Extra, when streaming verbose_json: the whole verbose_json body, so one pass gives both the
+    # segments as they come and the timed words.
+    transcript: VerboseTranscription | None = None
 
 
 class ModelObject(msgspec.Struct):

@@ -98,19 +98,27 @@ def _sse(event: msgspec.Struct | dict) -> bytes:
 async def _events(
     items: AsyncIterator[Segment | Transcript], form: TranscriptionForm
 ) -> AsyncIterator[bytes]:
-    """OpenAI's transcript.text.delta events, one per segment as whisper.cpp emits it, then the done event."""
+    """OpenAI's transcript.text.delta events, one per segment as whisper.cpp emits it, then the done event;
+    for verbose_json, each delta also has its segment's times and the done event the whole body."""
     deltas: list[str] = []
+    timed = form.response_format == "verbose_json"
     try:
         async for item in items:
             if isinstance(item, Segment):
                 delta = item.text if deltas else item.text.lstrip()
                 if delta:
                     deltas.append(delta)
-                    yield _sse(schemas.TextDelta(delta=delta))
+                    event = schemas.TextDelta(delta=delta)
+                    if timed:
+                        event.start, event.end = item.start, item.end
+                    yield _sse(event)
             else:
                 logprobs = schemas.logprobs(item) if form.include_logprobs else None
+                verbose = schemas.verbose(item, with_words=form.word_timestamps) if timed else None
                 yield _sse(
-                    schemas.TextDone(text="".join(deltas), usage=schemas.usage(item), logprobs=logprobs)
+                    schemas.TextDone(
+                        text="".join(deltas), usage=schemas.usage(item), logprobs=logprobs, transcript=verbose
+                    )
                 )
     except Exception as error:  # the status line is already sent: report in-band, as OpenAI's SDK expects
         yield _sse({"error": msgspec.to_builtins(to_api_error(error).body.error)})
