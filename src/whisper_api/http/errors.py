@@ -2,7 +2,8 @@
 
 SDK clients turn the status into their exception classes and read these four keys; anything
 else (Litestar's own error bodies, a stack trace) would break them. Deepgram's endpoint
-(/v1/listen) answers in Deepgram's shape instead: {"err_code", "err_msg", "request_id"}.
+(/v1/listen) answers in Deepgram's shape instead: {"err_code", "err_msg", "request_id"}, and seed 004's API
+(/api/v1) with the message alone, as plain text.
 
 The layers below raise whisper_api.errors' categories, never HTTP: this module alone turns a kind of
 failure into a status, in one table (ANSWERS), and imports nothing else of the package.
@@ -40,6 +41,7 @@ class DeepgramError(msgspec.Struct):
 
 
 DEEPGRAM_PATH = "/v1/listen"
+PLAIN_TEXT_PATH = "/api/v1"
 #: On a 413 the rest of the body is unread: closing beats reading (and discarding) all of it.
 CLOSE_CONNECTION = {"Connection": "close"}
 
@@ -64,6 +66,11 @@ class ApiError(Exception):
 
     def response(self) -> Response[ErrorBody]:
         return Response(self.body, status_code=self.status, headers=self.headers, media_type=MediaType.JSON)
+
+    def text_response(self) -> Response[str]:
+        return Response(
+            self.body.error.message, status_code=self.status, headers=self.headers, media_type=MediaType.TEXT
+        )
 
     def deepgram_body(self, request_id: str) -> DeepgramError:
         detail = self.body.error
@@ -139,4 +146,6 @@ def handle_exception(request: Request, exc: Exception) -> Response:
     error = to_api_error(exc)
     if request.scope["path"].startswith(DEEPGRAM_PATH):
         return error.deepgram_response(request.scope.get("state", {}).get("request_id", ""))
+    if request.scope["path"].startswith(PLAIN_TEXT_PATH):
+        return error.text_response()
     return error.response()

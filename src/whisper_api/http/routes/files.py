@@ -77,7 +77,9 @@ async def retrieve_file(jobs: JobService, file_id: str) -> FileObject:
 async def file_content(jobs: JobService, file_id: str) -> Response[bytes]:
     record, data = await jobs.file_content(file_id)
     return Response(
-        data, media_type=record.content_type, headers={"Content-Disposition": _attachment(record.filename)}
+        data,
+        media_type=record.content_type,
+        headers={"Content-Disposition": content_disposition(record.filename)},
     )
 
 
@@ -93,7 +95,7 @@ async def delete_file(jobs: JobService, file_id: str) -> Deleted:
     return Deleted(id=file_id, object="file")
 
 
-def _attachment(filename: str) -> str:
+def content_disposition(filename: str, disposition: str = "attachment") -> str:
     """RFC 6266: an ASCII name for every client, and the exact one, percent-encoded, for the rest."""
     fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"

@@ -1,0 +1,106 @@
+"""What every route of seed 004's API shares: who is calling, its JSON bodies, times, pages and errors.
+
+Errors here are ApiErrors like everywhere else; http/errors.py answers those under /api/v1 with their
+message alone, as plain text, which is the seed's error shape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+from litestar.params import Parameter
+
+from whisper_api.http.auth import authenticate
+from whisper_api.http.errors import ApiError
+from whisper_api.http.json_input import decode_json
+from whisper_api.http.routes.api_v1 import ids
+from whisper_api.http.uploads import MAX_JSON_BYTES, read_body
+from whisper_api.jobs.service import NotFound
+
+PREFIX = "/api/v1"
+#: The seed's answer to a request without a usable credential.
+MISSING_CREDENTIALS = "Missing valid Authorization header with session or API key"
+#: The seed's "never" for a time that has not happened (a transcription not processed yet).
+NEVER = "1970-01-01 00:00:00"
+
+Page = Annotated[int, Parameter(ge=1, le=1_000_000, description="Page number, from 1.")]
+Limit = Annotated[int, Parameter(ge=1, le=100, description="Items per page.")]
+
+
+class Pagination(msgspec.Struct):
+    page: int
+    limit: int
+    total_count: int
+    total_pages: int
+
+
+def pagination(page: int, limit: int, total_count: int) -> Pagination:
+    return Pagination(page, limit, total_count, math.ceil(total_count / limit))
+
+
+def fail(status: int, message: str) -> ApiError:
+    return ApiError(status, message)
+
+
+@contextlib.contextmanager
+def not_found_as(message: str) -> Iterator[None]:
+    """A file or job the job service cannot find (or will not show this caller), in the seed's words."""
+    try:
+        yield
+    except NotFound:
+        raise fail(404, message) from None
+
+
+def internal_id(kind: ids.Kind, public_id: str, invalid: str = "Invalid UUID format") -> str:
+    """The id behind one of the seed's UUIDs; a 400 saying `invalid` when it is none of `kind`'s."""
+    try:
+        return kind.internal(public_id)
+    except ids.InvalidId:
+        raise fail(400, invalid) from None
+
+
+async def signed_in(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
+    """Guard: a session (`Basic <session-id>`) or an API token (`Bearer <token>`) is required; the
+    principal is then where the app's `principal` dependency finds it."""
+    try:
+        connection.state.principal = await authenticate(connection)
+    except ApiError as error:
+        if error.status == 401:
+            raise fail(401, MISSING_CREDENTIALS) from None
+        raise
+
+
+def timestamp(unix_seconds: float | None) -> str:
+    """The seed's `YYYY-MM-DD HH:MM:SS`, in UTC."""
+    if unix_seconds is None:
+        return NEVER
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(unix_seconds))
+
+
+async def json_object(request: Any) -> dict[str, Any]:
+    """The body as a JSON object; an empty body is an empty object (every field then is missing)."""
+    body = await read_body(request, MAX_JSON_BYTES, param=None)
+    if not body.strip():
+        return {}
+    try:
+        document = decode_json(body)
+    except msgspec.DecodeError:
+        raise fail(400, "Invalid JSON in request body") from None
+    if not isinstance(document, dict):
+        raise fail(400, "Request body must be a JSON object")
+    return document
+
+
+def text(document: dict[str, Any], name: str) -> str | None:
+    """A field that must be a string when given: None when missing or null, 400 when of another type."""
+    value = document.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise fail(400, f"'{name}' must be a string")

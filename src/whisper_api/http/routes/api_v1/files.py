@@ -1,0 +1,157 @@
+"""Seed 004's files: /file (upload, list) and /file/{uuid} (download, rename, delete).
+
+The same files as /v1/files, owned and deduplicated per user by the job service; the seed's `hash` is
+the content's sha256. Audio is kept as uploaded and decoded when a job runs, so there are no MP3 or WAV
+conversions to keep or delete beside it.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Request, Response, delete, get, patch, post
+
+from whisper_api.accounts.principal import Principal
+from whisper_api.audio import AudioError, AudioTooLong
+from whisper_api.http.routes.api_v1 import ids
+from whisper_api.http.routes.api_v1.common import (
+    Limit,
+    Page,
+    Pagination,
+    fail,
+    internal_id,
+    json_object,
+    not_found_as,
+    pagination,
+    signed_in,
+    timestamp,
+)
+from whisper_api.http.routes.files import content_disposition
+from whisper_api.http.uploads import read_multipart
+from whisper_api.jobs.service import JobService, Upload
+from whisper_api.jobs.store import FileRecord
+
+_MAX_FILENAME = 255
+
+
+class UploadStatus(msgspec.Struct, omit_defaults=True):
+    existed: bool
+    uploaded: bool
+    error: str | None = None
+
+
+class Uploaded(msgspec.Struct, omit_defaults=True):
+    message: str
+    filename: str
+    status: UploadStatus
+    uuid: str | None = None
+    hash: str | None = None
+
+
+class Uploads(msgspec.Struct):
+    files: list[Uploaded]
+
+
+class FileListed(msgspec.Struct):
+    uuid: str
+    filename: str
+    content_type: str
+    size_bytes: int
+    uploaded_at: str
+
+
+class FileList(msgspec.Struct):
+    files: list[FileListed]
+    pagination: Pagination
+
+
+class Renamed(msgspec.Struct):
+    message: str
+    uuid: str
+    old_filename: str
+    new_filename: str
+
+
+class Deleted(msgspec.Struct):
+    message: str
+    uuid: str
+    filename: str
+
+
+@post("/file", status_code=200, guards=[signed_in], summary="Upload audio or video files")
+async def upload(request: Request, jobs: JobService, principal: Principal) -> Uploads:
+    _, parts = await read_multipart(request, request.app.state.max_file_bytes)
+    if not parts:
+        raise fail(400, "No files provided")
+    # Each file on its own: one that is not audio is reported in its entry, and the others are stored.
+    answers = []
+    for part in parts:
+        try:
+            [(record, existed)] = await jobs.add_files(
+                [Upload(part.data, part.filename, part.content_type)], owner=principal
+            )
+        except AudioError as error:
+            refused = "audio_too_long" if isinstance(error, AudioTooLong) else "unsupported_content_type"
+            message = error.message if isinstance(error, AudioTooLong) else "Unsupported content type"
+            answers.append(Uploaded(message, part.filename, UploadStatus(False, False, refused)))
+            continue
+        answers.append(
+            Uploaded(
+                "File already exists" if existed else "File uploaded successfully",
+                record.filename,
+                UploadStatus(existed, not existed),
+                ids.FILE.public(record.id),
+                record.sha256,
+            )
+        )
+    return Uploads(answers)
+
+
+@get("/file", guards=[signed_in], summary="Your files, newest first, a page at a time")
+async def list_files(jobs: JobService, principal: Principal, page: Page = 1, limit: Limit = 10) -> FileList:
+    records, total = await jobs.file_page(owner=principal, offset=(page - 1) * limit, limit=limit)
+    return FileList([_listed(record) for record in records], pagination(page, limit, total))
+
+
+@get(
+    "/file/{uuid:str}",
+    summary="Download a file (public: the UUID is the key)",
+    media_type="application/octet-stream",
+)
+async def download(jobs: JobService, uuid: str) -> Response[bytes]:
+    with not_found_as("File not found or access denied"):
+        record, data = await jobs.file_content(internal_id(ids.FILE, uuid), owner=None)
+    return Response(
+        data,
+        media_type=record.content_type,
+        headers={"Content-Disposition": content_disposition(record.filename, "inline")},
+    )
+
+
+@patch("/file/{uuid:str}", guards=[signed_in], summary="Rename a file")
+async def rename(request: Request, jobs: JobService, principal: Principal, uuid: str) -> Renamed:
+    body = await json_object(request)
+    if "filename" not in body:
+        raise fail(400, "Missing 'filename' field in request body")
+    filename = body["filename"]
+    if not isinstance(filename, str) or not 1 <= len(filename) <= _MAX_FILENAME:
+        raise fail(400, "Filename must be between 1 and 255 characters")
+    with not_found_as("File not found or access denied"):
+        old, new = await jobs.rename_file(internal_id(ids.FILE, uuid), filename, owner=principal)
+    return Renamed("Filename updated successfully", uuid, old.filename, new.filename)
+
+
+@delete("/file/{uuid:str}", status_code=200, guards=[signed_in], summary="Delete a file")
+async def delete_file(jobs: JobService, principal: Principal, uuid: str) -> Deleted:
+    with not_found_as("File not found or access denied"):
+        record = await jobs.delete_file(internal_id(ids.FILE, uuid), owner=principal)
+    return Deleted("File deleted successfully", uuid, record.filename)
+
+
+def _listed(record: FileRecord) -> FileListed:
+    return FileListed(
+        ids.FILE.public(record.id),
+        record.filename,
+        record.content_type,
+        record.size_bytes,
+        timestamp(record.created_at),
+    )
