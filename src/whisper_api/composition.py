@@ -2,8 +2,9 @@
 runs on (the engine, the transcription and live-session services, the job machinery, the fetch policies,
 the key store) and runs it for as long as the process does (`Components.running`).
 
-Each of the three processes that transcribe uses it: `serve` (http/app.py puts an HTTP API in front),
-the job worker (cli/worker.py, which must not load the HTTP stack) and `transcribe` (cli/transcribe.py).
+Each of the three processes that transcribe uses it: `serve` (http/app.py puts an HTTP API in front, and
+wyoming/ Home Assistant's protocol with --wyoming-port), the job worker (cli/worker.py, which must not load
+the HTTP stack) and `transcribe` (cli/transcribe.py).
 They differ only in what `Process` says below.
 """
 
@@ -32,6 +33,7 @@ from whisper_api.service.fetch import FetchPolicy
 from whisper_api.service.live import LiveService
 from whisper_api.service.transcription import Limits, TranscriptionService
 from whisper_api.settings import Settings
+from whisper_api.wyoming import server as wyoming
 
 log = structlog.get_logger("whisper_api")
 
@@ -92,6 +94,14 @@ class Components:
                 tasks["default_model"] = partial(_ensure_default_model, self.settings, self.engine)
                 tasks["vad_model"] = partial(_ensure_vad_model, self.settings, self.engine)
             tasks["idle_unloader"] = partial(_unload_idle_models, self.engine)
+            if self.settings.wyoming_port:
+                tasks["wyoming"] = partial(
+                    wyoming.serve,
+                    self.transcription,
+                    self.settings.host,
+                    self.settings.wyoming_port,
+                    idle_seconds=self.settings.live_idle_seconds,
+                )
         return tasks
 
 

@@ -29,6 +29,15 @@ def _doc(text: str) -> msgspec.Meta:
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: Annotated[str, _doc("Address to listen on.")] = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535, description="Port to listen on.")] = 8000
+    wyoming_port: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0,
+            le=65535,
+            description="`serve` only: speak Home Assistant's Wyoming protocol (speech to text, no "
+            "authentication) on this TCP port at --host; 0 = off.",
+        ),
+    ] = 0
     models_dir: Annotated[Path, _doc("Directory of ggml model files.")] = Path("models")
     data_dir: Annotated[
         Path, _doc("Directory of the service's own state (API keys made by `keys create`).")
@@ -101,7 +110,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     live_idle_seconds: Annotated[
         float,
         msgspec.Meta(
-            gt=0, description="A live stream sending neither audio nor KeepAlive this long is closed."
+            gt=0,
+            description="A live stream (WebSocket or Wyoming) sending neither audio nor KeepAlive this long "
+            "is closed.",
         ),
     ] = 10
     database_url: Annotated[

@@ -105,6 +105,28 @@ MODELS_LOADED = Gauge(
     "whisper_api_models_loaded", "Models with whisper contexts in memory.", registry=REGISTRY
 )
 
+WYOMING_CONNECTIONS = Gauge(
+    "whisper_api_wyoming_connections", "Wyoming (Home Assistant) connections open now.", registry=REGISTRY
+)
+WYOMING_REQUESTS = Counter(
+    "whisper_api_wyoming_requests",
+    "Wyoming transcription requests by outcome (ok, client_closed, or the error code sent).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+WYOMING_RESPONSE_SECONDS = Histogram(
+    "whisper_api_wyoming_response_seconds",
+    "Time from a Wyoming request's audio-stop to its transcript: what a Home Assistant user waits.",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+WYOMING_ERRORS = Counter(
+    "whisper_api_wyoming_errors",
+    "Wyoming error events sent (each ends its connection), by code.",
+    ["code"],
+    registry=REGISTRY,
+)
+
 JOBS_QUEUED = Gauge(
     "whisper_api_jobs_queued",
     "Asynchronous jobs waiting for a worker (the shared queue, as this process last saw it).",

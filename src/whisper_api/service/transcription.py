@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -21,7 +21,7 @@ from whisper_api.engine.catalog import ModelCatalog, ModelFile
 from whisper_api.engine.engine import Engine
 from whisper_api.engine.speech_only import SpeechCut
 from whisper_api.engine.types import DecodeOptions, LanguageGuess, Segment, SpeechRules, Transcript
-from whisper_api.engine.whisper import SAMPLE_RATE, OnProgress, known_language, language_name
+from whisper_api.engine.whisper import SAMPLE_RATE, OnProgress, known_language, language_name, language_names
 from whisper_api.errors import InvalidInput
 from whisper_api.ops import metrics
 
@@ -78,6 +78,11 @@ class TranscriptionService:
         if self.engine.ready():
             return None
         return self.engine.startup_problem or "the default model is loading"
+
+    @staticmethod
+    def languages(model: ModelFile) -> list[str]:
+        """The ISO-639-1 codes of the languages `model` transcribes: whisper's every one, or English."""
+        return list(language_names()) if model.multilingual else ["en"]
 
     @staticmethod
     def language_name(code: str) -> str:
@@ -190,7 +195,7 @@ class TranscriptionService:
 
     async def stream(
         self, model: ModelFile, samples: np.ndarray, options: DecodeOptions, usage: Usage | None = None
-    ) -> AsyncIterator[Segment | Transcript]:
+    ) -> AsyncGenerator[Segment | Transcript, None]:
         """Each segment as whisper.cpp emits it, then the whole Transcript.
 
         Everything that can refuse the request (model, limits, a full queue) is checked before this
@@ -202,7 +207,7 @@ class TranscriptionService:
 
     async def _segments(
         self, model: ModelFile, samples: np.ndarray, options: DecodeOptions, usage: Usage | None
-    ) -> AsyncIterator[Segment | Transcript]:
+    ) -> AsyncGenerator[Segment | Transcript, None]:
         loop = asyncio.get_running_loop()
         segments: asyncio.Queue[Segment] = asyncio.Queue()
 
