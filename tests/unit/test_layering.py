@@ -42,10 +42,12 @@ def within(name: str, layer: str) -> bool:
 
 
 LAYERS = {
-    "engine": ("http", "service", "jobs"),
-    "service": ("http",),
-    "jobs": ("http",),
-    "audio": ("http", "engine", "jobs", "service"),
+    "engine": ("http", "service", "jobs", "wyoming"),
+    "service": ("http", "wyoming"),
+    "jobs": ("http", "wyoming"),
+    "audio": ("http", "engine", "jobs", "service", "wyoming"),
+    # Home Assistant's protocol is a front door beside HTTP, on the same service.
+    "wyoming": ("http", "jobs"),
 }
 
 

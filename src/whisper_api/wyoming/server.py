@@ -37,11 +37,11 @@ from wyoming.ping import Ping, Pong
 from whisper_api import __version__
 from whisper_api.audio import SAMPLE_RATE, AudioTooLong
 from whisper_api.audio.stream import PCM_ENCODINGS, RAW_MAX_CHANNELS, RAW_SAMPLE_RATES, PcmStream, RawFormat
-from whisper_api.engine.catalog import ModelFile
-from whisper_api.engine.types import DecodeOptions, Segment
+from whisper_api.engine.types import DecodeOptions
 from whisper_api.errors import ServiceError, TimedOutError
 from whisper_api.ops import metrics
 from whisper_api.service.transcription import TranscriptionService, Usage
+from whisper_api.service.types import ModelFile, Segment
 from whisper_api.wyoming.protocol import MAX_LINE_BYTES, MalformedEvent, read_event
 
 log = structlog.get_logger("whisper_api.wyoming")
