@@ -15,11 +15,13 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Literal
 
 import structlog
 
-from whisper_api.accounts.keys import KeyStore
+from whisper_api.accounts.service import AccountService
+from whisper_api.accounts.store import AccountStore
 from whisper_api.engine.catalog import ModelCatalog, ModelNotFound
 from whisper_api.engine.download import DownloadError, pull
 from whisper_api.engine.engine import Engine, EngineConfig
@@ -50,6 +52,7 @@ class Jobs:
     service: JobService
     #: None when this process only queues jobs (job_runners = 0).
     runner: JobRunner | None
+    accounts: AccountService
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,8 @@ class Components:
     request_fetch_policy: FetchPolicy
     #: None for `transcribe`.
     jobs: Jobs | None
-    #: None for `transcribe`.
-    keys: KeyStore | None
+    #: Users, credentials, balances and usage, in the jobs database. None for `transcribe`.
+    accounts: AccountService | None
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Components]:
@@ -72,6 +75,9 @@ class Components:
         then close the engine and the store."""
         if self.jobs is not None:
             await self.jobs.store.call(self.jobs.store.create_tables)
+        if self.accounts is not None:
+            # Keys `keys create` kept in a file before accounts existed become the operator's tokens.
+            await self.accounts.store.call(self.accounts.import_key_file, legacy_key_file(self.settings))
         # A crash in one is logged with its traceback and it starts again (ops/tasks.py says why).
         background = [asyncio.create_task(supervise(name, run)) for name, run in self._tasks().items()]
         try:
@@ -125,7 +131,7 @@ def compose(settings: Settings, process: Process) -> Components:
             settings.url_fetch_allow, max_bytes=settings.max_upload_bytes, timeout=settings.url_fetch_timeout
         ),
         jobs=jobs,
-        keys=None if process == "transcribe" else KeyStore(settings.data_dir),
+        accounts=None if jobs is None else jobs.accounts,
     )
 
 
@@ -146,9 +152,26 @@ def build_engine(settings: Settings) -> Engine:
     return Engine(catalog, config, settings.default_model)
 
 
+def legacy_key_file(settings: Settings) -> Path:
+    """Where `keys create` kept its keys before they moved into the database."""
+    return settings.data_dir / "api-keys.json"
+
+
+def build_accounts(settings: Settings, store: Store, media: MediaStore | None = None) -> AccountService:
+    return AccountService(
+        AccountStore(store),
+        media,
+        balances=settings.balances,
+        allow_registration=settings.allow_registration,
+        initial_balance=settings.initial_balance,
+        configured_keys=settings.all_api_keys,
+    )
+
+
 def build_jobs(settings: Settings, transcription: TranscriptionService, *, runners: int) -> Jobs:
     store = Store(settings.jobs_database_url)
     media = MediaStore(settings.jobs_media_dir)
+    accounts = build_accounts(settings, store, media)
     fetch_policy = FetchPolicy.with_allowed(
         settings.url_fetch_allow, max_bytes=settings.max_file_bytes, timeout=settings.url_fetch_timeout
     )
@@ -168,6 +191,7 @@ def build_jobs(settings: Settings, transcription: TranscriptionService, *, runne
             concurrency=runners,
             lease_seconds=settings.job_lease_seconds,
             callbacks=callbacks,
+            accounts=accounts,
         )
     service = JobService(
         store,
@@ -177,8 +201,9 @@ def build_jobs(settings: Settings, transcription: TranscriptionService, *, runne
         fetch_policy=fetch_policy,
         callbacks_signed=bool(settings.callback_secret),
         on_submit=None if runner is None else runner.wake,
+        accounts=accounts,
     )
-    return Jobs(store, service, runner)
+    return Jobs(store, service, runner, accounts)
 
 
 async def _ensure_vad_model(settings: Settings, engine: Engine) -> None:

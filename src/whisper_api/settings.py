@@ -93,6 +93,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         msgspec.field(default_factory=list)
     )
     api_keys_file: Annotated[Path | None, _doc("File with one API key per line.")] = None
+    balances: Annotated[
+        bool,
+        _doc("Charge audio to per-user token balances (ceil(seconds) × price multiplier); off = unlimited."),
+    ] = False
+    allow_registration: Annotated[
+        bool, _doc("Let anyone create an account (seed 004's POST /api/v1/user/register).")
+    ] = False
+    initial_balance: Annotated[
+        int, msgspec.Meta(ge=0, description="Tokens a new account starts with (with --balances).")
+    ] = 0
     cors_origins: Annotated[
         list[str],
         _doc("Origins browsers may call the API from (comma-separated in the environment; * for any)."),

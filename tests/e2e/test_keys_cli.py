@@ -58,7 +58,7 @@ def test_a_revoked_key_stops_working_at_once(keyed_server: Server, data_dir: Pat
 def test_the_list_shows_names_and_prefixes_never_secrets(data_dir: Path) -> None:
     secret = keys(data_dir, "create", "phone").stdout.strip()
     listing = keys(data_dir, "list").stdout
-    assert "phone" in listing and secret[:8] in listing and secret not in listing
+    assert "phone" in listing and secret[:4] in listing and secret[-4:] in listing and secret not in listing
 
 
 def test_revoking_an_unknown_key_fails_with_a_message(data_dir: Path) -> None:
@@ -66,19 +66,12 @@ def test_revoking_an_unknown_key_fails_with_a_message(data_dir: Path) -> None:
     assert result.returncode == 1 and "nobody" in result.stderr
 
 
-def test_the_first_key_says_that_it_closes_an_open_server_and_how_to_reopen(data_dir: Path) -> None:
+def test_the_first_key_says_that_it_closes_an_open_server(data_dir: Path) -> None:
     first = keys(data_dir, "create", "first")
     assert "now requires an API key" in first.stderr
-    assert str(data_dir / "api-keys.json") in first.stderr
 
 
 def test_later_keys_do_not_repeat_the_warning(data_dir: Path) -> None:
     keys(data_dir, "create", "first")
     assert "now requires an API key" not in keys(data_dir, "create", "second").stderr
 
-
-def test_deleting_the_key_file_opens_a_running_server_again(keyed_server: Server, data_dir: Path) -> None:
-    keys(data_dir, "create", "temporary")
-    assert models_status(keyed_server) == 401
-    (data_dir / "api-keys.json").unlink()
-    assert models_status(keyed_server) == 200

@@ -8,15 +8,15 @@ sends `error.message` as it is. Another user's token or session is "not found", 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import math
 import re
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
 import argon2
@@ -248,10 +248,17 @@ class AccountService:
         return user, await self._new_session(user.id, user_agent)
 
     async def create_user(
-        self, username: str, password: str | None, *, is_admin: bool = False, balance: int | None = None
+        self,
+        username: str,
+        password: str | None,
+        *,
+        is_admin: bool = False,
+        balance: int | None = None,
+        password_rules: bool = True,
     ) -> User:
+        """A new account; `password_rules` False takes an operator's password as it is (the CLI)."""
         _check_username(username)
-        if password is not None:
+        if password is not None and password_rules:
             _check_password(password)
         hashed = None if password is None else await asyncio.to_thread(self._hasher.hash, password)
         try:
@@ -282,6 +289,10 @@ class AccountService:
 
     async def find_user(self, user_id: str) -> User | None:
         row = await self._call(self.accounts.user, user_id)
+        return None if row is None else _user(row)
+
+    async def find_username(self, username: str) -> User | None:
+        row = await self._call(self.accounts.user_named, username)
         return None if row is None else _user(row)
 
     async def update_profile(
@@ -470,7 +481,11 @@ class AccountService:
     def charge(self, principal: Principal, *, surface: str, model: str, audio_seconds: float) -> Charge:
         """The price of `audio_seconds` for this user: reserve it before compute (`async with`, or
         `reserve()`), then `settle()` (usage recorded) or `refund()` (work not done)."""
-        return Charge(self, principal.user_id, surface, model, audio_seconds)
+        return self.charge_user(principal.user_id, surface=surface, model=model, audio_seconds=audio_seconds)
+
+    def charge_user(self, user_id: str, *, surface: str, model: str, audio_seconds: float) -> Charge:
+        """`charge` for work done for a user outside any request (a queued job run by a worker)."""
+        return Charge(self, user_id, surface, model, audio_seconds)
 
     def meter(self, principal: Principal, *, surface: str, model: str) -> Meter:
         """A live stream's charge: each second of audio is paid for as it arrives."""
@@ -566,13 +581,21 @@ class Charge:
             if self.reserved:
                 await self._accounts._call(self._accounts.accounts.refund, self.user_id, self.reserved)
 
-    async def __aenter__(self) -> Charge:
-        return await self.reserve()
+    @contextlib.asynccontextmanager
+    async def settled(self) -> AsyncIterator[Charge]:
+        """For the work paid for: settled when the block ends, refunded when it raises."""
+        async with self.refunded_on_error():
+            yield self
+        await self.settle()
 
-    async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        await (self.refund() if kind is not None else self.settle())
+    @contextlib.asynccontextmanager
+    async def refunded_on_error(self) -> AsyncIterator[Charge]:
+        """For the start of work that settles later (a stream): refunded if the block raises."""
+        try:
+            yield self
+        except BaseException:
+            await asyncio.shield(self.refund())
+            raise
 
 
 class Meter:

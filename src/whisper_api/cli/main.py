@@ -1,4 +1,5 @@
-"""`whisper-api`: serve the API, run job workers, transcribe files locally, manage models, keys and jobs."""
+"""`whisper-api`: serve the API, run job workers, transcribe files locally, manage models, keys, users and
+jobs."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import msgspec
 
 from whisper_api import __version__
 from whisper_api import settings as settings_module
+from whisper_api.cli.accounts import add_account_commands
 from whisper_api.engine.types import MAX_DECODERS, MIN_TEMPERATURE_INCREMENT
 from whisper_api.settings import Settings
 
@@ -49,7 +51,6 @@ _TRANSCRIBE_SETTINGS = (
     "log_format",
 )
 _MODELS_SETTINGS = ("models_dir", "default_model", "model_base_url", "log_level")
-_KEYS_SETTINGS = ("data_dir",)
 
 
 def _shown(value: object) -> str:
@@ -210,55 +211,6 @@ def _transcribe(args: argparse.Namespace) -> int:
     return asyncio.run(
         transcribe_files(settings, files, model=args.model, options=options, output_format=args.format)
     )
-
-
-def _keys_create(args: argparse.Namespace) -> int:
-    from whisper_api.accounts.keys import KeyStore
-
-    settings = _settings(args)
-    store = KeyStore(settings.data_dir)
-    was_open = not store.in_use() and not settings.all_api_keys()
-    record, secret = store.create(args.name)
-    print(f"Created {record.id} ({record.name}). The key is shown this once; store it now:", file=sys.stderr)
-    print(secret)
-    if was_open:
-        # A running server rereads the key file on every request, so this closes it at once.
-        print(
-            f"Note: this is the first key in {settings.data_dir}, so every server using that data "
-            "directory now requires an API key on each request (it was open until now). Revoking "
-            f"keys keeps it closed; to open it again, delete {store.path}.",
-            file=sys.stderr,
-        )
-    return 0
-
-
-def _keys_list(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
-
-    from whisper_api.accounts.keys import KeyStore
-
-    def when(stamp: int) -> str:
-        return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M")
-
-    keys = KeyStore(_settings(args).data_dir).list()
-    if not keys:
-        print("No keys. Make one with: whisper-api keys create NAME")
-    for key in keys:
-        state = f"revoked {when(key.revoked)}" if key.revoked else "active"
-        print(f"{key.id:18} {key.prefix}…  {key.name:20} created {when(key.created)}  {state}")
-    return 0
-
-
-def _keys_revoke(args: argparse.Namespace) -> int:
-    from whisper_api.accounts.keys import KeyNotFound, KeyStore
-
-    try:
-        record = KeyStore(_settings(args).data_dir).revoke(args.key)
-    except KeyNotFound as error:
-        print(f"whisper-api: {error.args[0]}", file=sys.stderr)
-        return 1
-    print(f"Revoked {record.id} ({record.name}).")
-    return 0
 
 
 def _jobs_client(args: argparse.Namespace):
@@ -481,18 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_jobs_commands(commands)
 
-    keys = commands.add_parser("keys", help="Make, list and revoke API keys (stored hashed in --data-dir).")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True)
-    creating = key_commands.add_parser("create", help="Make a key; it is printed once.")
-    creating.add_argument("name", help="What the key is for, e.g. the client's name.")
-    creating.set_defaults(run=_keys_create)
-    key_listing = key_commands.add_parser("list", help="Keys with their ids, names and state.")
-    key_listing.set_defaults(run=_keys_list)
-    revoking = key_commands.add_parser("revoke", help="Stop accepting a key, at once.")
-    revoking.add_argument("key", help="The key's id (or its name, when only one active key has it).")
-    revoking.set_defaults(run=_keys_revoke)
-    for command in (creating, key_listing, revoking):
-        _add_settings_flags(command, _KEYS_SETTINGS)
+    add_account_commands(commands, _settings, _add_settings_flags)
     return parser
 
 

@@ -19,11 +19,11 @@ from litestar.openapi.spec import Components
 
 from whisper_api import __version__
 from whisper_api.composition import compose
-from whisper_api.http.auth import ApiKeys
+from whisper_api.http.auth import principal
 from whisper_api.http.errors import handle_exception
 from whisper_api.http.observability import observability_middleware
 from whisper_api.http.responses import API_KEY_SCHEME, API_KEY_SECURITY
-from whisper_api.http.routes import audio, files, language, listen, models, system
+from whisper_api.http.routes import audio, files, language, listen, models, system, usage
 from whisper_api.http.routes import jobs as jobs_routes
 from whisper_api.http.uploads import FORM_OVERHEAD_BYTES, MAX_JSON_BYTES
 from whisper_api.settings import Settings
@@ -33,8 +33,8 @@ log = structlog.get_logger("whisper_api")
 
 def create_app(settings: Settings) -> Litestar:
     root = compose(settings, "serve")
-    jobs, keys = root.jobs, root.keys
-    assert jobs is not None and keys is not None  # a server has both
+    jobs, accounts = root.jobs, root.accounts
+    assert jobs is not None and accounts is not None  # a server has both
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
@@ -78,15 +78,18 @@ def create_app(settings: Settings) -> Litestar:
             files.retrieve_file,
             files.file_content,
             files.delete_file,
+            usage.list_usage,
         ],
         dependencies={
             "service": Provide(lambda: root.transcription, use_cache=True, sync_to_thread=False),
             "live": Provide(lambda: root.live, use_cache=True, sync_to_thread=False),
             "jobs": Provide(lambda: jobs.service, use_cache=True, sync_to_thread=False),
+            "accounts": Provide(lambda: accounts, use_cache=True, sync_to_thread=False),
+            "principal": Provide(principal, sync_to_thread=False),
         },
         state=State(
             {
-                "api_keys": ApiKeys(settings.all_api_keys, keys),
+                "accounts": accounts,
                 "max_upload_bytes": settings.max_upload_bytes,
                 "max_file_bytes": settings.max_file_bytes,
                 "fetch_policy": root.request_fetch_policy,

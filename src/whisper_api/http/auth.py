@@ -1,48 +1,48 @@
-"""Optional API keys: `Authorization: Bearer <key>` (OpenAI SDKs) or `Token <key>` (Deepgram clients).
+"""Who is asking: one place for every route and socket.
 
-Browsers cannot set headers on a WebSocket, so live connections may also send the key as `?token=`
-or as the subprotocol pair `token, <key>` (what Deepgram's browser SDK does).
+Credentials: `Authorization: Bearer <x>` (OpenAI SDKs) or `Token <x>` (Deepgram clients), an operator key
+or a user's API token or session; `Basic <session-id>` (seed 004's sessions, the id itself rather than
+base64). Browsers cannot set headers on a WebSocket, so live connections may also send it as `?token=`
+or as the subprotocol pair `token, <x>` (what Deepgram's browser SDK does).
+
+`require_api_key` (every route's guard) puts the Principal on the connection; handlers take it as the
+`principal` dependency. An open server (no operator key, no token ever made, no password set) serves
+every request as the operator.
 """
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Callable
-
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
+from litestar.types import Scope
 
-from whisper_api.accounts.keys import KeyStore, digest
+from whisper_api.accounts.principal import Principal
+from whisper_api.accounts.service import AccountService
 from whisper_api.http.errors import ApiError
 
-_SCHEMES = ("bearer", "token")
+_SCHEMES = ("bearer", "token", "basic")
 
 
-class ApiKeys:
-    """Configured keys (read through `configured` on every check, so a changed key file needs no
-    restart) and the hashed keys of `store`. With neither (and no key ever made in the store; revoking
-    the last one keeps the API closed), the API is open."""
-
-    def __init__(self, configured: Callable[[], frozenset[str]], store: KeyStore | None = None) -> None:
-        self._configured = configured
-        self._store = store
-
-    def accepts(self, key: str | None) -> bool:
-        configured = self._configured()
-        store_in_use = self._store is not None and self._store.in_use()
-        if not configured and not store_in_use:
-            return True
-        stored = self._store.active_digests() if self._store is not None else frozenset()
-        if key is None:
-            return False
-        # Compare against every configured key so the time taken does not reveal which one nearly
-        # matched; stored keys are looked up by digest, which reveals nothing about the secret.
-        matches = [hmac.compare_digest(key.encode(), candidate.encode()) for candidate in configured]
-        return any(matches) or digest(key) in stored
+async def authenticate(connection: ASGIConnection) -> Principal:
+    """The connection's principal (also left on `connection.state.principal`); ApiError 401 if its
+    credential is missing or not accepted."""
+    known: Principal | None = connection.state.get("principal")
+    if known is not None:
+        return known
+    accounts: AccountService = connection.app.state.accounts
+    principal = await accounts.authenticate(presented_key(connection))
+    if principal is None:
+        raise ApiError(
+            401,
+            "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'.",
+            code="invalid_api_key",
+        )
+    connection.state.principal = principal
+    return principal
 
 
 def presented_key(connection: ASGIConnection) -> str | None:
-    """The key a request carries: the Authorization header, or for WebSockets `?token=` or the
+    """The credential a request carries: the Authorization header, or for WebSockets `?token=` or the
     `token` subprotocol."""
     key = header_credential(connection.headers.get("authorization"))
     if key is None and connection.scope["type"] == "websocket":
@@ -76,11 +76,11 @@ def _offered_subprotocols(connection: ASGIConnection) -> list[str]:
     return [p.strip() for p in connection.headers.get("sec-websocket-protocol", "").split(",")]
 
 
-def require_api_key(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
-    keys: ApiKeys = connection.app.state.api_keys
-    if not keys.accepts(presented_key(connection)):
-        raise ApiError(
-            401,
-            "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'.",
-            code="invalid_api_key",
-        )
+async def require_api_key(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
+    await authenticate(connection)
+
+
+def principal(scope: Scope) -> Principal:
+    """The `principal` dependency: who the guard found the request is."""
+    found: Principal = scope["state"]["principal"]
+    return found

@@ -40,6 +40,8 @@ OPEN: list[SecurityRequirement] = [{}]
 _ERROR_MEANINGS = {
     400: "The request is invalid: a parameter, the form, or audio that cannot be decoded (`param` names it).",
     401: "The API key is missing or wrong (when the server has keys).",
+    402: "The account's token balance cannot pay for this audio (servers with balances on).",
+    403: "Only an admin may do this.",
     404: "No such model, job or file.",
     409: "The job or file is not in a state that allows this (not finished yet, still in use...).",
     413: "The upload is over the server's size limit.",
@@ -49,7 +51,7 @@ _ERROR_MEANINGS = {
 }
 
 #: Statuses of every route that reads audio and runs the engine.
-TRANSCRIBING = (400, 401, 404, 413, 429, 500, 503)
+TRANSCRIBING = (400, 401, 402, 404, 413, 429, 500, 503)
 
 
 def errors(*statuses: int, body: type[ErrorBody | DeepgramError] = ErrorBody) -> dict[int, ResponseSpec]:

@@ -22,11 +22,14 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
+from whisper_api.accounts.service import AccountService, InsufficientBalance
+from whisper_api.audio import SAMPLE_RATE
 from whisper_api.engine.catalog import ModelNotFound
 from whisper_api.engine.engine import QueueFull
 from whisper_api.engine.types import Transcript
@@ -101,8 +104,11 @@ class JobRunner:
         lease_seconds: float = 30.0,
         poll_seconds: float = 1.0,
         callbacks: CallbackSender | None = None,
+        accounts: AccountService | None = None,
     ) -> None:
         self.store = store
+        #: Charges each job's owner for its audio once it is decoded (None: nobody pays).
+        self.accounts = accounts
         self.media = media
         self.transcription = transcription
         self.fetch_policy = fetch_policy
@@ -269,6 +275,10 @@ class JobRunner:
             samples = await self.transcription.decode(data, max_seconds=self.max_audio_seconds)
             model = self.transcription.model(job.model)
             options = decode_options(job.request["options"])
+            paying = await self._charge(job, model.id, len(samples) / SAMPLE_RATE)
+        except (InvalidInput, ModelNotFound, InsufficientBalance) as error:  # the job's own: no retry helps
+            raise JobFailed(error.code or "invalid_request", error.message) from None
+        async with paying:
             while True:
                 try:
                     return await self.transcription.transcribe(
@@ -276,8 +286,14 @@ class JobRunner:
                     )
                 except QueueFull as full:  # interactive requests fill the engine: wait our turn
                     await asyncio.sleep(min(full.retry_after, 5))
-        except (InvalidInput, ModelNotFound) as error:  # the job's own input: no retry would help
-            raise JobFailed(error.code or "invalid_request", error.message) from None
+
+    async def _charge(self, job: JobRecord, model: str, seconds: float) -> AbstractAsyncContextManager[Any]:
+        """The price of the job's audio, reserved from its owner's balance (InsufficientBalance if short):
+        settled when the transcription is done, refunded if it is not."""
+        if self.accounts is None:
+            return contextlib.nullcontext()
+        charge = self.accounts.charge_user(job.owner_id, surface="jobs", model=model, audio_seconds=seconds)
+        return (await charge.reserve()).settled()
 
     async def _audio(self, job: JobRecord) -> bytes:
         if job.source_url is not None:

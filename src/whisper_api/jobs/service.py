@@ -1,5 +1,8 @@
 """Asynchronous transcription jobs and uploaded files, as the HTTP layer and the CLI see them.
 
+Every call names who asks (`owner`, a Principal): a user sees and changes only what they own, and
+another user's id is "not found", exactly like an id that never existed; admins see everything.
+
 Submitting checks everything that can be checked at once (the model exists and can do what is
 asked, the audio decodes, the URLs are http(s)), so a job that is accepted fails later only for what
 could not be known then (a URL that does not answer, a worker that keeps dying). Running jobs is
@@ -13,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from whisper_api.accounts.principal import Principal
+from whisper_api.accounts.service import AccountService
 from whisper_api.audio import AudioError, probe_audio
 from whisper_api.engine.types import DecodeOptions, Transcript
 from whisper_api.errors import NotFoundError
@@ -22,7 +27,7 @@ from whisper_api.jobs.store import Conflict, FileRecord, JobRecord, Page, Store
 from whisper_api.service.fetch import FetchError, FetchPolicy, check_destination
 from whisper_api.service.transcription import InvalidRequest, TranscriptionService
 
-RESULT_FORMATS: tuple[str, ...] = ("json", "text", "srt", "vtt", "verbose_json")
+RESULT_FORMATS: tuple[str, ...] = ("json", "text", "srt", "vtt", "tsv", "verbose_json")
 #: The store's column widths.
 _MAX_FILENAME = 255
 _MAX_MEDIA_TYPE = 127
@@ -62,8 +67,11 @@ class JobService:
         fetch_policy: FetchPolicy,
         callbacks_signed: bool = False,
         on_submit: Callable[[], None] | None = None,
+        accounts: AccountService | None = None,
     ) -> None:
         self.store = store
+        #: Refuses a job whose audio its owner's balance cannot pay for (it is charged when it runs).
+        self.accounts = accounts
         self.media = media
         self.transcription = transcription
         self.max_audio_seconds = max_audio_seconds
@@ -76,46 +84,76 @@ class JobService:
 
     # -- files ---------------------------------------------------------------------------------
 
-    async def add_files(self, uploads: Sequence[Upload]) -> list[tuple[FileRecord, bool]]:
-        """Store uploads (once per content): all of them, or none if one is not audio this service
-        can decode (AudioError, naming the file when there are several).
+    async def add_files(
+        self, uploads: Sequence[Upload], *, owner: Principal
+    ) -> list[tuple[FileRecord, bool]]:
+        """Store uploads (once per content and owner): all of them, or none if one is not audio this
+        service can decode (AudioError, naming the file when there are several); each with whether
+        the owner had it already."""
+        return [(record, existed) for record, existed, _ in await self._add_files(uploads, owner)]
+
+    async def _add_files(
+        self, uploads: Sequence[Upload], owner: Principal
+    ) -> list[tuple[FileRecord, bool, float]]:
+        """`add_files`, with each file's seconds of audio.
 
         Each is probed, not decoded: its length is the container's word, or counted frame by frame where
         the container gives none, so checking hours of audio holds none of it as samples. The runner
         decodes it once, when it runs, under the same limit."""
+        durations = []
         for upload in uploads:
             try:
-                await asyncio.to_thread(probe_audio, upload.data, max_seconds=self.max_audio_seconds)
+                durations.append(
+                    await asyncio.to_thread(probe_audio, upload.data, max_seconds=self.max_audio_seconds)
+                )
             except AudioError as error:
                 if len(uploads) == 1:
                     raise
                 raise type(error)(f"{upload.filename!r}: {error.message}") from None
         added = []
-        for upload in uploads:
+        for upload, seconds in zip(uploads, durations, strict=True):
             stored = await asyncio.to_thread(self.media.put, upload.data)
-            added.append(
-                await self.store.call(
-                    self.store.add_file,
-                    stored.sha256,
-                    upload.filename[:_MAX_FILENAME] or "upload",
-                    _media_type(upload.content_type),
-                    stored.size_bytes,
-                )
+            record, existed = await self.store.call(
+                self.store.add_file,
+                stored.sha256,
+                upload.filename[:_MAX_FILENAME] or "upload",
+                _media_type(upload.content_type),
+                stored.size_bytes,
+                owner_id=owner.user_id,
             )
+            added.append((record, existed, seconds))
         return added
 
-    async def file(self, file_id: str) -> FileRecord:
-        return await self._found("file", file_id, self.store.file)
+    async def file(self, file_id: str, *, owner: Principal | None) -> FileRecord:
+        return await self._found("file", file_id, self.store.file, owner)
 
-    async def file_content(self, file_id: str) -> tuple[FileRecord, bytes]:
-        record = await self.file(file_id)
+    async def file_content(self, file_id: str, *, owner: Principal | None) -> tuple[FileRecord, bytes]:
+        record = await self.file(file_id, owner=owner)
         return record, await asyncio.to_thread(self.media.read, record.sha256)
 
-    async def list_files(self, *, limit: int, after: str | None) -> Page:
-        return await self.store.call(self.store.list_files, limit=limit, after=after)
+    async def list_files(self, *, limit: int, after: str | None, owner: Principal) -> Page:
+        return await self.store.call(self.store.list_files, limit=limit, after=after, owner=owner.owner_scope)
 
-    async def delete_file(self, file_id: str) -> FileRecord:
-        record = await self._found("file", file_id, self.store.delete_file)
+    async def file_page(self, *, owner: Principal, offset: int, limit: int) -> tuple[list[FileRecord], int]:
+        """One page of the owner's files, newest first, and how many there are in all."""
+        return await self.store.call(
+            self.store.file_page, owner=owner.owner_scope, offset=offset, limit=limit
+        )
+
+    async def rename_file(
+        self, file_id: str, filename: str, *, owner: Principal
+    ) -> tuple[FileRecord, FileRecord]:
+        """The file before and after its name became `filename` (1 to 255 characters)."""
+        if not 1 <= len(filename) <= _MAX_FILENAME:
+            raise InvalidRequest(
+                f"filename must be between 1 and {_MAX_FILENAME} characters.", param="filename"
+            )
+        old = await self.file(file_id, owner=owner)
+        new = await self._found("file", file_id, self.store.rename_file, owner, filename)
+        return old, new
+
+    async def delete_file(self, file_id: str, *, owner: Principal) -> FileRecord:
+        record = await self._found("file", file_id, self.store.delete_file, owner)
         if not await self.store.call(self.store.file_in_use, record.sha256):
             await asyncio.to_thread(self.media.remove, record.sha256)
         return record
@@ -129,6 +167,7 @@ class JobService:
         upload: Upload | None = None,
         file_id: str | None = None,
         url: str | None = None,
+        owner: Principal,
     ) -> JobRecord:
         """Queue a job for exactly one audio source: an upload, an uploaded file's id, or a URL the
         worker fetches."""
@@ -152,10 +191,14 @@ class JobService:
             if value is not None:
                 await _check_url(value, name, self.fetch_policy)
         if upload is not None:
-            [(record, _)] = await self.add_files([upload])
+            [(record, _, seconds)] = await self._add_files([upload], owner)
             file_id = record.id
+            await self._affordable(owner, seconds)
         elif file_id is not None:
-            await self.file(file_id)
+            record = await self.file(file_id, owner=owner)
+            if self.accounts is not None and self.accounts.balances:
+                data = await asyncio.to_thread(self.media.read, record.sha256)
+                await self._affordable(owner, await asyncio.to_thread(probe_audio, data))
         job = await self.store.call(
             self.store.submit,
             model=model.id,
@@ -167,27 +210,39 @@ class JobService:
             file_id=file_id,
             source_url=url,
             callback_url=request.callback_url,
+            owner_id=owner.user_id,
         )
         if self._on_submit is not None:
             self._on_submit()
         return job
 
-    async def job(self, job_id: str) -> JobRecord:
-        return await self._found("job", job_id, self.store.job)
+    async def job(self, job_id: str, *, owner: Principal | None) -> JobRecord:
+        return await self._found("job", job_id, self.store.job, owner)
 
-    async def list_jobs(self, *, limit: int, after: str | None, status: str | None) -> Page:
-        return await self.store.call(self.store.list_jobs, limit=limit, after=after, status=status)
+    async def job_page(self, *, owner: Principal, offset: int, limit: int) -> tuple[list[JobRecord], int]:
+        """One page of the owner's jobs, newest first, and how many there are in all."""
+        return await self.store.call(self.store.job_page, owner=owner.owner_scope, offset=offset, limit=limit)
 
-    async def cancel(self, job_id: str) -> JobRecord:
-        return await self._found("job", job_id, self.store.cancel)
+    async def jobs_of_file(self, file_id: str, *, owner: Principal | None) -> list[JobRecord]:
+        """The jobs made from one file, oldest first (None: whoever owns them)."""
+        scope = None if owner is None else owner.owner_scope
+        return await self.store.call(self.store.jobs_of_file, file_id, owner=scope)
 
-    async def delete(self, job_id: str) -> JobRecord:
-        return await self._found("job", job_id, self.store.delete_job)
+    async def list_jobs(self, *, limit: int, after: str | None, status: str | None, owner: Principal) -> Page:
+        return await self.store.call(
+            self.store.list_jobs, limit=limit, after=after, status=status, owner=owner.owner_scope
+        )
 
-    async def result(self, job_id: str) -> tuple[JobRecord, Transcript]:
+    async def cancel(self, job_id: str, *, owner: Principal) -> JobRecord:
+        return await self._found("job", job_id, self.store.cancel, owner)
+
+    async def delete(self, job_id: str, *, owner: Principal) -> JobRecord:
+        return await self._found("job", job_id, self.store.delete_job, owner)
+
+    async def result(self, job_id: str, *, owner: Principal | None) -> tuple[JobRecord, Transcript]:
         """The job's one stored result; Conflict while it has none (not finished, or failed)."""
-        record = await self.job(job_id)
-        data = await self.store.call(self.store.result, job_id) if record.has_result else None
+        record = await self.job(job_id, owner=owner)
+        data = await self.store.call(self.store.result, record.id) if record.has_result else None
         if data is None:
             raise Conflict(
                 f"Job '{job_id}' is {record.status}; a result exists once it has succeeded.",
@@ -198,9 +253,18 @@ class JobService:
     async def queue_length(self) -> int:
         return await self.store.call(self.store.queue_length)
 
-    async def _found(self, kind: str, identifier: str, lookup: Callable[[str], Any]) -> Any:
-        """`lookup(identifier)`, a store method, on the store's threads; NotFound if there is no record."""
-        record = await self.store.call(lookup, identifier)
+    async def _affordable(self, owner: Principal, seconds: float) -> None:
+        if self.accounts is not None:
+            await self.accounts.check_balance(owner, seconds)
+
+    async def _found(
+        self, kind: str, identifier: str, lookup: Callable[..., Any], owner: Principal | None, *args: Any
+    ) -> Any:
+        """`lookup(identifier, *args)`, a store method, on the store's threads, limited to what `owner`
+        may see (None: no limit, for reads that are public by id); NotFound if there is no such record,
+        or it is someone else's."""
+        scope = None if owner is None else owner.owner_scope
+        record = await self.store.call(lookup, identifier, *args, owner=scope)
         if record is None:
             raise NotFound(kind, identifier)
         return record

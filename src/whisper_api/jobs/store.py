@@ -293,6 +293,24 @@ class Store:
             rows = connection.execute(query.limit(limit + 1)).all()
         return Page(tuple(_file(row) for row in rows[:limit]), len(rows) > limit)
 
+    def file_page(self, *, owner: str | None, offset: int, limit: int) -> tuple[list[FileRecord], int]:
+        query = _owned(sa.select(files), files, owner)
+        with self.reading() as connection:
+            rows = connection.execute(query.order_by(files.c.id.desc()).offset(offset).limit(limit)).all()
+            total = connection.execute(
+                _owned(sa.select(sa.func.count()).select_from(files), files, owner)
+            ).scalar_one()
+        return [_file(row) for row in rows], total
+
+    def rename_file(self, file_id: str, filename: str, *, owner: str | None = None) -> FileRecord | None:
+        mine = () if owner is None else (files.c.owner_id == owner,)
+        with self.writing() as connection:
+            connection.execute(files.update().where(files.c.id == file_id, *mine).values(filename=filename))
+            row = connection.execute(
+                _owned(sa.select(files).where(files.c.id == file_id), files, owner)
+            ).first()
+        return None if row is None else _file(row)
+
     def delete_file(self, file_id: str, *, owner: str | None = None) -> FileRecord | None:
         """Forget a file; refused while a queued or running job still needs it (finished jobs keep
         their results and lose only the link to the audio)."""
@@ -386,6 +404,21 @@ class Store:
         with self.reading() as connection:
             rows = connection.execute(query.limit(limit + 1)).all()
         return Page(tuple(_job(row) for row in rows[:limit]), len(rows) > limit)
+
+    def job_page(self, *, owner: str | None, offset: int, limit: int) -> tuple[list[JobRecord], int]:
+        query = _owned(self._select_job.order_by(jobs.c.id.desc()), jobs, owner)
+        with self.reading() as connection:
+            rows = connection.execute(query.offset(offset).limit(limit)).all()
+            total = connection.execute(
+                _owned(sa.select(sa.func.count()).select_from(jobs), jobs, owner)
+            ).scalar_one()
+        return [_job(row) for row in rows], total
+
+    def jobs_of_file(self, file_id: str, *, owner: str | None = None) -> list[JobRecord]:
+        query = _owned(self._select_job.where(jobs.c.file_id == file_id), jobs, owner)
+        with self.reading() as connection:
+            rows = connection.execute(query.order_by(jobs.c.id)).all()
+        return [_job(row) for row in rows]
 
     def cancel(self, job_id: str, *, owner: str | None = None) -> JobRecord | None:
         """Cancel a queued or running job (its worker notices at its next lease renewal and aborts

@@ -8,7 +8,7 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.response import Stream
 
-from whisper_api.http import schemas
+from whisper_api.http import billing, schemas
 from whisper_api.http.auth import require_api_key
 from whisper_api.http.disconnect import ClientDisconnected, until_disconnected
 from whisper_api.http.errors import bad_request, to_api_error
@@ -27,7 +27,7 @@ from whisper_api.http.responses import (
 )
 from whisper_api.http.uploads import read_multipart
 from whisper_api.service.transcription import TranscriptionService
-from whisper_api.service.types import Segment, Task, Transcript
+from whisper_api.service.types import SAMPLE_RATE, Segment, Task, Transcript
 
 _ANSWERS = {200: TRANSCRIPT_JSON, **errors(*TRANSCRIBING)}
 
@@ -63,13 +63,20 @@ async def _transcribe(request: Request, service: TranscriptionService, task: Tas
     service.check(model, options)
     usage = request_usage(request.scope)
     samples = await service.decode(upload, usage)
+    charge = await billing.reserve(
+        request, surface=f"openai.{task}", model=model.id, audio_seconds=len(samples) / SAMPLE_RATE
+    )
     if form.stream:
-        segments = await service.stream(model, samples, options, usage)
+        async with charge.refunded_on_error():
+            segments = await service.stream(model, samples, options, usage)
         return Stream(
-            _events(segments, form), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+            _events(billing.paid(charge, segments), form),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
         )
     try:
-        transcript = await until_disconnected(request, service.transcribe(model, samples, options, usage))
+        async with charge.settled():
+            transcript = await until_disconnected(request, service.transcribe(model, samples, options, usage))
     except ClientDisconnected:
         return Response(b"", status_code=CLIENT_CLOSED_REQUEST)
     return rendered(

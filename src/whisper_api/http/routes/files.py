@@ -1,8 +1,9 @@
 """Uploaded audio files: /v1/files, in the shape of OpenAI's Files API (the SDK's `client.files`).
 
-Files are stored once per content (sha256): uploading the same bytes again returns the file
-already stored, marked `existed`. Several `file` parts in one request are stored all or none:
-if one is not audio, the request stores nothing.
+Files are stored once per content (sha256) and owner: uploading the same bytes again returns your
+file already stored, marked `existed` (another user's upload of the same bytes is theirs, and says
+nothing). Several `file` parts in one request are stored all or none: if one is not audio, the request
+stores nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from urllib.parse import quote
 from litestar import Request, Response, delete, get, post
 from litestar.params import Parameter
 
+from whisper_api.accounts.principal import Principal
 from whisper_api.http.auth import require_api_key
 from whisper_api.http.errors import bad_request
 from whisper_api.http.responses import answering_also, errors
@@ -28,12 +30,14 @@ from whisper_api.jobs.views import Deleted, FileList, FileObject, file_list, fil
     responses=errors(400, 401, 413),
     summary="Upload one or more audio files",
 )
-async def upload_files(request: Request, jobs: JobService) -> FileObject | FileList:
+async def upload_files(request: Request, jobs: JobService, principal: Principal) -> FileObject | FileList:
     _, parts = await read_multipart(request, request.app.state.max_file_bytes)
     uploads = [part for part in parts if part.name in ("file", "file[]", "files")]
     if not uploads:
         raise bad_request("Send one or more files in 'file' fields.", param="file", code="missing_file")
-    added = await jobs.add_files([Upload(part.data, part.filename, part.content_type) for part in uploads])
+    added = await jobs.add_files(
+        [Upload(part.data, part.filename, part.content_type) for part in uploads], owner=principal
+    )
     stored = [file_object(record, existed) for record, existed in added]
     # One file answers as OpenAI's file object; several as a list of them.
     return stored[0] if len(stored) == 1 else file_list(stored, has_more=False)
@@ -47,10 +51,11 @@ async def upload_files(request: Request, jobs: JobService) -> FileObject | FileL
 )
 async def list_files(
     jobs: JobService,
+    principal: Principal,
     limit: Annotated[int, Parameter(ge=1, le=10_000)] = 100,
     after: Annotated[str | None, Parameter(description="Return files after (older than) this id.")] = None,
 ) -> FileList:
-    page = await jobs.list_files(limit=limit, after=after)
+    page = await jobs.list_files(limit=limit, after=after, owner=principal)
     return file_list([file_object(record) for record in page.items], page.has_more)
 
 
@@ -60,8 +65,8 @@ async def list_files(
     responses=errors(400, 401, 404),
     summary="Describe one file",
 )
-async def retrieve_file(jobs: JobService, file_id: str) -> FileObject:
-    return file_object(await jobs.file(file_id))
+async def retrieve_file(jobs: JobService, principal: Principal, file_id: str) -> FileObject:
+    return file_object(await jobs.file(file_id, owner=principal))
 
 
 @get(
@@ -74,8 +79,8 @@ async def retrieve_file(jobs: JobService, file_id: str) -> FileObject:
     operation_class=answering_also("audio/*", "video/*", "*/*"),
     responses=errors(400, 401, 404),
 )
-async def file_content(jobs: JobService, file_id: str) -> Response[bytes]:
-    record, data = await jobs.file_content(file_id)
+async def file_content(jobs: JobService, principal: Principal, file_id: str) -> Response[bytes]:
+    record, data = await jobs.file_content(file_id, owner=principal)
     return Response(
         data,
         media_type=record.content_type,
@@ -90,8 +95,8 @@ async def file_content(jobs: JobService, file_id: str) -> Response[bytes]:
     responses=errors(400, 401, 404, 409),
     summary="Delete a file",
 )
-async def delete_file(jobs: JobService, file_id: str) -> Deleted:
-    await jobs.delete_file(file_id)
+async def delete_file(jobs: JobService, principal: Principal, file_id: str) -> Deleted:
+    await jobs.delete_file(file_id, owner=principal)
     return Deleted(id=file_id, object="file")
 
 

@@ -13,6 +13,7 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.params import Parameter
 
+from whisper_api.accounts.principal import Principal
 from whisper_api.http.auth import require_api_key
 from whisper_api.http.errors import bad_request
 from whisper_api.http.fields import Fields, given, one, values
@@ -38,7 +39,7 @@ After = Annotated[str | None, Parameter(description="Return items after (older t
     responses=errors(400, 401, 404, 413),
     summary="Create an asynchronous transcription job",
 )
-async def create_job(request: Request, jobs: JobService) -> JobObject:
+async def create_job(request: Request, jobs: JobService, principal: Principal) -> JobObject:
     if request.headers.get("content-type", "").startswith("application/json"):
         fields, upload = _json_fields(await read_body(request, MAX_JSON_BYTES, param=None)), None
     else:
@@ -65,6 +66,7 @@ async def create_job(request: Request, jobs: JobService) -> JobObject:
         upload=upload,
         file_id=one(fields, "file_id"),
         url=one(fields, "url"),
+        owner=principal,
     )
     return job_object(job)
 
@@ -72,6 +74,7 @@ async def create_job(request: Request, jobs: JobService) -> JobObject:
 @get(_PREFIX, guards=[require_api_key], responses=errors(400, 401), summary="List jobs, newest first")
 async def list_jobs(
     jobs: JobService,
+    principal: Principal,
     limit: Limit = 20,
     after: After = None,
     status: Annotated[
@@ -81,7 +84,7 @@ async def list_jobs(
 ) -> JobList:
     if status is not None and status not in JOB_STATUSES:
         raise bad_request(f"status must be one of {', '.join(JOB_STATUSES)}.", param="status")
-    page = await jobs.list_jobs(limit=limit, after=after, status=status)
+    page = await jobs.list_jobs(limit=limit, after=after, status=status, owner=principal)
     return job_list([job_object(record) for record in page.items], page.has_more)
 
 
@@ -91,8 +94,8 @@ async def list_jobs(
     responses=errors(400, 401, 404),
     summary="A job's status, progress and result links",
 )
-async def retrieve_job(jobs: JobService, job_id: str) -> JobObject:
-    return job_object(await jobs.job(job_id))
+async def retrieve_job(jobs: JobService, principal: Principal, job_id: str) -> JobObject:
+    return job_object(await jobs.job(job_id, owner=principal))
 
 
 @get(
@@ -104,6 +107,7 @@ async def retrieve_job(jobs: JobService, job_id: str) -> JobObject:
 )
 async def job_result(
     jobs: JobService,
+    principal: Principal,
     job_id: str,
     response_format: Annotated[
         str,
@@ -112,7 +116,7 @@ async def job_result(
 ) -> Response:
     if response_format not in RESULT_FORMATS:
         raise bad_request(f"format must be one of {', '.join(RESULT_FORMATS)}.", param="format")
-    record, transcript = await jobs.result(job_id)
+    record, transcript = await jobs.result(job_id, owner=principal)
     return rendered(
         transcript,
         response_format,
@@ -128,8 +132,8 @@ async def job_result(
     responses=errors(400, 401, 404, 409),
     summary="Cancel a job",
 )
-async def cancel_job(jobs: JobService, job_id: str) -> JobObject:
-    return job_object(await jobs.cancel(job_id))
+async def cancel_job(jobs: JobService, principal: Principal, job_id: str) -> JobObject:
+    return job_object(await jobs.cancel(job_id, owner=principal))
 
 
 @delete(
@@ -139,8 +143,8 @@ async def cancel_job(jobs: JobService, job_id: str) -> JobObject:
     responses=errors(400, 401, 404, 409),
     summary="Delete a finished job",
 )
-async def delete_job(jobs: JobService, job_id: str) -> Deleted:
-    await jobs.delete(job_id)
+async def delete_job(jobs: JobService, principal: Principal, job_id: str) -> Deleted:
+    await jobs.delete(job_id, owner=principal)
     return Deleted(id=job_id, object="transcription.job")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 from litestar import Request, post
 
+from whisper_api.http import billing
 from whisper_api.http.auth import require_api_key
 from whisper_api.http.errors import bad_request
 from whisper_api.http.fields import one
@@ -12,6 +13,7 @@ from whisper_api.http.observability import request_usage
 from whisper_api.http.responses import TRANSCRIBING, errors
 from whisper_api.http.uploads import read_body, read_multipart
 from whisper_api.service.transcription import TranscriptionService
+from whisper_api.service.types import SAMPLE_RATE
 
 
 class LanguageCandidate(msgspec.Struct):
@@ -53,7 +55,11 @@ async def detect_language(request: Request, service: TranscriptionService) -> La
     model = service.model(model_name)
     usage = request_usage(request.scope)
     samples = await service.decode(data, usage)
-    guess = await service.detect_language(model, samples)
+    charge = await billing.reserve(
+        request, surface="language", model=model.id, audio_seconds=len(samples) / SAMPLE_RATE
+    )
+    async with charge.settled():
+        guess = await service.detect_language(model, samples)
     usage.model = model.id
     return LanguageDetection(
         language=guess.name,

@@ -14,9 +14,10 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi import ResponseSpec
 from litestar.types import WebSocketResponseBodyEvent, WebSocketResponseStartEvent
 
+from whisper_api.accounts.service import InsufficientBalance, Meter
 from whisper_api.errors import InvalidInput
-from whisper_api.http import deepgram
-from whisper_api.http.auth import offers_token_subprotocol, presented_key, require_api_key
+from whisper_api.http import billing, deepgram
+from whisper_api.http.auth import authenticate, offers_token_subprotocol, require_api_key
 from whisper_api.http.disconnect import ClientDisconnected, until_disconnected
 from whisper_api.http.errors import ApiError, DeepgramError, bad_request, to_api_error
 from whisper_api.http.json_input import decode_json
@@ -32,6 +33,8 @@ from whisper_api.service.types import SAMPLE_RATE, ModelFile, ModelNotFound
 #: Deepgram's close codes: no audio within the timeout (NET-0001), undecodable data (DATA-0000).
 CLOSE_IDLE = 1011
 CLOSE_BAD_DATA = 1008
+#: The balance ran out mid-stream: a policy close, with seed 004's message as the reason.
+CLOSE_PAYMENT = 1008
 
 
 class UrlSource(msgspec.Struct, forbid_unknown_fields=True):
@@ -84,10 +87,14 @@ async def listen(request: Request, service: TranscriptionService) -> Response:
     usage = request_usage(request.scope)
     samples = await service.decode(body, usage, query.raw)
     window, offset = _cropped(samples, query)
+    charge = await billing.reserve(
+        request, surface="listen", model=model.id, audio_seconds=len(window) / SAMPLE_RATE
+    )
     try:
-        transcript = await until_disconnected(
-            request, service.transcribe(model, window, query.options, usage)
-        )
+        async with charge.settled():
+            transcript = await until_disconnected(
+                request, service.transcribe(model, window, query.options, usage)
+            )
     except ClientDisconnected:
         return Response(b"", status_code=CLIENT_CLOSED_REQUEST)
     transcript = transcript.shifted(offset)
@@ -137,8 +144,12 @@ async def listen_live(socket: WebSocket, service: TranscriptionService, live: Li
     request_id = str(uuid.uuid4())
     state = socket.app.state
     try:
-        if not state.api_keys.accepts(presented_key(socket)):
-            raise ApiError(401, "Incorrect or missing API key.", code="invalid_auth")
+        try:
+            principal = await authenticate(socket)
+        except ApiError:
+            raise ApiError(401, "Incorrect or missing API key.", code="invalid_auth") from None
+        # A stream that could not pay for its first second is refused before it starts.
+        await socket.app.state.accounts.check_balance(principal, 1)
         query = deepgram.parse_listen_query(socket.query_params.dict())
         model = listen_model(service, query.model)
         service.check(model, query.options)
@@ -155,7 +166,8 @@ async def listen_live(socket: WebSocket, service: TranscriptionService, live: Li
         return
     subprotocol = "token" if offers_token_subprotocol(socket) else None
     await socket.accept(subprotocols=subprotocol, headers={"dg-request-id": request_id})
-    await _LiveStream(socket, live, model, query, request_id, state.live_idle_seconds).run()
+    meter = await billing.meter(socket, surface="listen.live", model=model.id)
+    await _LiveStream(socket, live, model, query, request_id, state.live_idle_seconds, meter).run()
 
 
 async def _refuse(socket: WebSocket, error: ApiError, request_id: str) -> None:
@@ -191,8 +203,11 @@ class _LiveStream:
         query: deepgram.ListenRequest,
         request_id: str,
         idle_seconds: float,
+        meter: Meter,
     ) -> None:
         self.socket = socket
+        #: Charges each second of audio as it arrives; the stream ends when the balance cannot pay.
+        self.meter = meter
         self.model = model
         self.request_id = request_id
         self.idle_seconds = idle_seconds
@@ -209,6 +224,8 @@ class _LiveStream:
                 await self.socket.close(1000)
         except InvalidInput as error:  # the client's data: Deepgram's bad-data close
             await self._fail(CLOSE_BAD_DATA, f"DATA-0000: {error.message}")
+        except InsufficientBalance as error:
+            await self._fail(CLOSE_PAYMENT, error.message)
         except (WebSocketDisconnect, ClientDisconnected):
             pass  # the client left: nothing to send, the work is dropped below
         except Exception as error:
@@ -216,6 +233,7 @@ class _LiveStream:
             await self._fail(1011, api_error.body.error.message)
         finally:
             await self.session.close()
+            await self.meter.close()
 
     async def _receive_until_closed(self) -> bool:
         """Handle client messages; True when the client asked to close (CloseStream), False when it left
@@ -237,7 +255,9 @@ class _LiveStream:
             if isinstance(data, bytes):
                 if not data:  # Deepgram's older clients end a stream with an empty binary message
                     return True
+                before = self.session.received_seconds
                 await self.session.push(data)
+                await self.meter.add(self.session.received_seconds - before)
                 continue
             text = message.get("text")
             if await self._control(text if isinstance(text, str) else ""):
