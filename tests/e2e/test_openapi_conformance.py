@@ -68,6 +68,12 @@ include-name = [
     "POST /v1/transcription-jobs",
 ]
 checks.positive_data_acceptance.enabled = false
+
+# Seed 004's API (/api/v1): a valid request needs what no schema describes (an account that exists, the
+# password that matches it, the UUID of an uploaded file), so schema-valid data is refused there too.
+[[operations]]
+include-path-regex = "^/api/v1/"
+checks.positive_data_acceptance.enabled = false
 """
 
 

@@ -14,7 +14,7 @@ from litestar import Router, get
 from whisper_api.accounts.principal import Principal
 from whisper_api.http.responses import OPEN
 from whisper_api.http.routes.api_v1 import admin, files, transcribe, users
-from whisper_api.http.routes.api_v1.common import PREFIX, signed_in
+from whisper_api.http.routes.api_v1.common import PREFIX, answers, signed_in
 from whisper_api.http.uploads import FORM_OVERHEAD_BYTES
 from whisper_api.jobs.service import JobService
 from whisper_api.service.transcription import TranscriptionService
@@ -40,7 +40,7 @@ async def health(jobs: JobService) -> Health:
     return Health("ok")
 
 
-@get("/models", guards=[signed_in], summary="The whisper models this server has")
+@get("/models", guards=[signed_in], responses=answers(401), summary="The whisper models this server has")
 async def models(service: TranscriptionService, principal: Principal) -> Models:
     return Models(
         [Model(model.id, model.size if principal.is_admin else None) for model, _loaded in service.models()]

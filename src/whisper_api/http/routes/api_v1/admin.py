@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, get, patch
+from litestar.openapi.spec import OpenAPIType, Schema
 
 from whisper_api.accounts.principal import Principal
 from whisper_api.accounts.service import AccountService, UserStats
@@ -15,8 +16,10 @@ from whisper_api.http.routes.api_v1.common import (
     Limit,
     Page,
     Pagination,
+    answers,
     fail,
     internal_id,
+    json_body,
     json_object,
     pagination,
     signed_in,
@@ -66,7 +69,12 @@ class UserUpdated(msgspec.Struct):
     user: UserSettings
 
 
-@get("/admin/users", guards=[signed_in], summary="Every user, with usage statistics (admins)")
+@get(
+    "/admin/users",
+    guards=[signed_in],
+    responses=answers(400, 401, 403),
+    summary="Every user, with usage statistics (admins)",
+)
 async def list_users(
     accounts: AccountService, principal: Principal, page: Page = 1, limit: Limit = 10
 ) -> UserList:
@@ -75,7 +83,17 @@ async def list_users(
 
 
 @patch(
-    "/admin/users/{uuid:str}", guards=[signed_in], summary="Set a user's token balance or price multiplier"
+    "/admin/users/{uuid:str}",
+    guards=[signed_in],
+    operation_class=json_body(
+        "settings",
+        token_balance=Schema(type=OpenAPIType.INTEGER, description="The user's tokens."),
+        price_multiplier=Schema(
+            type=OpenAPIType.NUMBER, minimum=0, maximum=1000, description="Cost per second of audio."
+        ),
+    ),
+    responses=answers(400, 401, 403, 404),
+    summary="Set a user's token balance or price multiplier",
 )
 async def update_user(
     request: Request, accounts: AccountService, principal: Principal, uuid: str

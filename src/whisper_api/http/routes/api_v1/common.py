@@ -7,19 +7,24 @@ message alone, as plain text, which is the seed's error shape.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
 import msgspec
+from litestar import MediaType
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
 from litestar.params import Parameter
 
 from whisper_api.http.auth import authenticate
 from whisper_api.http.errors import ApiError
 from whisper_api.http.json_input import decode_json
+from whisper_api.http.openapi import with_body
 from whisper_api.http.routes.api_v1 import ids
 from whisper_api.http.uploads import MAX_JSON_BYTES, read_body
 from whisper_api.jobs.service import NotFound
@@ -32,6 +37,58 @@ NEVER = "1970-01-01 00:00:00"
 
 Page = Annotated[int, Parameter(ge=1, le=1_000_000, description="Page number, from 1.")]
 Limit = Annotated[int, Parameter(ge=1, le=100, description="Items per page.")]
+
+
+#: What each error status means on these routes; the body is the message alone, as plain text.
+_MEANINGS = {
+    400: "Invalid input: a missing or malformed field, an invalid UUID.",
+    401: "Missing or invalid credentials (a session, an API token), or a wrong password.",
+    402: "The token balance cannot pay for the audio (servers with balances on).",
+    403: "Admin privileges required, or registration closed.",
+    404: "No such thing, or it is not yours.",
+    409: "Already exists (a username), or in use.",
+    413: "The upload is over the server's size limit.",
+}
+
+
+def answers(*statuses: int) -> dict[int, ResponseSpec]:
+    """The error responses of a route, each a plain-text message."""
+    return {
+        status: ResponseSpec(
+            str, media_type=MediaType.TEXT, description=_MEANINGS[status], generate_examples=False
+        )
+        for status in statuses
+    }
+
+
+def json_body(title: str, required: tuple[str, ...] = (), /, **properties: Schema) -> type[Operation]:
+    """An operation class documenting the JSON object a handler reads itself (as `json_object`), in
+    which a field that is not required may also be null (read as not given)."""
+
+    def body() -> RequestBody:
+        fields: dict[str, Schema | Reference] = {
+            name: field if name in required else nullable(field) for name, field in properties.items()
+        }
+        schema = Schema(type=OpenAPIType.OBJECT, properties=fields, required=list(required) or None)
+        return RequestBody(
+            content={"application/json": OpenAPIMediaType(schema=schema)}, required=bool(required)
+        )
+
+    body.__name__ = title
+    return with_body(body)
+
+
+def nullable(field: Schema) -> Schema:
+    if field.any_of is not None:
+        return Schema(any_of=[*field.any_of, Schema(type=OpenAPIType.NULL)], description=field.description)
+    assert isinstance(field.type, OpenAPIType)
+    return dataclasses.replace(field, type=[field.type, OpenAPIType.NULL])
+
+
+def string(description: str, *, min_length: int | None = None, max_length: int | None = None) -> Schema:
+    return Schema(
+        type=OpenAPIType.STRING, description=description, min_length=min_length, max_length=max_length
+    )
 
 
 class Pagination(msgspec.Struct):

@@ -12,17 +12,22 @@ from litestar import Request, Response, delete, get, patch, post
 
 from whisper_api.accounts.principal import Principal
 from whisper_api.audio import AudioError, AudioTooLong
+from whisper_api.http.openapi import FilesOperation
+from whisper_api.http.responses import OPEN, answering_also
 from whisper_api.http.routes.api_v1 import ids
 from whisper_api.http.routes.api_v1.common import (
     Limit,
     Page,
     Pagination,
+    answers,
     fail,
     internal_id,
+    json_body,
     json_object,
     not_found_as,
     pagination,
     signed_in,
+    string,
     timestamp,
 )
 from whisper_api.http.routes.files import content_disposition
@@ -77,13 +82,20 @@ class Deleted(msgspec.Struct):
     filename: str
 
 
-@post("/file", status_code=200, guards=[signed_in], summary="Upload audio or video files")
+@post(
+    "/file",
+    status_code=200,
+    guards=[signed_in],
+    operation_class=FilesOperation,
+    responses=answers(400, 401, 413),
+    summary="Upload audio or video files",
+)
 async def upload(request: Request, jobs: JobService, principal: Principal) -> Uploads:
     _, parts = await read_multipart(request, request.app.state.max_file_bytes)
     if not parts:
         raise fail(400, "No files provided")
     # Each file on its own: one that is not audio is reported in its entry, and the others are stored.
-    answers = []
+    results = []
     for part in parts:
         try:
             [(record, existed)] = await jobs.add_files(
@@ -92,9 +104,9 @@ async def upload(request: Request, jobs: JobService, principal: Principal) -> Up
         except AudioError as error:
             refused = "audio_too_long" if isinstance(error, AudioTooLong) else "unsupported_content_type"
             message = error.message if isinstance(error, AudioTooLong) else "Unsupported content type"
-            answers.append(Uploaded(message, part.filename, UploadStatus(False, False, refused)))
+            results.append(Uploaded(message, part.filename, UploadStatus(False, False, refused)))
             continue
-        answers.append(
+        results.append(
             Uploaded(
                 "File already exists" if existed else "File uploaded successfully",
                 record.filename,
@@ -103,10 +115,15 @@ async def upload(request: Request, jobs: JobService, principal: Principal) -> Up
                 record.sha256,
             )
         )
-    return Uploads(answers)
+    return Uploads(results)
 
 
-@get("/file", guards=[signed_in], summary="Your files, newest first, a page at a time")
+@get(
+    "/file",
+    guards=[signed_in],
+    responses=answers(400, 401),
+    summary="Your files, newest first, a page at a time",
+)
 async def list_files(jobs: JobService, principal: Principal, page: Page = 1, limit: Limit = 10) -> FileList:
     records, total = await jobs.file_page(owner=principal, offset=(page - 1) * limit, limit=limit)
     return FileList([_listed(record) for record in records], pagination(page, limit, total))
@@ -114,8 +131,12 @@ async def list_files(jobs: JobService, principal: Principal, page: Page = 1, lim
 
 @get(
     "/file/{uuid:str}",
+    security=OPEN,
     summary="Download a file (public: the UUID is the key)",
+    # The type it was uploaded with is sent back, whatever it says.
     media_type="application/octet-stream",
+    operation_class=answering_also("audio/*", "video/*", "*/*"),
+    responses=answers(400, 404),
 )
 async def download(jobs: JobService, uuid: str) -> Response[bytes]:
     with not_found_as("File not found or access denied"):
@@ -127,7 +148,15 @@ async def download(jobs: JobService, uuid: str) -> Response[bytes]:
     )
 
 
-@patch("/file/{uuid:str}", guards=[signed_in], summary="Rename a file")
+@patch(
+    "/file/{uuid:str}",
+    guards=[signed_in],
+    operation_class=json_body(
+        "rename", ("filename",), filename=string("The new name.", min_length=1, max_length=255)
+    ),
+    responses=answers(400, 401, 404),
+    summary="Rename a file",
+)
 async def rename(request: Request, jobs: JobService, principal: Principal, uuid: str) -> Renamed:
     body = await json_object(request)
     if "filename" not in body:
@@ -140,7 +169,13 @@ async def rename(request: Request, jobs: JobService, principal: Principal, uuid:
     return Renamed("Filename updated successfully", uuid, old.filename, new.filename)
 
 
-@delete("/file/{uuid:str}", status_code=200, guards=[signed_in], summary="Delete a file")
+@delete(
+    "/file/{uuid:str}",
+    status_code=200,
+    guards=[signed_in],
+    responses=answers(400, 401, 404, 409),
+    summary="Delete a file",
+)
 async def delete_file(jobs: JobService, principal: Principal, uuid: str) -> Deleted:
     with not_found_as("File not found or access denied"):
         record = await jobs.delete_file(internal_id(ids.FILE, uuid), owner=principal)

@@ -11,20 +11,25 @@ from typing import Any
 
 import msgspec
 from litestar import Request, delete, get, post
+from litestar.openapi.spec import OpenAPIType, Schema
 
 from whisper_api.accounts.principal import Principal
 from whisper_api.http.forms import parse_fields
+from whisper_api.http.responses import OPEN
 from whisper_api.http.routes.api_v1 import ids
 from whisper_api.http.routes.api_v1.common import (
     Limit,
     Page,
     Pagination,
+    answers,
     fail,
     internal_id,
+    json_body,
     json_object,
     not_found_as,
     pagination,
     signed_in,
+    string,
     text,
     timestamp,
 )
@@ -43,6 +48,22 @@ _STATUS = {
     "failed": "failed",
     "cancelled": "failed",
 }
+
+
+QUEUE = json_body(
+    "queue",
+    ("uuid",),
+    uuid=string("The uploaded file's UUID."),
+    model=string("A model (GET /models); default: the server's."),
+    language=string("The spoken language (en, de...); default: detected."),
+    format=Schema(
+        any_of=[
+            Schema(type=OpenAPIType.STRING, enum=list(FORMATS)),
+            Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.STRING, enum=list(FORMATS))),
+        ],
+        description="One format or several (one transcription each); default verbose_json.",
+    ),
+)
 
 
 class Queued(msgspec.Struct):
@@ -82,7 +103,14 @@ class Deleted(msgspec.Struct):
     format: str
 
 
-@post("/transcribe", status_code=200, guards=[signed_in], summary="Queue transcriptions of an uploaded file")
+@post(
+    "/transcribe",
+    status_code=200,
+    guards=[signed_in],
+    operation_class=QUEUE,
+    responses=answers(400, 401, 402, 404),
+    summary="Queue transcriptions of an uploaded file",
+)
 async def queue(request: Request, jobs: JobService, principal: Principal) -> QueuedAll:
     body = await json_object(request)
     file_uuid = text(body, "uuid")
@@ -105,7 +133,12 @@ async def queue(request: Request, jobs: JobService, principal: Principal) -> Que
     return QueuedAll("Transcription(s) queued successfully", queued)
 
 
-@get("/transcribe", guards=[signed_in], summary="Your transcriptions, newest first, a page at a time")
+@get(
+    "/transcribe",
+    guards=[signed_in],
+    responses=answers(400, 401),
+    summary="Your transcriptions, newest first, a page at a time",
+)
 async def list_transcriptions(
     jobs: JobService, principal: Principal, page: Page = 1, limit: Limit = 10
 ) -> Transcriptions:
@@ -113,7 +146,12 @@ async def list_transcriptions(
     return Transcriptions([await _shown(jobs, record) for record in records], pagination(page, limit, total))
 
 
-@get("/transcribe/{uuid:str}", summary="A transcription's status and result, or every one of a file (public)")
+@get(
+    "/transcribe/{uuid:str}",
+    security=OPEN,
+    responses=answers(400, 404),
+    summary="A transcription's status and result, or every one of a file (public)",
+)
 async def status(jobs: JobService, uuid: str) -> Transcription | Transcriptions:
     if ids.FILE.is_one(uuid):
         file_id = ids.FILE.internal(uuid)
@@ -125,7 +163,13 @@ async def status(jobs: JobService, uuid: str) -> Transcription | Transcriptions:
         return await _shown(jobs, await jobs.job(internal_id(ids.JOB, uuid), owner=None))
 
 
-@delete("/transcribe/{uuid:str}", status_code=200, guards=[signed_in], summary="Delete a transcription")
+@delete(
+    "/transcribe/{uuid:str}",
+    status_code=200,
+    guards=[signed_in],
+    responses=answers(400, 401, 404),
+    summary="Delete a transcription",
+)
 async def delete_transcription(jobs: JobService, principal: Principal, uuid: str) -> Deleted:
     job_id = internal_id(ids.JOB, uuid)
     with not_found_as("Transcription not found or access denied"):

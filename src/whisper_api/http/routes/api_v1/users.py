@@ -10,17 +10,62 @@ from typing import Annotated
 
 import msgspec
 from litestar import Request, delete, get, patch, post
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, RequestBody, Schema
 from litestar.params import Parameter
 
 from whisper_api.accounts.principal import Principal
 from whisper_api.accounts.service import AccountNotFound, AccountService, User
 from whisper_api.http.fields import one
+from whisper_api.http.openapi import with_body
+from whisper_api.http.responses import OPEN
 from whisper_api.http.routes.api_v1 import ids
-from whisper_api.http.routes.api_v1.common import fail, internal_id, json_object, signed_in, text, timestamp
+from whisper_api.http.routes.api_v1.common import (
+    answers,
+    fail,
+    internal_id,
+    json_body,
+    json_object,
+    nullable,
+    signed_in,
+    string,
+    text,
+    timestamp,
+)
 from whisper_api.http.uploads import read_multipart
 
 #: The seed's limit on an avatar image.
 MAX_AVATAR_BYTES = 10 * 2**20
+
+
+CREDENTIALS = json_body(
+    "credentials",
+    ("username", "password"),
+    username=string("3 to 20 letters, digits, underscores or hyphens."),
+    password=string("At least 12 characters, one of them an uppercase letter."),
+)
+
+
+def _profile_body() -> RequestBody:
+    fields = {
+        "username": string("A new username."),
+        "password": string("A new password (with old_password)."),
+        "old_password": string("The current password, to change it."),
+    }
+    form = Schema(type=OpenAPIType.OBJECT, properties=dict(fields))
+    # In JSON, null is a field not given.
+    json = Schema(
+        type=OpenAPIType.OBJECT, properties={name: nullable(field) for name, field in fields.items()}
+    )
+    return RequestBody(
+        content={
+            "multipart/form-data": OpenAPIMediaType(schema=form),
+            "application/json": OpenAPIMediaType(schema=json),
+        },
+        required=True,
+    )
+
+
+PROFILE = with_body(_profile_body)
 
 
 class Registered(msgspec.Struct):
@@ -101,7 +146,14 @@ def profile(user: User) -> Profile:
     )
 
 
-@post("/user/register", status_code=200, summary="Register an account (and log in)")
+@post(
+    "/user/register",
+    status_code=200,
+    security=OPEN,
+    operation_class=CREDENTIALS,
+    responses=answers(400, 403, 409),
+    summary="Register an account (and log in)",
+)
 async def register(request: Request, accounts: AccountService) -> Registered:
     body = await json_object(request)
     user, session = await accounts.register(
@@ -114,7 +166,14 @@ async def register(request: Request, accounts: AccountService) -> Registered:
     )
 
 
-@post("/user/login", status_code=200, summary="Log in: a session for `Authorization: Basic <session-id>`")
+@post(
+    "/user/login",
+    status_code=200,
+    security=OPEN,
+    operation_class=CREDENTIALS,
+    responses=answers(400, 401),
+    summary="Log in: a session for `Authorization: Basic <session-id>`",
+)
 async def login(request: Request, accounts: AccountService) -> LoggedIn:
     body = await json_object(request)
     user, session = await accounts.login(
@@ -125,7 +184,14 @@ async def login(request: Request, accounts: AccountService) -> LoggedIn:
     return LoggedIn("Login successful", user.username, user.is_admin, session.secret)
 
 
-@post("/user/logout", status_code=200, guards=[signed_in], summary="End this session, or a named one")
+@post(
+    "/user/logout",
+    status_code=200,
+    guards=[signed_in],
+    operation_class=json_body("logout", session_id=string("A session's id or secret; default: this one.")),
+    responses=answers(400, 401, 403, 404),
+    summary="End this session, or a named one",
+)
 async def logout(request: Request, accounts: AccountService, principal: Principal) -> Message:
     named = text(await json_object(request), "session_id")
     try:
@@ -138,12 +204,18 @@ async def logout(request: Request, accounts: AccountService, principal: Principa
     return Message("Logged out successfully")
 
 
-@get("/user", guards=[signed_in], summary="Your profile")
+@get("/user", guards=[signed_in], responses=answers(401), summary="Your profile")
 async def read_profile(accounts: AccountService, principal: Principal) -> Profile:
     return profile(await accounts.user(principal))
 
 
-@patch("/user", guards=[signed_in], summary="Change your username or password")
+@patch(
+    "/user",
+    guards=[signed_in],
+    operation_class=PROFILE,
+    responses=answers(400, 401, 409, 413),
+    summary="Change your username or password",
+)
 async def update_profile(request: Request, accounts: AccountService, principal: Principal) -> ProfileUpdated:
     if request.headers.get("content-type", "").startswith("application/json"):
         body = await json_object(request)
@@ -162,14 +234,26 @@ async def update_profile(request: Request, accounts: AccountService, principal: 
     return ProfileUpdated("Profile updated successfully", updated)
 
 
-@delete("/user", status_code=200, guards=[signed_in], summary="Delete your account and everything in it")
+@delete(
+    "/user",
+    status_code=200,
+    guards=[signed_in],
+    operation_class=json_body("account", ("password",), password=string("Your password.")),
+    responses=answers(400, 401, 403),
+    summary="Delete your account and everything in it",
+)
 async def delete_account(request: Request, accounts: AccountService, principal: Principal) -> Message:
     body = await json_object(request)
     await accounts.delete_user(principal, text(body, "password"))
     return Message("Account deleted successfully")
 
 
-@get("/user/tokens", guards=[signed_in], summary="Your API tokens (never their secrets)")
+@get(
+    "/user/tokens",
+    guards=[signed_in],
+    responses=answers(401),
+    summary="Your API tokens (never their secrets)",
+)
 async def list_tokens(accounts: AccountService, principal: Principal) -> Tokens:
     return Tokens(
         [
@@ -179,7 +263,16 @@ async def list_tokens(accounts: AccountService, principal: Principal) -> Tokens:
     )
 
 
-@post("/user/token", status_code=200, guards=[signed_in], summary="Issue an API token (shown once)")
+@post(
+    "/user/token",
+    status_code=200,
+    guards=[signed_in],
+    operation_class=json_body(
+        "token", ("name",), name=string("What the token is for.", min_length=1, max_length=255)
+    ),
+    responses=answers(400, 401),
+    summary="Issue an API token (shown once)",
+)
 async def create_token(request: Request, accounts: AccountService, principal: Principal) -> TokenIssued:
     body = await json_object(request)
     if "name" not in body:
@@ -191,7 +284,13 @@ async def create_token(request: Request, accounts: AccountService, principal: Pr
     return TokenIssued("Token issued successfully", ids.TOKEN.public(token.id), token.secret, token.name)
 
 
-@delete("/user/token/{token_id:str}", status_code=200, guards=[signed_in], summary="Revoke an API token")
+@delete(
+    "/user/token/{token_id:str}",
+    status_code=200,
+    guards=[signed_in],
+    responses=answers(400, 401, 404),
+    summary="Revoke an API token",
+)
 async def revoke_token(
     accounts: AccountService,
     principal: Principal,
@@ -203,7 +302,7 @@ async def revoke_token(
     return TokenRevoked("Token revoked successfully", token_id, token.name)
 
 
-@get("/user/sessions", guards=[signed_in], summary="Your active sessions")
+@get("/user/sessions", guards=[signed_in], responses=answers(401), summary="Your active sessions")
 async def list_sessions(accounts: AccountService, principal: Principal) -> Sessions:
     return Sessions(
         [
