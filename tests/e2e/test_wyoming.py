@@ -112,10 +112,11 @@ async def transcribe(
     channels: int = 1,
     request: Transcribe | None = None,
 ) -> list[Event]:
-    """Home Assistant's request: transcribe, audio-start, the chunks, audio-stop; the events up to
-    transcript-stop (or up to the connection's end, after an error)."""
+    """Home Assistant's request: transcribe (older versions send none), audio-start, the chunks, audio-stop;
+    the events up to transcript-stop (or up to the connection's end, after an error)."""
     async with wyoming.client() as client:
-        await client.write_event((request or Transcribe()).event())
+        if request is not None:
+            await client.write_event(request.event())
         await client.write_event(AudioStart(rate, width, channels).event())
         await send_audio(client, samples, rate, width, channels)
         await client.write_event(AudioStop().event())
@@ -165,13 +166,13 @@ def test_jfk_sent_as_home_assistant_does_is_the_sentence_streamed_then_whole(
 
 
 def test_audio_in_the_formats_its_chunks_declare_is_converted(wyoming: Wyoming, jfk: np.ndarray) -> None:
-    """The first half 48 kHz 32-bit mono, the rest 22.05 kHz 24-bit stereo, no transcribe event: the
-    default model, the language detected."""
+    """The first half 48 kHz 32-bit mono, the rest 22.05 kHz 24-bit stereo."""
     start, end = seconds(ASK_NOT[0]), seconds(ASK_NOT[1])
     middle = (start + end) // 2
 
     async def mixed() -> list[Event]:
         async with wyoming.client() as client:
+            await client.write_event(Transcribe(language="en").event())
             await client.write_event(AudioStart(48_000, 4, 1).event())
             await send_audio(client, jfk[start:middle], 48_000, 4, 1)
             await send_audio(client, jfk[middle:end], 22_050, 3, 2)
@@ -179,14 +180,19 @@ def test_audio_in_the_formats_its_chunks_declare_is_converted(wyoming: Wyoming, 
             return await answer(client)
 
     result = transcript(asyncio.run(mixed()))
-    assert words(result.text) == words("ask not what your country can do for you") and result.language == "en"
+    assert words(result.text) == words("ask not what your country can do for you")
 
 
 def test_two_satellites_at_once_each_get_their_own_words(wyoming: Wyoming, jfk: np.ndarray) -> None:
     ask_not, ask_what = jfk[seconds(ASK_NOT[0]) : seconds(ASK_NOT[1])], jfk[seconds(ASK_NOT[1]) :]
 
     async def both() -> list[list[Event]]:
-        return list(await asyncio.gather(transcribe(wyoming, ask_not), transcribe(wyoming, ask_what)))
+        english = Transcribe(language="en")
+        return list(
+            await asyncio.gather(
+                transcribe(wyoming, ask_not, request=english), transcribe(wyoming, ask_what, request=english)
+            )
+        )
 
     assert [words(transcript(events).text) for events in asyncio.run(both())] == [
         words("ask not what your country can do for you"),
@@ -194,7 +200,7 @@ def test_two_satellites_at_once_each_get_their_own_words(wyoming: Wyoming, jfk: 
     ]
 
 
-def test_audio_stop_without_audio_is_an_empty_transcript(wyoming: Wyoming) -> None:
+def test_audio_stop_without_audio_or_transcribe_is_an_empty_transcript(wyoming: Wyoming) -> None:
     events = asyncio.run(transcribe(wyoming, np.zeros(0)))
     assert [event.type for event in events] == ["transcript-start", "transcript", "transcript-stop"]
     assert transcript(events).text == ""
