@@ -136,7 +136,7 @@ def compose(settings: Settings, process: Process) -> Components:
 
 
 def build_engine(settings: Settings) -> Engine:
-    catalog = ModelCatalog(settings.models_dir, settings.default_model)
+    catalog = ModelCatalog(settings.models_dir, settings.default_model, settings.model_aliases)
     contexts, threads = settings.parallelism()
     config = EngineConfig(
         contexts=contexts,

@@ -19,7 +19,7 @@ from whisper_api.engine.download import DEFAULT_BASE_URL
 ENV_PREFIX = "WHISPER_API_"
 #: Former names of settings, still read as flags and environment variables: field -> old names.
 ALIASES = {"contexts": ("workers",)}
-_LISTS = {"api_keys", "cors_origins", "url_fetch_allow"}
+_LISTS = {"api_keys", "cors_origins", "url_fetch_allow", "model_alias"}
 
 
 def _doc(text: str) -> msgspec.Meta:
@@ -45,6 +45,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     default_model: Annotated[str, _doc("Model used for `whisper-1` and when a request names none.")] = (
         "base.en"
     )
+    model_alias: Annotated[
+        list[str],
+        _doc(
+            "Another name requests may use for a model, NAME=MODEL (e.g. cpu-lite=base.en); repeat the flag "
+            "(comma-separated in the environment). Listed by /v1/models."
+        ),
+    ] = msgspec.field(default_factory=list)
     vad_model: Annotated[
         str,
         _doc("Silero VAD model in the models dir for chunking_strategy and live streams ('' = none)."),
@@ -197,6 +204,21 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         for entry in self.url_fetch_allow:
             ipaddress.ip_network(entry.strip(), strict=False)  # ValueError names the bad entry
+        self.model_aliases  # noqa: B018  # ValueError names the bad alias
+
+    @property
+    def model_aliases(self) -> dict[str, str]:
+        """--model-alias as alias → model name; ValueError for an entry that is not NAME=MODEL or names
+        an alias twice."""
+        aliases: dict[str, str] = {}
+        for entry in self.model_alias:
+            alias, _, model = (part.strip() for part in entry.partition("="))
+            if not alias or not model or "=" in model:
+                raise ValueError(f"model alias {entry!r} is not NAME=MODEL (e.g. cpu-lite=base.en)")
+            if alias in aliases:
+                raise ValueError(f"model alias {alias!r} is given twice")
+            aliases[alias] = model
+        return aliases
 
     @property
     def max_file_bytes(self) -> int:

@@ -175,6 +175,29 @@ def test_unknown_name_lists_available_models_and_how_to_pull(models_dir: Path) -
     assert "whisper-api models pull" in str(caught.value)
 
 
+@pytest.mark.parametrize("target", ["mini.en", "ggml-mini.en.bin", "whisper-1"])
+def test_an_alias_resolves_to_the_model_it_names(models_dir: Path, target: str) -> None:
+    catalog = ModelCatalog(models_dir, "mini.en", {"cpu-lite": target})
+    assert catalog.resolve(" cpu-lite ").id == "ggml-mini.en"
+
+
+def test_an_alias_of_a_missing_model_says_what_it_stands_for(models_dir: Path) -> None:
+    with pytest.raises(ModelNotFound, match=r"'cpu-lite' \(an alias of 'base.en'\)"):
+        ModelCatalog(models_dir, "mini", {"cpu-lite": "base.en"}).resolve("cpu-lite")
+
+
+def test_aliases_are_listed_with_their_models_unless_missing(models_dir: Path) -> None:
+    catalog = ModelCatalog(models_dir, "mini", {"fast": "mini.en", "gone": "large-v3", "all": "ggml-mini"})
+    assert [(alias, model.id) for alias, model in catalog.resolved_aliases()] == [
+        ("all", "ggml-mini"),
+        ("fast", "ggml-mini.en"),
+    ]
+
+
+def test_the_default_model_may_be_an_alias(models_dir: Path) -> None:
+    assert ModelCatalog(models_dir, "cpu-lite", {"cpu-lite": "mini"}).resolve("whisper-1").id == "ggml-mini"
+
+
 def test_missing_default_model_is_named_in_the_error(models_dir: Path) -> None:
     with pytest.raises(ModelNotFound) as caught:
         ModelCatalog(models_dir, "tiny.en").resolve("whisper-1")

@@ -95,3 +95,28 @@ def test_the_contexts_flag_and_its_former_name_set_the_contexts(flag: str) -> No
 
     args = build_parser().parse_args(["serve", flag, "3"])
     assert args.contexts == 3
+
+
+def test_model_aliases_come_from_repeated_flags_or_a_comma_separated_variable() -> None:
+    from whisper_api.cli.main import build_parser
+
+    args = build_parser().parse_args(
+        ["serve", "--model-alias", "cpu-lite=base.en", "--model-alias", "gpu=large"]
+    )
+    assert from_sources({"model_alias": args.model_alias}, {}).model_aliases == {
+        "cpu-lite": "base.en",
+        "gpu": "large",
+    }
+    environ = {"WHISPER_API_MODEL_ALIAS": "cpu-lite = base.en, gpu=large"}
+    assert from_sources({}, environ).model_aliases == {"cpu-lite": "base.en", "gpu": "large"}
+
+
+@pytest.mark.parametrize("entry", ["cpu-lite", "=base.en", "cpu-lite=", "a=b=c"])
+def test_a_model_alias_that_is_not_name_equals_model_is_refused(entry: str) -> None:
+    with pytest.raises(msgspec.ValidationError, match="is not NAME=MODEL"):
+        from_sources({"model_alias": [entry]}, {})
+
+
+def test_a_model_alias_given_twice_is_refused() -> None:
+    with pytest.raises(msgspec.ValidationError, match="given twice"):
+        from_sources({"model_alias": ["a=b", "a=c"]}, {})

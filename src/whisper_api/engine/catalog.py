@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import dataclasses
 import json
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,10 +102,19 @@ class ModelNotFound(NotFoundError, LookupError):
     param = "model"
     code = "model_not_found"
 
-    def __init__(self, name: str, available: list[str], *, default_model: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        available: list[str],
+        *,
+        default_model: str | None = None,
+        alias_of: str | None = None,
+    ) -> None:
         self.name = name
         self.available = available
         what = f"{name!r} (the default model, {default_model!r})" if default_model else repr(name)
+        if alias_of:
+            what += f" (an alias of {alias_of!r})"
         listing = ", ".join(available) if available else "none"
         super().__init__(
             f"Model {what} not found (available: {listing}). "
@@ -194,9 +205,11 @@ def _model_id(file_name: str) -> str:
 
 
 class ModelCatalog:
-    def __init__(self, directory: Path, default_model: str) -> None:
+    def __init__(self, directory: Path, default_model: str, aliases: Mapping[str, str] | None = None) -> None:
         self.directory = Path(directory)
         self.default_model = default_model
+        #: The operator's other names for models (--model-alias): alias → a name `resolve` takes.
+        self.aliases = dict(aliases or {})
         # Headers never change without the file's mtime or size changing, so rescans reread only new files.
         self._headers: dict[tuple[Path, int, int], GgmlHeader | None] = {}
 
@@ -218,17 +231,32 @@ class ModelCatalog:
         return sorted(models, key=lambda m: m.id)
 
     def resolve(self, name: str) -> ModelFile:
-        """The model `name` refers to: an id, a file name, a short name, or "whisper-1" for the default."""
+        """The model `name` refers to: an id, a file name, a short name, an operator's alias, or
+        "whisper-1" for the default."""
         requested = name.strip()
-        aliased = requested == OPENAI_ALIAS
-        wanted = self.default_model.strip() if aliased else requested
-        models = self.list()
-        by_id = {m.id: m for m in models}
+        wanted = self.aliases.get(requested, requested)
+        default = self.default_model.strip()
+        if wanted == OPENAI_ALIAS:  # the default model may be named by an alias too
+            wanted = self.aliases.get(default, default)
+        by_id = {m.id: m for m in self.list()}
         if _is_safe_name(wanted):
             for candidate in _id_candidates(wanted):
                 if candidate in by_id:
                     return by_id[candidate]
-        raise ModelNotFound(requested, list(by_id), default_model=wanted if aliased else None)
+        raise ModelNotFound(
+            requested,
+            list(by_id),
+            default_model=default if requested == OPENAI_ALIAS else None,
+            alias_of=wanted if requested in self.aliases else None,
+        )
+
+    def resolved_aliases(self) -> builtins.list[tuple[str, ModelFile]]:
+        """Each alias whose model is in the directory, with the model, sorted by alias."""
+        resolved = []
+        for alias in sorted(self.aliases):
+            with contextlib.suppress(ModelNotFound):
+                resolved.append((alias, self.resolve(alias)))
+        return resolved
 
     def vad_model(self, name: str) -> Path:
         """Where VAD model `name` (`silero-v5.1.2`, or its file name) is or would be stored."""

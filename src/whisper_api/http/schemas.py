@@ -91,6 +91,8 @@ class ModelObject(msgspec.Struct):
     size_bytes: int = 0
     multilingual: bool = False
     loaded: bool = False
+    #: The model an operator's alias (--model-alias) stands for; None for the model itself.
+    alias_of: str | None = None
     #: tiny, base, small, medium or large, from the layer count; None for other shapes.
     family: str | None = None
     #: Weight encoding: f16, f32, q5_0, q8_0, ...
@@ -148,9 +150,11 @@ def verbose(transcript: Transcript, *, with_words: bool) -> VerboseTranscription
     )
 
 
-def model_object(model: ModelFile, *, loaded: bool) -> ModelObject:
+def model_object(model: ModelFile, *, loaded: bool, alias: str | None = None) -> ModelObject:
+    """`model` as OpenAI describes one; under `alias`, that name with the model's id as `alias_of`."""
     return ModelObject(
-        id=model.id,
+        id=alias or model.id,
+        alias_of=model.id if alias else None,
         created=model.created,
         owned_by="whisper-api",
         size_bytes=model.size,

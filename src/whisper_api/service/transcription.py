@@ -66,6 +66,13 @@ class TranscriptionService:
         """Every model in the models directory, and whether it is loaded now."""
         return [(model, self.engine.is_loaded(model.id)) for model in self.catalog.list()]
 
+    def aliases(self) -> list[tuple[str, ModelFile]]:
+        """The operator's aliases whose models are in the directory, with those models."""
+        return self.catalog.resolved_aliases()
+
+    def is_alias(self, name: str) -> bool:
+        return name.strip() in self.catalog.aliases
+
     def is_loaded(self, model: ModelFile) -> bool:
         return self.engine.is_loaded(model.id)
 

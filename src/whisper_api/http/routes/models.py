@@ -1,4 +1,5 @@
-"""GET /v1/models and /v1/models/{id}, in OpenAI's shape with size, multilingual and loaded added."""
+"""GET /v1/models and /v1/models/{id}, in OpenAI's shape with size, multilingual and loaded added; the
+operator's aliases (--model-alias) are listed after the models, each naming the model it stands for."""
 
 from __future__ import annotations
 
@@ -17,9 +18,12 @@ from whisper_api.service.transcription import TranscriptionService
     summary="List the models in the models directory",
 )
 async def list_models(service: TranscriptionService) -> schemas.ModelList:
-    return schemas.ModelList(
-        data=[schemas.model_object(model, loaded=loaded) for model, loaded in service.models()]
-    )
+    models = [schemas.model_object(model, loaded=loaded) for model, loaded in service.models()]
+    aliases = [
+        schemas.model_object(model, loaded=service.is_loaded(model), alias=alias)
+        for alias, model in service.aliases()
+    ]
+    return schemas.ModelList(data=models + aliases)
 
 
 @get(
@@ -30,4 +34,5 @@ async def list_models(service: TranscriptionService) -> schemas.ModelList:
 )
 async def retrieve_model(service: TranscriptionService, model_id: str) -> schemas.ModelObject:
     model = service.model(model_id)
-    return schemas.model_object(model, loaded=service.is_loaded(model))
+    alias = model_id.strip() if service.is_alias(model_id) else None
+    return schemas.model_object(model, loaded=service.is_loaded(model), alias=alias)
