@@ -91,12 +91,12 @@ class ModelObject(msgspec.Struct):
     size_bytes: int = 0
     multilingual: bool = False
     loaded: bool = False
-    #: The model an operator's alias (--model-alias) stands for; None for the model itself.
-    alias_of: str | None = None
     #: tiny, base, small, medium or large, from the layer count; None for other shapes.
     family: str | None = None
     #: Weight encoding: f16, f32, q5_0, q8_0, ...
     weight_type: str = "f16"
+    #: The model an operator's alias (--model-alias) stands for; None for the model itself.
+    alias_of: str | None = None
 
 
 class ModelList(msgspec.Struct):
