@@ -233,7 +233,7 @@ def test_several_formats_queue_one_transcription_each(
 
 
 def test_the_admin_grants_tokens_as_the_seed_shows(
-    api_base: str, seed_server: Server, developer: dict[str, Any]
+    api_base: str, developer: dict[str, Any], podcast: dict[str, Any]
 ) -> None:
     # Step 1: Login as admin
     login = seed_call(
@@ -261,7 +261,9 @@ def test_the_admin_grants_tokens_as_the_seed_shows(
     assert users.status_code == 200, users.text
     listed = {user["username"]: user for user in users.json()["users"]}
     assert listed["developer"]["uuid"] == developer["uuid"]
-    assert listed["developer"]["stats"]["last_30_days"]["files_uploaded"] >= 0
+    stats = listed["developer"]["stats"]
+    assert stats["last_30_days"]["files_uploaded"] >= 1 and stats["total_storage_bytes"] > 0
+    assert stats["active_sessions"] >= 1 and stats["api_keys_count"] >= 1
     assert users.json()["pagination"]["page"] == 1 and users.json()["pagination"]["limit"] == 20
     # Step 4: Grant tokens to user
     granted = seed_call(
@@ -422,3 +424,231 @@ def test_the_python_example_runs_as_written(
 def is_uuid(value: str) -> bool:
     """The seed's id format: 32 lower-case hex digits."""
     return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
+# -- Beyond the examples: the seed's errors, tenancy, sessions and tokens ---------------------------------
+
+
+def session_of(api_base: str, username: str) -> dict[str, str]:
+    """`Authorization: Basic <session-id>` for a new account."""
+    registered = httpx.post(
+        f"{api_base}/user/register", json={"username": username, "password": "Correct-Horse-9"}
+    )
+    assert registered.status_code == 200, registered.text
+    return {"Authorization": f"Basic {registered.json()['session_id']}"}
+
+
+def signed_up(api_base: str, username: str) -> httpx.Client:
+    """A client of a new account that sends an API token as `Bearer`."""
+    session = session_of(api_base, username)
+    token = httpx.post(f"{api_base}/user/token", json={"name": "tests"}, headers=session).json()["token"]
+    return httpx.Client(base_url=api_base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def intruder(api_base: str) -> Iterator[httpx.Client]:
+    with signed_up(api_base, "intruder") as client:
+        yield client
+
+
+FILE_UUID = "0190f00000007aaa8bbbbbbbbbbbbb01"  # a file's UUID that names no file
+TRANSCRIPTION_UUID = "0190f00000007aaa8bbbbbbbbbbbbb02"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "message"),
+    [
+        (
+            "POST",
+            "/user/register",
+            {"username": "shorty", "password": "Sh0rt!"},
+            400,
+            "Password must be at least 12 characters long",
+        ),
+        (
+            "POST",
+            "/user/register",
+            {"username": "no", "password": "Correct-Horse-9"},
+            400,
+            "Invalid username. Must be 3-20 characters and contain only alphanumeric characters, "
+            "underscores, or hyphens",
+        ),
+        ("POST", "/user/login", {"password": "Correct-Horse-9"}, 400, "Missing username"),
+        (
+            "POST",
+            "/user/login",
+            {"username": "intruder", "password": "Wrong-Horse-99"},
+            401,
+            "Authentication failed",
+        ),
+        ("POST", "/user/logout", None, 400, "Cannot logout with API key. Use session authentication"),
+        ("POST", "/user/token", {}, 400, "Missing 'name' field in request body"),
+        ("DELETE", "/user/token/not-a-token-id!", None, 400, "Invalid token ID format"),
+        ("GET", "/admin/users", None, 403, "Access denied. Admin privileges required"),
+        ("GET", "/file/not-a-uuid", None, 400, "Invalid UUID format"),
+        ("DELETE", f"/file/{FILE_UUID}", None, 404, "File not found or access denied"),
+        ("PATCH", f"/file/{FILE_UUID}", {}, 400, "Missing 'filename' field in request body"),
+        ("POST", "/transcribe", {"model": "ggml-base.en"}, 400, "Missing file uuid"),
+        (
+            "POST",
+            "/transcribe",
+            {"uuid": FILE_UUID, "format": "txt"},
+            400,
+            "Invalid format: txt. Must be one of: verbose_json, srt, vtt",
+        ),
+        (
+            "POST",
+            "/transcribe",
+            {"uuid": FILE_UUID, "format": []},
+            400,
+            "At least one format must be specified",
+        ),
+        ("POST", "/transcribe", {"uuid": FILE_UUID}, 404, "File not found or access denied"),
+        ("GET", f"/transcribe/{TRANSCRIPTION_UUID}", None, 404, "Transcription not found"),
+        (
+            "DELETE",
+            f"/transcribe/{TRANSCRIPTION_UUID}",
+            None,
+            404,
+            "Transcription not found or access denied",
+        ),
+    ],
+)
+def test_errors_are_the_seeds_messages_in_plain_text(
+    intruder: httpx.Client, method: str, path: str, body: object, status: int, message: str
+) -> None:
+    response = intruder.request(method, path, json=body)
+    assert (response.status_code, response.text) == (status, message)
+    assert response.headers["content-type"].startswith("text/plain")
+
+
+def test_without_credentials_the_answer_is_the_seeds_401(api_base: str) -> None:
+    response = httpx.get(f"{api_base}/user")
+    assert (response.status_code, response.text) == (
+        401,
+        "Missing valid Authorization header with session or API key",
+    )
+
+
+def test_another_users_file_and_transcriptions_are_not_found(
+    intruder: httpx.Client, podcast: dict[str, Any]
+) -> None:
+    theirs = podcast["files"][0]["uuid"]
+    for response in (
+        intruder.patch(f"/file/{theirs}", json={"filename": "mine.mp3"}),
+        intruder.delete(f"/file/{theirs}"),
+        intruder.post("/transcribe", json={"uuid": theirs}),
+    ):
+        assert (response.status_code, response.text) == (404, "File not found or access denied")
+    assert intruder.get("/file").json()["files"] == []
+    assert intruder.get("/transcribe").json()["transcriptions"] == []
+
+
+def test_logging_out_ends_the_session(api_base: str) -> None:
+    session = session_of(api_base, "leaver")
+    [listed] = httpx.get(f"{api_base}/user/sessions", headers=session).json()["sessions"]
+    assert listed["user_agent"].startswith("python-httpx/") and is_uuid(listed["session_id"])
+    logout = httpx.post(f"{api_base}/user/logout", headers=session)
+    assert logout.json() == {"message": "Logged out successfully"}
+    assert httpx.get(f"{api_base}/user", headers=session).status_code == 401
+
+
+def test_tokens_are_listed_without_their_secret_and_revoked_at_once(api_base: str) -> None:
+    session = session_of(api_base, "revoker")
+    issued = httpx.post(f"{api_base}/user/token", json={"name": "CI"}, headers=session).json()
+    [listed] = httpx.get(f"{api_base}/user/tokens", headers=session).json()["tokens"]
+    assert listed.keys() == {"token_id", "token", "name", "created_at"}
+    assert (listed["token_id"], listed["name"]) == (issued["token_id"], "CI")
+    assert issued["token"] not in listed["token"]
+    bearer = {"Authorization": f"Bearer {issued['token']}"}
+    assert httpx.get(f"{api_base}/user", headers=bearer).status_code == 200
+    revoked = httpx.delete(f"{api_base}/user/token/{issued['token_id']}", headers=session).json()
+    assert revoked == {
+        "message": "Token revoked successfully",
+        "token_id": issued["token_id"],
+        "token_name": "CI",
+    }
+    assert httpx.get(f"{api_base}/user", headers=bearer).status_code == 401
+
+
+def test_the_profile_is_read_and_renamed(api_base: str) -> None:
+    session = session_of(api_base, "renamer")
+    profile = httpx.get(f"{api_base}/user", headers=session).json()
+    assert profile.keys() == {"uuid", "username", "is_admin", "registered_at", "token_balance", "avatar_uuid"}
+    assert (profile["username"], profile["is_admin"], profile["avatar_uuid"]) == ("renamer", False, None)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", profile["registered_at"])
+    updated = httpx.patch(f"{api_base}/user", headers=session, files={"username": (None, "renamed")})
+    assert updated.json() == {"message": "Profile updated successfully", "updated_fields": ["username"]}
+    assert httpx.get(f"{api_base}/user", headers=session).json()["username"] == "renamed"
+
+
+def test_an_upload_answers_for_each_file(api_base: str, media: Path) -> None:
+    session = session_of(api_base, "uploader")
+    audio = (media / "audio.mp3").read_bytes()
+    parts = [("file", ("a.mp3", audio)), ("file", ("again.mp3", audio)), ("file", ("notes.pdf", b"%PDF-1.4"))]
+    stored, again, refused = httpx.post(f"{api_base}/file", headers=session, files=parts).json()["files"]
+    assert stored["status"] == {"existed": False, "uploaded": True}
+    assert (again["message"], again["uuid"], again["status"]) == (
+        "File already exists",
+        stored["uuid"],
+        {"existed": True, "uploaded": False},
+    )
+    assert refused == {
+        "message": "Unsupported content type",
+        "filename": "notes.pdf",
+        "status": {"existed": False, "uploaded": False, "error": "unsupported_content_type"},
+    }
+
+
+def test_files_are_paged_renamed_and_deleted(api_base: str, media: Path) -> None:
+    session = session_of(api_base, "librarian")
+    uploaded = httpx.post(
+        f"{api_base}/file", headers=session, files={"file": (media / "audio.mp3").open("rb")}
+    ).json()["files"][0]["uuid"]
+    listed = httpx.get(f"{api_base}/file?page=1&limit=10", headers=session).json()
+    assert [f["uuid"] for f in listed["files"]] == [uploaded]
+    assert listed["files"][0]["content_type"] == "audio/mpeg"
+    assert listed["pagination"] == {"page": 1, "limit": 10, "total_count": 1, "total_pages": 1}
+    renamed = httpx.patch(
+        f"{api_base}/file/{uploaded}", headers=session, json={"filename": "talk.mp3"}
+    ).json()
+    assert renamed == {
+        "message": "Filename updated successfully",
+        "uuid": uploaded,
+        "old_filename": "audio.mp3",
+        "new_filename": "talk.mp3",
+    }
+    download = httpx.get(f"{api_base}/file/{uploaded}")
+    assert download.headers["content-disposition"].startswith('inline; filename="talk.mp3"')
+    deleted = httpx.delete(f"{api_base}/file/{uploaded}", headers=session).json()
+    assert deleted == {"message": "File deleted successfully", "uuid": uploaded, "filename": "talk.mp3"}
+    assert httpx.get(f"{api_base}/file/{uploaded}").status_code == 404
+
+
+def test_a_transcription_is_deleted_in_any_state(api_base: str, media: Path) -> None:
+    session = session_of(api_base, "impatient")
+    uploaded = httpx.post(
+        f"{api_base}/file", headers=session, files={"file": (media / "audio.mp3").open("rb")}
+    ).json()["files"][0]["uuid"]
+    [queued] = httpx.post(
+        f"{api_base}/transcribe", headers=session, json={"uuid": uploaded, "format": "srt"}
+    ).json()["transcriptions"]
+    deleted = httpx.delete(f"{api_base}/transcribe/{queued['uuid']}", headers=session).json()
+    assert deleted == {
+        "message": "Transcription deleted successfully",
+        "uuid": queued["uuid"],
+        "model": "ggml-base.en",
+        "format": "srt",
+    }
+    assert httpx.get(f"{api_base}/transcribe/{queued['uuid']}").status_code == 404
+
+
+def test_a_deleted_account_signs_in_no_more(api_base: str) -> None:
+    session = session_of(api_base, "departing")
+    wrong = httpx.request("DELETE", f"{api_base}/user", headers=session, json={"password": "Wrong-Horse-99"})
+    assert (wrong.status_code, wrong.text) == (401, "Incorrect password")
+    deleted = httpx.request(
+        "DELETE", f"{api_base}/user", headers=session, json={"password": "Correct-Horse-9"}
+    )
+    assert deleted.json() == {"message": "Account deleted successfully"}
+    assert httpx.get(f"{api_base}/user", headers=session).status_code == 401
