@@ -41,7 +41,7 @@ def test_keywords_and_keyterms_join_the_prompt() -> None:
     assert request.options.prompt == "Cooking show. MUTTON, TURNIPS, KUBERNETES"
 
 
-@pytest.mark.parametrize("name", ["diarize", "multichannel"])
+@pytest.mark.parametrize("name", ["diarize", "multichannel", "paragraphs", "summarize", "redact", "callback"])
 def test_features_whisper_lacks_are_refused_when_asked_for(name: str) -> None:
     with pytest.raises(ApiError) as refused:
         parse(**{name: "true"})
@@ -93,3 +93,24 @@ def test_endpointing_is_milliseconds_or_off(value: str, expected: int | None) ->
 def test_a_flag_that_is_not_a_boolean_is_a_400(value: str) -> None:
     with pytest.raises(ApiError):
         parse(utterances=value)
+
+
+@pytest.mark.parametrize("name", ["punctuate", "smart_format", "numerals"])
+def test_what_whisper_always_does_is_taken_and_its_absence_refused(name: str) -> None:
+    assert parse(**{name: "true"}).response_format == "json"
+    with pytest.raises(ApiError) as refused:
+        parse(**{name: "false"})
+    assert refused.value.body.error.param == name
+
+
+@pytest.mark.parametrize("name", ["tier", "alternatives", "beam_size", "custom_topic"])
+def test_a_parameter_it_does_not_read_is_refused_naming_it(name: str) -> None:
+    with pytest.raises(ApiError) as refused:
+        parse(**{name: "2"})
+    assert refused.value.body.error.param == name and refused.value.body.error.code == "unknown_field"
+
+
+def test_subtitles_take_the_subtitle_options_and_tsv_is_a_format() -> None:
+    request = parse(response_format="srt", max_line_width="32", max_line_count="2")
+    assert (request.subtitles.max_line_width, request.subtitles.max_line_count) == (32, 2)
+    assert parse(response_format="tsv").response_format == "tsv"

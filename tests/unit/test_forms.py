@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from whisper_api.http.errors import ApiError
 from whisper_api.http.forms import MAX_PROMPT_CHARS, RESPONSE_FORMATS, parse_fields
+from whisper_api.service.formats import SubtitleOptions
 
 RANGED_NUMBERS = {
     "temperature": (0.0, 1.0),
@@ -170,3 +171,66 @@ def test_any_text_in_any_field_parses_or_is_a_400(name: str, value: str) -> None
     except ApiError as error:
         assert error.status == 400
         assert error.body.error.message
+
+
+# --- honoured or refused: nothing a caller sends is dropped unseen ---------------------------------
+
+
+@pytest.mark.parametrize("name", ["vad_filter", "hotwords", "suppress_regex", "known_speaker_names[]"])
+def test_a_field_the_service_does_not_read_is_refused_naming_it(name: str) -> None:
+    with pytest.raises(ApiError) as raised:
+        parse(**{name: "1"})
+    error = raised.value.body.error
+    assert raised.value.status == 400 and error.param == name and error.code == "unknown_field"
+    assert f"'{name}'" in error.message
+
+
+def test_nested_chunking_strategy_fields_are_known() -> None:
+    assert parse(**{"chunking_strategy[type]": "server_vad"}).chunking is not None
+
+
+@pytest.mark.parametrize(("sent", "suppressed"), [("-1", True), ("", False), (" -1 ", True), (["-1"], True)])
+def test_suppress_tokens_minus_one_suppresses_the_non_speech_tokens(
+    sent: str | list[str], suppressed: bool
+) -> None:
+    assert parse(suppress_tokens=sent).options.suppress_non_speech_tokens is suppressed
+
+
+@pytest.mark.parametrize("sent", ["50256", "-1,50256", "1, 2", "x"])
+def test_suppress_tokens_by_id_is_refused_as_whisper_cpp_cannot(sent: str) -> None:
+    with pytest.raises(ApiError) as raised:
+        parse(suppress_tokens=sent)
+    assert raised.value.body.error.param == "suppress_tokens"
+    assert raised.value.body.error.code == "unsupported_value"
+
+
+def test_suppress_tokens_that_contradicts_suppress_non_speech_tokens_is_refused() -> None:
+    with pytest.raises(ApiError, match="disagree"):
+        parse(suppress_tokens="-1", suppress_non_speech_tokens="false")
+
+
+@pytest.mark.parametrize(("sent", "taken"), [(None, None), ("0", 0.0), ("0.6", 0.6), ("1", 1.0)])
+def test_length_penalty_is_passed_to_the_engine(sent: str | None, taken: float | None) -> None:
+    fields = {} if sent is None else {"length_penalty": sent}
+    assert parse(**fields).options.length_penalty == taken
+
+
+@pytest.mark.parametrize("response_format", ["srt", "vtt"])
+def test_subtitle_options_shape_srt_and_vtt_and_time_the_words(response_format: str) -> None:
+    form = parse(
+        response_format=response_format, max_line_width="42", max_line_count="2", highlight_words="1"
+    )
+    assert form.subtitles == SubtitleOptions(max_line_width=42, max_line_count=2, highlight_words=True)
+    assert form.options.word_timestamps and not form.word_timestamps
+
+
+@pytest.mark.parametrize("response_format", ["json", "text", "verbose_json", "tsv"])
+@pytest.mark.parametrize("name", ["max_line_width", "max_line_count", "highlight_words"])
+def test_subtitle_options_with_a_format_without_cues_are_refused(response_format: str, name: str) -> None:
+    with pytest.raises(ApiError) as raised:
+        parse(response_format=response_format, **{name: "true" if name == "highlight_words" else "3"})
+    assert raised.value.body.error.param == name
+
+
+def test_tsv_is_a_response_format() -> None:
+    assert parse(response_format="tsv").response_format == "tsv"

@@ -21,15 +21,67 @@ from whisper_api.audio.stream import RAW_ENCODINGS, RAW_MAX_CHANNELS, RAW_SAMPLE
 from whisper_api.engine.types import DecodeOptions, Segment, Transcript, Word
 from whisper_api.http.errors import bad_request
 from whisper_api.http.fields import FALSE_WORDS, Fields, flag, integer, one
-from whisper_api.http.forms import MAX_PROMPT_CHARS, read_field
+from whisper_api.http.forms import (
+    MAX_PROMPT_CHARS,
+    SUBTITLE_FIELDS,
+    read_field,
+    read_subtitles,
+    refuse_unknown,
+)
+from whisper_api.service.formats import SubtitleOptions
 from whisper_api.service.live import DEFAULT_ENDPOINTING_MS, LiveOptions
 
 #: Deepgram's own model names: a client written for Deepgram sends these, and gets the default model.
 DEEPGRAM_MODELS = ("nova-3", "nova-2", "nova", "enhanced", "general", "base")
+#: Deepgram features this service does not have: refused when asked for (turned off, they are fine).
 _UNSUPPORTED = {
     "diarize": "speaker diarization is not available with whisper.cpp models",
     "multichannel": "channels are mixed to mono; per-channel transcripts are not available",
+    "paragraphs": "paragraphs are not formed; utterances=true splits the transcript at pauses",
+    "summarize": "audio intelligence is not available",
+    "topics": "audio intelligence is not available",
+    "intents": "audio intelligence is not available",
+    "sentiment": "audio intelligence is not available",
+    "detect_entities": "entity detection is not available",
+    "redact": "redaction is not available",
+    "profanity_filter": "profanity filtering is not available",
+    "filler_words": "whisper leaves filler words out",
+    "search": "search is not available",
+    "replace": "replacement is not available",
+    "callback": "answers are synchronous here; /v1/transcription-jobs takes a callback_url",
 }
+#: What whisper always does: asking for it is honoured, asking for its absence is refused.
+_ALWAYS = {
+    "punctuate": "whisper always punctuates",
+    "smart_format": "whisper always writes capitalised, punctuated text with digits",
+    "numerals": "whisper writes numbers as digits",
+}
+#: Every other parameter /v1/listen reads (`token`: a WebSocket's key; mip_opt_out: nothing is kept to
+#: train on either way).
+_READ = (
+    "model",
+    "language",
+    "detect_language",
+    "prompt",
+    "keywords",
+    "keyterm",
+    "temperature_increment_on_fallback",
+    "interim_results",
+    "endpointing",
+    "vad_events",
+    "utterance_end_ms",
+    "start",
+    "duration",
+    "response_format",
+    "utterances",
+    "encoding",
+    "sample_rate",
+    "channels",
+    "token",
+    "mip_opt_out",
+    *SUBTITLE_FIELDS,
+)
+_RESPONSE_FORMATS = ("json", "srt", "vtt", "tsv")
 
 Query = Fields
 
@@ -41,7 +93,8 @@ class ListenRequest:
     #: Milliseconds: transcribe only this window of the audio.
     start_ms: int | None
     duration_ms: int | None
-    response_format: Literal["json", "srt", "vtt"]
+    response_format: Literal["json", "srt", "vtt", "tsv"]
+    subtitles: SubtitleOptions
     detect_language: bool
     utterances: bool
     #: Raw audio (encoding given) or None for containerised audio.
@@ -103,15 +156,28 @@ def _raw_format(query: Query) -> RawFormat | None:
     return RawFormat(encoding, sample_rate, channels)  # type: ignore[arg-type]  # checked just above
 
 
-def parse_listen_query(query: Query) -> ListenRequest:
+def _refuse_what_is_not_done(query: Query) -> None:
     for name, reason in _UNSUPPORTED.items():
-        if flag(query, name, False):
+        raw = one(query, name)
+        if raw is not None and raw.lower() not in FALSE_WORDS:
             raise bad_request(f"'{name}' is not supported: {reason}.", param=name, code="unsupported_value")
+    for name, reason in _ALWAYS.items():
+        if not flag(query, name, True):
+            raise bad_request(
+                f"'{name}=false' cannot be honoured: {reason}.", param=name, code="unsupported_value"
+            )
+    refuse_unknown(query, (*_READ, *_UNSUPPORTED, *_ALWAYS))
+
+
+def parse_listen_query(query: Query) -> ListenRequest:
+    _refuse_what_is_not_done(query)
     response_format = one(query, "response_format") or "json"
-    if response_format not in ("json", "srt", "vtt"):
+    if response_format not in _RESPONSE_FORMATS:
         raise bad_request(
-            f"response_format must be json, srt or vtt; got {response_format!r}.", param="response_format"
+            f"response_format must be one of {', '.join(_RESPONSE_FORMATS)}; got {response_format[:100]!r}.",
+            param="response_format",
         )
+    subtitles = read_subtitles(query, response_format)
     language = _language(query)
     detect_value = one(query, "detect_language")
     detect = detect_value is not None and detect_value.lower() not in FALSE_WORDS
@@ -134,6 +200,7 @@ def parse_listen_query(query: Query) -> ListenRequest:
         start_ms=integer(query, "start", 0, 2**31),
         duration_ms=integer(query, "duration", 1, 2**31),
         response_format=response_format,  # type: ignore[arg-type]
+        subtitles=subtitles,
         detect_language=detect,
         utterances=flag(query, "utterances", False),
         raw=_raw_format(query),

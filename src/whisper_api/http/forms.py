@@ -11,6 +11,7 @@ reads a form by the declaration, and openapi.py publishes it as the request body
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
@@ -26,10 +27,11 @@ from whisper_api.engine.types import (
     Task,
 )
 from whisper_api.http.errors import bad_request
-from whisper_api.http.fields import Fields, flag, one, ranged, values
+from whisper_api.http.fields import Fields, flag, given, one, ranged, values
 from whisper_api.http.json_input import decode_json
+from whisper_api.service.formats import DEFAULT_SUBTITLES, SUBTITLE_FORMATS, SubtitleOptions
 
-ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
+ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt", "tsv"]
 RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
 #: The longest prompt accepted, in characters. whisper reads only a prompt's last 223 tokens (about 1,000
 #: characters of English), so a longer one is refused, not silently cut (the engine tokenizes no more than
@@ -109,6 +111,39 @@ class FormFields(msgspec.Struct, kw_only=True):
     suppress_non_speech_tokens: Annotated[
         bool, Meta(description="Suppress non-speech tokens (music notes, ...).")
     ] = _DEFAULT.suppress_non_speech_tokens
+    suppress_tokens: (
+        Annotated[
+            str,
+            Meta(
+                max_length=1000,
+                description="openai-whisper's token suppression: -1 suppresses the non-speech tokens "
+                "(as suppress_non_speech_tokens), empty suppresses none; token ids are not supported.",
+            ),
+        ]
+        | None
+    ) = None
+    length_penalty: (
+        Annotated[
+            float,
+            Meta(
+                ge=0,
+                le=1,
+                description="Ranks candidates by log-probability over ((5 + length) / 6) ** length_penalty "
+                "(GNMT's alpha); omitted = over their length.",
+            ),
+        ]
+        | None
+    ) = None
+    max_line_width: (
+        Annotated[int, Meta(ge=1, le=1000, description="srt/vtt: characters in a cue's line.")] | None
+    ) = None
+    max_line_count: (
+        Annotated[int, Meta(ge=1, le=100, description="srt/vtt: lines in a cue; more continue in the next.")]
+        | None
+    ) = None
+    highlight_words: Annotated[
+        bool, Meta(description="srt/vtt: each cue once per word, the word spoken underlined.")
+    ] = False
     stream: Annotated[bool, Meta(description="Server-sent events: a delta per segment, then done.")] = False
 
 
@@ -227,6 +262,73 @@ class TranscriptionForm:
     include_logprobs: bool
     word_timestamps: bool
     chunking: Chunking = None
+    subtitles: SubtitleOptions = DEFAULT_SUBTITLES
+
+
+#: The fields besides the declared ones that `parse_fields` reads (arrays in either spelling).
+_ARRAY_FIELDS = ("timestamp_granularities", "include")
+SUBTITLE_FIELDS = ("max_line_width", "max_line_count", "highlight_words")
+#: The values of suppress_tokens whisper.cpp can honour, as suppress_non_speech_tokens.
+_SUPPRESSIONS = {"-1": True, "": False}
+
+
+@functools.cache
+def transcription_fields() -> frozenset[str]:
+    """Every field name the transcription form reads; one ending in "[" stands for its nested fields."""
+    arrays = {spelling for name in _ARRAY_FIELDS for spelling in (name, f"{name}[]")}
+    declared = {field.name for field in declared_fields(TranscriptionFormFields)}
+    return frozenset({*declared, *arrays, "chunking_strategy", "chunking_strategy["})
+
+
+def refuse_unknown(fields: Fields, known: Iterable[str]) -> None:
+    """400 naming the first field of `fields` not in `known`: a field nobody reads would otherwise be
+    dropped without the caller knowing."""
+    known = set(known)
+    prefixes = tuple(name for name in known if name.endswith("["))
+    for name in fields:
+        if name not in known and not (name.startswith(prefixes) and name.endswith("]")):
+            listed = sorted(k if not k.endswith("[") else f"{k}...]" for k in known)
+            raise bad_request(
+                f"Unknown field '{name[:100]}': it is not read here, so it would have no effect. "
+                f"Fields: {', '.join(listed)}.",
+                param=name[:100],
+                code="unknown_field",
+            )
+
+
+def read_subtitles(fields: Fields, response_format: str) -> SubtitleOptions:
+    """The subtitle options in `fields`; 400 naming the first one set for a format without cues."""
+    options = SubtitleOptions(*(read_field(fields, name) for name in SUBTITLE_FIELDS))
+    if response_format not in SUBTITLE_FORMATS:
+        for name in SUBTITLE_FIELDS:
+            if getattr(options, name) != getattr(DEFAULT_SUBTITLES, name):
+                raise bad_request(
+                    f"'{name}' shapes subtitle cues: it applies to srt and vtt, not {response_format}.",
+                    param=name,
+                    code="unsupported_value",
+                )
+    return options
+
+
+def _suppress_non_speech(fields: Fields, form: FormFields) -> bool:
+    """suppress_non_speech_tokens, or what suppress_tokens asks of it (a list or comma-separated)."""
+    if not given(fields, "suppress_tokens"):
+        return form.suppress_non_speech_tokens
+    ids = ",".join(value.strip() for value in values(fields, "suppress_tokens")).strip(",")
+    if ids.replace(" ", "") not in _SUPPRESSIONS:
+        raise bad_request(
+            f"suppress_tokens {ids[:100]!r} cannot be honoured: whisper.cpp suppresses openai-whisper's "
+            "non-speech tokens (-1) or none (empty), not tokens by id.",
+            param="suppress_tokens",
+            code="unsupported_value",
+        )
+    wanted = _SUPPRESSIONS[ids.replace(" ", "")]
+    if one(fields, "suppress_non_speech_tokens") is not None and form.suppress_non_speech_tokens != wanted:
+        raise bad_request(
+            "suppress_tokens and suppress_non_speech_tokens disagree; send one of them.",
+            param="suppress_tokens",
+        )
+    return wanted
 
 
 def _refuse_unsupported_format(fields: Fields) -> None:
@@ -286,8 +388,10 @@ def _chunking(fields: Fields) -> Chunking:
     )
 
 
-def parse_fields(fields: Fields, task: Task) -> TranscriptionForm:
-    """Validate every non-file field; raises ApiError(400) naming the first bad one."""
+def parse_fields(fields: Fields, task: Task, *also: str) -> TranscriptionForm:
+    """Validate every non-file field; raises ApiError(400) naming the first bad one, or the first that
+    is neither a transcription field nor one of `also` (which the caller reads itself)."""
+    refuse_unknown(fields, {*transcription_fields(), "file", *also})
     _refuse_unsupported_format(fields)
     # Translation reads the transcription fields too: a language it is sent is ignored, not refused.
     form = read_form(fields, TranscriptionFormFields)
@@ -302,6 +406,7 @@ def parse_fields(fields: Fields, task: Task) -> TranscriptionForm:
     include = _choices(fields, "include", {"logprobs"})
     # Granularities shape verbose_json only, as with OpenAI; word timing costs extra work, so only then.
     word_timestamps = response_format == "verbose_json" and "word" in granularities
+    subtitles = read_subtitles(fields, response_format)
     options = DecodeOptions(
         task=task,
         language=_language(form.language, task),
@@ -316,8 +421,10 @@ def parse_fields(fields: Fields, task: Task) -> TranscriptionForm:
         no_speech_threshold=form.no_speech_threshold,
         condition_on_previous_text=form.condition_on_previous_text,
         suppress_blank=form.suppress_blank,
-        suppress_non_speech_tokens=form.suppress_non_speech_tokens,
-        word_timestamps=word_timestamps,
+        suppress_non_speech_tokens=_suppress_non_speech(fields, form),
+        length_penalty=form.length_penalty,
+        # Cues cut at words are cut where whisper times them.
+        word_timestamps=word_timestamps or subtitles.needs_words,
     )
     return TranscriptionForm(
         model=form.model,
@@ -327,4 +434,5 @@ def parse_fields(fields: Fields, task: Task) -> TranscriptionForm:
         include_logprobs="logprobs" in include,
         word_timestamps=word_timestamps,
         chunking=_chunking(fields),
+        subtitles=subtitles,
     )

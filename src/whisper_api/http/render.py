@@ -1,4 +1,4 @@
-"""A Transcript as the response body of each OpenAI response format (json, text, srt, vtt, verbose_json)."""
+"""A Transcript as the response body of each response format (json, text, srt, vtt, tsv, verbose_json)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,30 @@ from whisper_api.engine.types import Transcript
 from whisper_api.http import schemas
 from whisper_api.http.responses import TEXT, VTT
 from whisper_api.service import formats
+from whisper_api.service.formats import DEFAULT_SUBTITLES, SubtitleOptions
 
 #: Without a charset: Litestar appends one to every text/ type (a second one, were it named here).
 _TEXT_MEDIA_TYPES = {"vtt": VTT}
 
 
 def response_body(
-    transcript: Transcript, response_format: str, *, with_words: bool, include_logprobs: bool
+    transcript: Transcript,
+    response_format: str,
+    *,
+    with_words: bool,
+    include_logprobs: bool,
+    subtitles: SubtitleOptions = DEFAULT_SUBTITLES,
 ) -> str | msgspec.Struct:
-    """text, srt and vtt as text; json and verbose_json as OpenAI's schema structs."""
+    """text, srt, vtt and tsv as text; json and verbose_json as OpenAI's schema structs."""
     match response_format:
         case "text":
             return formats.to_text(transcript)
         case "srt":
-            return formats.to_srt(transcript)
+            return formats.to_srt(transcript, subtitles)
         case "vtt":
-            return formats.to_vtt(transcript)
+            return formats.to_vtt(transcript, subtitles)
+        case "tsv":
+            return formats.to_tsv(transcript)
         case "verbose_json":
             return schemas.verbose(transcript, with_words=with_words)
         case _:
@@ -36,10 +44,19 @@ def response_body(
 
 
 def rendered(
-    transcript: Transcript, response_format: str, *, with_words: bool, include_logprobs: bool
+    transcript: Transcript,
+    response_format: str,
+    *,
+    with_words: bool,
+    include_logprobs: bool,
+    subtitles: SubtitleOptions = DEFAULT_SUBTITLES,
 ) -> Response:
     body = response_body(
-        transcript, response_format, with_words=with_words, include_logprobs=include_logprobs
+        transcript,
+        response_format,
+        with_words=with_words,
+        include_logprobs=include_logprobs,
+        subtitles=subtitles,
     )
     if isinstance(body, str):
         return Response(body, media_type=_TEXT_MEDIA_TYPES.get(response_format, TEXT))

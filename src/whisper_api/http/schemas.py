@@ -9,11 +9,7 @@ import msgspec
 
 from whisper_api.engine.catalog import ModelFile
 from whisper_api.engine.types import Segment, Token, Transcript, Word
-from whisper_api.service.formats import compression_ratio
-
-#: whisper's window: `seek` counts 10 ms mel frames, and windows start every 30 s.
-_FRAMES_PER_SECOND = 100
-_WINDOW_SECONDS = 30
+from whisper_api.service.formats import compression_ratio, window_seek
 
 
 class Usage(msgspec.Struct):
@@ -120,7 +116,7 @@ def _logprob(token: Token) -> Logprob:
 def _segment(segment: Segment, temperature: float) -> SegmentOut:
     return SegmentOut(
         id=segment.index,
-        seek=int(segment.start // _WINDOW_SECONDS) * _WINDOW_SECONDS * _FRAMES_PER_SECOND,
+        seek=window_seek(segment.start),
         start=segment.start,
         end=segment.end,
         text=segment.text,

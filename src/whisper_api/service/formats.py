@@ -18,6 +18,9 @@ from whisper_api.engine.words import words_from_segments
 #: The formats made of timed cues, which `SubtitleOptions` shape.
 SUBTITLE_FORMATS = ("srt", "vtt")
 
+#: whisper's window: `seek` counts 10 ms mel frames, and windows start every 30 s.
+_FRAMES_PER_SECOND = 100
+_WINDOW_SECONDS = 30
 # Any run of dashes before ">" would read as a cue timing arrow; one dash keeps the meaning.
 _ARROW = re.compile(r"-{2,}>")
 
@@ -50,7 +53,11 @@ class SubtitleOptions:
     @property
     def needs_words(self) -> bool:
         """Whether cues are cut at words, so the transcript's word times matter."""
-        return self != SubtitleOptions()
+        return self != DEFAULT_SUBTITLES
+
+
+#: One cue per segment, on one line.
+DEFAULT_SUBTITLES = SubtitleOptions()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +67,7 @@ class Cue:
     lines: tuple[str, ...]
 
 
-def to_srt(transcript: Transcript, options: SubtitleOptions = SubtitleOptions()) -> str:
+def to_srt(transcript: Transcript, options: SubtitleOptions = DEFAULT_SUBTITLES) -> str:
     """SubRip: numbered cues from 1, "HH:MM:SS,mmm --> HH:MM:SS,mmm", then the text, then a blank line."""
     return "".join(
         f"{number}\n{_timing(cue, ',')}\n" + "\n".join(cue.lines) + "\n\n"
@@ -68,7 +75,7 @@ def to_srt(transcript: Transcript, options: SubtitleOptions = SubtitleOptions())
     )
 
 
-def to_vtt(transcript: Transcript, options: SubtitleOptions = SubtitleOptions()) -> str:
+def to_vtt(transcript: Transcript, options: SubtitleOptions = DEFAULT_SUBTITLES) -> str:
     """WebVTT: the "WEBVTT" header, then "HH:MM:SS.mmm --> HH:MM:SS.mmm" cues separated by blank lines."""
     body = "".join(
         f"{_timing(cue, '.')}\n" + "\n".join(cue.lines) + "\n\n" for cue in cues(transcript, options)
@@ -91,13 +98,18 @@ def to_text(transcript: Transcript) -> str:
     return transcript.text + "\n"
 
 
+def window_seek(seconds: float) -> int:
+    """openai-whisper's `seek` of the window a time falls in: its start, in 10 ms mel frames."""
+    return int(seconds // _WINDOW_SECONDS) * _WINDOW_SECONDS * _FRAMES_PER_SECOND
+
+
 def compression_ratio(text: str) -> float:
     """openai-whisper's repetition measure: UTF-8 length over zlib-compressed length (0.0 for "")."""
     data = text.encode("utf-8")
     return len(data) / len(zlib.compress(data))
 
 
-def cues(transcript: Transcript, options: SubtitleOptions = SubtitleOptions()) -> list[Cue]:
+def cues(transcript: Transcript, options: SubtitleOptions = DEFAULT_SUBTITLES) -> list[Cue]:
     """The cues of `transcript`, in order; blank segments have none."""
     if not options.needs_words:
         # The timestamp is monotonic, so max(start, end) can never end a cue before it starts.

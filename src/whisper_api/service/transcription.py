@@ -136,20 +136,24 @@ class TranscriptionService:
         return await self.engine.detect_language(model, samples)
 
     def with_chunking(
-        self, options: DecodeOptions, chunking: SpeechRules | Literal["auto"] | None
+        self,
+        options: DecodeOptions,
+        chunking: SpeechRules | Literal["auto"] | None,
+        *,
+        param: str = "chunking_strategy",
     ) -> DecodeOptions:
         """`options` set to transcribe only speech when `chunking` asks for it: "auto" uses voice
         activity detection where its model is installed (whisper's own 30 s windows otherwise);
-        explicit rules need it."""
+        explicit rules need it, and are refused naming `param` without it."""
         if chunking is None:
             return options
         if not self.engine.detects_speech:
             if chunking == "auto":
                 return options
             raise InvalidRequest(
-                "chunking_strategy server_vad needs the Silero VAD model, which is not installed; "
+                f"{param} needs the Silero VAD model, which is not installed; "
                 "run `whisper-api models pull silero-v5.1.2`.",
-                param="chunking_strategy",
+                param=param,
                 code="vad_unavailable",
             )
         return replace(options, speech_only=SpeechRules() if chunking == "auto" else chunking)

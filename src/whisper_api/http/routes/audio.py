@@ -84,6 +84,7 @@ async def _transcribe(request: Request, service: TranscriptionService, task: Tas
         form.response_format,
         with_words=form.word_timestamps,
         include_logprobs=form.include_logprobs,
+        subtitles=form.subtitles,
     )
 
 

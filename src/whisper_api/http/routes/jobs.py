@@ -17,7 +17,7 @@ from whisper_api.accounts.principal import Principal
 from whisper_api.http.auth import require_api_key
 from whisper_api.http.errors import bad_request
 from whisper_api.http.fields import Fields, given, one, values
-from whisper_api.http.forms import parse_fields
+from whisper_api.http.forms import SUBTITLE_FIELDS, parse_fields, read_subtitles, refuse_unknown
 from whisper_api.http.json_input import decode_json
 from whisper_api.http.render import rendered
 from whisper_api.http.responses import TEXT, TRANSCRIPT_JSON, VTT, answering_also, errors
@@ -27,6 +27,9 @@ from whisper_api.jobs.store import JOB_STATUSES
 from whisper_api.jobs.views import Deleted, JobList, JobObject, job_list, job_object
 
 _PREFIX = "/v1/transcription-jobs"
+
+#: What a job takes besides the transcription fields.
+_JOB_FIELDS = ("formats", "formats[]", "callback_url", "file_id", "url", "task")
 
 Limit = Annotated[int, Parameter(ge=1, le=100, description="Items per page.")]
 After = Annotated[str | None, Parameter(description="Return items after (older than) this id.")]
@@ -50,9 +53,17 @@ async def create_job(request: Request, jobs: JobService, principal: Principal) -
     task = one(fields, "task") or "transcribe"
     if task not in ("transcribe", "translate"):
         raise bad_request("'task' must be transcribe or translate.", param="task", code="unsupported_value")
+    for name in SUBTITLE_FIELDS:
+        if name in fields:
+            raise bad_request(
+                f"'{name}' shapes a subtitle result: give it when fetching one "
+                f"({_PREFIX}/{{id}}/result?format=srt&{name}=...).",
+                param=name,
+                code="unknown_field",
+            )
     # The result is stored once: word timings are computed when verbose_json may show them.
     shaping = {**fields, "response_format": ["verbose_json" if "verbose_json" in formats else "json"]}
-    form = parse_fields(shaping, task)  # type: ignore[arg-type]
+    form = parse_fields(shaping, task, *_JOB_FIELDS)  # type: ignore[arg-type]
     if form.stream:
         raise bad_request("A job cannot stream; poll it or give a callback_url.", param="stream")
     job = await jobs.submit(
@@ -106,6 +117,7 @@ async def retrieve_job(jobs: JobService, principal: Principal, job_id: str) -> J
     summary="A job's result in one format",
 )
 async def job_result(
+    request: Request,
     jobs: JobService,
     principal: Principal,
     job_id: str,
@@ -113,15 +125,30 @@ async def job_result(
         str,
         Parameter(query="format", description="Result format.", schema_extra={"enum": list(RESULT_FORMATS)}),
     ] = "json",
+    max_line_width: Annotated[
+        int | None, Parameter(ge=1, le=1000, description="srt/vtt: characters in a cue's line.")
+    ] = None,
+    max_line_count: Annotated[
+        int | None, Parameter(ge=1, le=100, description="srt/vtt: lines in a cue.")
+    ] = None,
+    highlight_words: Annotated[
+        bool, Parameter(description="srt/vtt: each cue once per word, the word spoken underlined.")
+    ] = False,
 ) -> Response:
     if response_format not in RESULT_FORMATS:
         raise bad_request(f"format must be one of {', '.join(RESULT_FORMATS)}.", param="format")
+    # The subtitle parameters are declared above for the OpenAPI document, and read as every surface
+    # reads them (the same bounds, the same refusal with formats that have no cues).
+    query = request.query_params.dict()
+    refuse_unknown(query, ("format", *SUBTITLE_FIELDS))
+    subtitles = read_subtitles(query, response_format)
     record, transcript = await jobs.result(job_id, owner=principal)
     return rendered(
         transcript,
         response_format,
         with_words=bool(transcript.words),
         include_logprobs=bool(record.request.get("include_logprobs")),
+        subtitles=subtitles,
     )
 
 

@@ -99,9 +99,11 @@ async def listen(request: Request, service: TranscriptionService) -> Response:
         return Response(b"", status_code=CLIENT_CLOSED_REQUEST)
     transcript = transcript.shifted(offset)
     if query.response_format == "srt":
-        return Response(formats.to_srt(transcript), media_type=TEXT)
+        return Response(formats.to_srt(transcript, query.subtitles), media_type=TEXT)
     if query.response_format == "vtt":
-        return Response(formats.to_vtt(transcript), media_type=VTT)
+        return Response(formats.to_vtt(transcript, query.subtitles), media_type=VTT)
+    if query.response_format == "tsv":
+        return Response(formats.to_tsv(transcript), media_type=TEXT)
     answer = deepgram.prerecorded(
         transcript,
         request_id=request.scope["state"]["request_id"],
