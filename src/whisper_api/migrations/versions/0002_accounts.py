@@ -91,9 +91,9 @@ def upgrade() -> None:
 
 
 def _rebuild_sqlite_files() -> None:
-    """SQLite cannot drop a constraint: the files table is copied into a new one. Jobs point at files,
-    so the foreign key checks wait for the commit, when the new table has taken the old one's name."""
-    op.execute("PRAGMA defer_foreign_keys=ON")
+    """SQLite cannot drop a constraint: the files table is copied into a new one that takes its name.
+    Dropping a table that jobs point at would count as deleting their files (foreign keys are on, and
+    cannot be turned off inside a transaction), so the jobs let go of their files meanwhile."""
     op.create_table(
         "files_new",
         sa.Column("id", sa.String(40), primary_key=True),
@@ -109,5 +109,12 @@ def _rebuild_sqlite_files() -> None:
         "INSERT INTO files_new (id, sha256, filename, content_type, size_bytes, created_at) "
         "SELECT id, sha256, filename, content_type, size_bytes, created_at FROM files"
     )
+    op.execute("CREATE TABLE job_files AS SELECT id, file_id FROM jobs WHERE file_id IS NOT NULL")
+    op.execute("UPDATE jobs SET file_id = NULL")
     op.drop_table("files")
     op.rename_table("files_new", "files")
+    op.execute(
+        "UPDATE jobs SET file_id = (SELECT file_id FROM job_files WHERE job_files.id = jobs.id) "
+        "WHERE id IN (SELECT id FROM job_files)"
+    )
+    op.drop_table("job_files")
