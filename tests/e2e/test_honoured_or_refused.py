@@ -14,6 +14,7 @@ import pytest
 from tests.e2e.conftest import API_KEY, Server
 from tests.support.media import UPLOAD_FORMATS, encode_audio
 from tests.support.spoken import spoken_clips
+from tests.support.waiting import wait_until
 from training.sentences import words
 from whisper_api.audio import SAMPLE_RATE
 
@@ -130,3 +131,27 @@ def test_a_job_refuses_what_it_would_not_honour(trained_server: Server, body: di
     )
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == named
+
+
+def test_a_job_result_takes_the_subtitle_options_and_tsv(trained_server: Server) -> None:
+    with httpx.Client(base_url=trained_server.base_url, headers=AUTHORIZATION, timeout=60) as api:
+        upload = {"file": (CLIP.path.name, CLIP.path.read_bytes(), "audio/flac")}
+        created = api.post("/v1/transcription-jobs", files=upload, data={"formats": "srt,tsv"})
+        assert created.status_code == 202, created.text
+        result = f"/v1/transcription-jobs/{created.json()['id']}/result"
+
+        def finished() -> httpx.Response | None:
+            response = api.get(result, params={"format": "srt", "max_line_width": 16, "max_line_count": 1})
+            return None if response.status_code == 409 else response
+
+        srt = wait_until(finished, what="the job's result")
+        assert srt.status_code == 200, srt.text
+        lines = cue_lines(srt.text)
+        assert all(len(line) <= 16 for line in lines) and words(" ".join(lines)) == CLIP.words
+        tsv = api.get(result, params={"format": "tsv"}).text
+        header, *rows = tsv.splitlines()
+        assert (
+            header == "start\tend\ttext" and words(" ".join(row.split("\t")[2] for row in rows)) == CLIP.words
+        )
+        refused = api.get(result, params={"format": "json", "max_line_width": 16})
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "max_line_width"
