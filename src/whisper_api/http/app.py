@@ -23,7 +23,7 @@ from whisper_api.http.auth import principal
 from whisper_api.http.errors import handle_exception
 from whisper_api.http.observability import observability_middleware
 from whisper_api.http.responses import API_KEY_SCHEME, API_KEY_SECURITY
-from whisper_api.http.routes import api_v1, audio, files, language, listen, models, system, usage
+from whisper_api.http.routes import api_v1, audio, files, language, listen, models, system, usage, web
 from whisper_api.http.routes import jobs as jobs_routes
 from whisper_api.http.uploads import FORM_OVERHEAD_BYTES, MAX_JSON_BYTES
 from whisper_api.settings import Settings
@@ -78,6 +78,9 @@ def create_app(settings: Settings) -> Litestar:
             files.retrieve_file,
             files.file_content,
             files.delete_file,
+            web.index,
+            web.favicon,
+            web.assets,
             usage.list_usage,
             api_v1.router(max_upload_bytes=settings.max_file_bytes),
         ],
