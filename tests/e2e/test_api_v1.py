@@ -505,6 +505,7 @@ TRANSCRIPTION_UUID = "0190f00000007aaa8bbbbbbbbbbbbb02"
         ),
         ("POST", "/transcribe", {"uuid": FILE_UUID}, 404, "File not found or access denied"),
         ("GET", f"/transcribe/{TRANSCRIPTION_UUID}", None, 404, "Transcription not found"),
+        ("GET", "/transcribe/018c5f9a7b2e7a8c9d0e1f2a3b4c5d6e", None, 404, "Transcription not found"),
         (
             "DELETE",
             f"/transcribe/{TRANSCRIPTION_UUID}",
@@ -623,6 +624,16 @@ def test_files_are_paged_renamed_and_deleted(api_base: str, media: Path) -> None
     deleted = httpx.delete(f"{api_base}/file/{uploaded}", headers=session).json()
     assert deleted == {"message": "File deleted successfully", "uuid": uploaded, "filename": "talk.mp3"}
     assert httpx.get(f"{api_base}/file/{uploaded}").status_code == 404
+
+
+def test_a_download_serves_the_byte_range_asked_for(
+    api_base: str, podcast: dict[str, Any], media: Path
+) -> None:
+    whole = (media / "podcast_episode.mp3").read_bytes()
+    part = httpx.get(f"{api_base}/file/{podcast['files'][0]['uuid']}", headers={"Range": "bytes=100-199"})
+    assert (part.status_code, part.content) == (206, whole[100:200])
+    assert part.headers["content-range"] == f"bytes 100-199/{len(whole)}"
+    assert part.headers["accept-ranges"] == "bytes" and part.headers["content-type"] == "audio/mpeg"
 
 
 def test_a_transcription_is_deleted_in_any_state(api_base: str, media: Path) -> None:

@@ -7,11 +7,15 @@ conversions to keep or delete beside it.
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 from litestar import Request, Response, delete, get, patch, post
+from litestar.openapi import ResponseSpec
 
 from whisper_api.accounts.principal import Principal
 from whisper_api.audio import AudioError, AudioTooLong
+from whisper_api.http.errors import ApiError
 from whisper_api.http.openapi import FilesOperation
 from whisper_api.http.responses import OPEN, answering_also
 from whisper_api.http.routes.api_v1 import ids
@@ -136,16 +140,64 @@ async def list_files(jobs: JobService, principal: Principal, page: Page = 1, lim
     # The type it was uploaded with is sent back, whatever it says.
     media_type="application/octet-stream",
     operation_class=answering_also("audio/*", "video/*", "*/*"),
-    responses=answers(400, 404),
+    responses={
+        206: ResponseSpec(
+            bytes, media_type="application/octet-stream", description="The bytes of the range asked for."
+        ),
+        **answers(400, 404, 416),
+    },
 )
-async def download(jobs: JobService, uuid: str) -> Response[bytes]:
+async def download(request: Request, jobs: JobService, uuid: str) -> Response[bytes]:
     with not_found_as("File not found or access denied"):
         record, data = await jobs.file_content(internal_id(ids.FILE, uuid), owner=None)
+    headers = {
+        "Content-Disposition": content_disposition(record.filename, "inline"),
+        "Accept-Ranges": "bytes",
+    }
+    try:
+        part = byte_range(request.headers.get("range"), len(data))
+    except Unsatisfiable:
+        raise ApiError(
+            416, "Range not satisfiable", headers={"Content-Range": f"bytes */{len(data)}"}
+        ) from None
+    if part is None:
+        return Response(data, media_type=record.content_type, headers=headers)
+    first, last = part
+    # A player seeking in the audio asks for the part it needs (one range; several get the whole file).
     return Response(
-        data,
+        data[first : last + 1],
+        status_code=206,
         media_type=record.content_type,
-        headers={"Content-Disposition": content_disposition(record.filename, "inline")},
+        headers={**headers, "Content-Range": f"bytes {first}-{last}/{len(data)}"},
     )
+
+
+class Unsatisfiable(ValueError):
+    """A byte range that starts past the end (416)."""
+
+
+_BYTE_RANGE = re.compile(r"bytes=\s*(\d*)\s*-\s*(\d*)\s*")
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The first and last byte a `Range` header asks for (RFC 9110: `bytes=first-last`, `first-`,
+    `-suffix`), within `size`; None to send everything (no header, several ranges, or one that is not
+    well-formed, which the RFC says to ignore); Unsatisfiable if it starts past the end."""
+    match = _BYTE_RANGE.fullmatch(header or "")
+    if match is None or match[1] == match[2] == "":
+        return None
+    if match[1] == "":  # the last `suffix` bytes
+        suffix = int(match[2])
+        if suffix == 0:
+            raise Unsatisfiable(header)
+        return max(size - suffix, 0), size - 1
+    first = int(match[1])
+    last = size - 1 if match[2] == "" else min(int(match[2]), size - 1)
+    if match[2] != "" and int(match[2]) < first:
+        return None
+    if first >= size:
+        raise Unsatisfiable(header)
+    return first, last
 
 
 @patch(

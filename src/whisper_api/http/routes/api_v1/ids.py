@@ -20,6 +20,8 @@ _CLOCK_AND_RANDOM = r"(?P<clock>[0-9a-f]{12})(?P<random>[0-9a-f]{16})"
 _PUBLIC = re.compile(
     r"(?P<clock>[0-9a-f]{12})7(?P<head>[0-9a-f]{3})8(?P<tail>[0-9a-f]{13})(?P<tag>[0-9a-f]{2})"
 )
+#: Any UUID without hyphens: one that is not of our making names nothing here (a 404, not a 400).
+_UUID = re.compile(r"[0-9a-f]{32}")
 #: What an id of another shape may look like: a word, an underscore or dash, letters and digits.
 _OTHER = re.compile(r"[a-z]+[-_][0-9a-z]{1,40}")
 
@@ -44,15 +46,19 @@ class Kind:
 
     def is_one(self, public_id: str) -> bool:
         """Whether `public_id` is one of this kind's UUIDs."""
-        match = _PUBLIC.fullmatch(public_id)
+        match = _PUBLIC.fullmatch(public_id.lower())
         return match is not None and int(match["tag"], 16) == self.tag
 
     def internal(self, public_id: str) -> str:
-        """The id `public_id` stands for; InvalidId if it is no id of this kind."""
-        if self.is_one(public_id):
-            match = _PUBLIC.fullmatch(public_id)
+        """The id `public_id` stands for; InvalidId if it is not a UUID or an id of ours. A UUID that
+        is not one of this kind's stands for an id no record has (ours have 28 hex digits, not 32)."""
+        uuid = public_id.lower()
+        if self.is_one(uuid):
+            match = _PUBLIC.fullmatch(uuid)
             assert match is not None
             return f"{self.prefix}{match['clock']}{match['head']}{match['tail']}"
+        if _UUID.fullmatch(uuid):
+            return self.prefix + uuid
         if _OTHER.fullmatch(public_id) and public_id.startswith(self.prefix):
             return public_id
         raise InvalidId(public_id)
