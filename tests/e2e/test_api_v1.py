@@ -63,7 +63,7 @@ def seed_server(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -
         models,
         log_path,
         f"--data-dir {data} --default-model base.en --contexts 1 --threads 1 --no-flash-attn "
-        "--allow-registration",
+        "--allow-registration --balances --initial-balance 1000",
     )
     yield running
     stop_server(running)
@@ -451,6 +451,13 @@ def intruder(api_base: str) -> Iterator[httpx.Client]:
         yield client
 
 
+@pytest.fixture(scope="module")
+def admin(api_base: str) -> dict[str, str]:
+    """The CLI's admin, signed in."""
+    login = httpx.post(f"{api_base}/user/login", json={"username": "admin", "password": "admin_password"})
+    return {"Authorization": f"Basic {login.json()['session_id']}"}
+
+
 FILE_UUID = "0190f00000007aaa8bbbbbbbbbbbbb01"  # a file's UUID that names no file
 TRANSCRIPTION_UUID = "0190f00000007aaa8bbbbbbbbbbbbb02"
 
@@ -626,6 +633,19 @@ def test_files_are_paged_renamed_and_deleted(api_base: str, media: Path) -> None
     assert httpx.get(f"{api_base}/file/{uploaded}").status_code == 404
 
 
+def test_models_are_named_and_admins_see_their_sizes(
+    api_base: str, intruder: httpx.Client, admin: dict[str, str]
+) -> None:
+    assert intruder.get("/models").json() == {"models": [{"name": "ggml-base.en"}, {"name": "ggml-medium"}]}
+    sized = httpx.get(f"{api_base}/models", headers=admin).json()["models"]
+    assert [model["name"] for model in sized] == ["ggml-base.en", "ggml-medium"]
+    assert all(model["size"] > 0 for model in sized)
+
+
+def test_health_answers_without_credentials(api_base: str) -> None:
+    assert httpx.get(f"{api_base}/health").json() == {"status": "ok"}
+
+
 def test_a_download_serves_the_byte_range_asked_for(
     api_base: str, podcast: dict[str, Any], media: Path
 ) -> None:
@@ -634,6 +654,20 @@ def test_a_download_serves_the_byte_range_asked_for(
     assert (part.status_code, part.content) == (206, whole[100:200])
     assert part.headers["content-range"] == f"bytes 100-199/{len(whole)}"
     assert part.headers["accept-ranges"] == "bytes" and part.headers["content-type"] == "audio/mpeg"
+
+
+def test_queuing_more_than_the_balance_pays_for_is_refused(
+    api_base: str, media: Path, admin: dict[str, str]
+) -> None:
+    session = session_of(api_base, "spendthrift")
+    user_uuid = httpx.get(f"{api_base}/user", headers=session).json()["uuid"]
+    httpx.patch(f"{api_base}/admin/users/{user_uuid}", headers=admin, json={"token_balance": 1})
+    uploaded = httpx.post(
+        f"{api_base}/file", headers=session, files={"file": (media / "audio.mp3").open("rb")}
+    ).json()["files"][0]["uuid"]
+    refused = httpx.post(f"{api_base}/transcribe", headers=session, json={"uuid": uploaded})
+    assert refused.status_code == 402
+    assert re.fullmatch(r"Insufficient token balance\. Required: [2-9], Available: 1", refused.text)
 
 
 def test_a_transcription_is_deleted_in_any_state(api_base: str, media: Path) -> None:
