@@ -7,6 +7,7 @@ import asyncio
 import io
 import socket
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -23,6 +24,7 @@ from wyoming.info import Describe, Info
 from tests.e2e.conftest import Server, start_server, stop_server
 from tests.e2e.test_real_speech import ASK_NOT, BASE_SAYS
 from tests.support.net import free_port
+from tests.support.waiting import wait_until
 from training.sentences import words
 from whisper_api import __version__
 from whisper_api.audio import SAMPLE_RATE, decode_audio
@@ -198,6 +200,27 @@ def test_two_satellites_at_once_each_get_their_own_words(wyoming: Wyoming, jfk: 
         words("ask not what your country can do for you"),
         words("ask what you can do for your country"),
     ]
+
+
+def test_a_satellite_that_hangs_up_mid_transcription_aborts_it(wyoming: Wyoming, jfk: np.ndarray) -> None:
+    server = wyoming.server
+    aborted = server.metric("whisper_api_transcriptions_total", outcome="aborted")
+    left = server.metric("whisper_api_wyoming_requests_total", outcome="client_closed")
+
+    async def hang_up() -> None:
+        async with wyoming.client() as client:
+            await client.write_event(AudioStart(SAMPLE_RATE, 2, 1).event())
+            await send_audio(client, jfk, SAMPLE_RATE, 2, 1)
+            await client.write_event(AudioStop().event())
+            running = partial(server.metric, "whisper_api_in_flight")
+            await asyncio.to_thread(wait_until, running, what="the transcription to start", interval=0.02)
+
+    asyncio.run(hang_up())
+    wait_until(
+        lambda: server.metric("whisper_api_transcriptions_total", outcome="aborted") > aborted,
+        what="whisper.cpp to be aborted",
+    )
+    assert server.metric("whisper_api_wyoming_requests_total", outcome="client_closed") == left + 1
 
 
 def test_audio_stop_without_audio_or_transcribe_is_an_empty_transcript(wyoming: Wyoming) -> None:

@@ -35,8 +35,16 @@ class MalformedEvent(InvalidInput):
 
 
 async def read_event(reader: asyncio.StreamReader) -> Event | None:
-    """The next event; None when the peer closed the connection between events. Needs a reader whose
-    limit is MAX_LINE_BYTES; raises MalformedEvent."""
+    """The next event; None when the peer closed the connection between events or reset it (a peer
+    that closes with our answer unread resets it). Needs a reader whose limit is MAX_LINE_BYTES; raises
+    MalformedEvent."""
+    try:
+        return await _read_event(reader)
+    except ConnectionError:
+        return None
+
+
+async def _read_event(reader: asyncio.StreamReader) -> Event | None:
     try:
         line = await reader.readuntil(b"\n")
     except asyncio.IncompleteReadError as error:
