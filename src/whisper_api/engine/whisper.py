@@ -116,11 +116,19 @@ class WhisperModel:
     `WhisperContext` on it is closed.
 
     `dtw_heads` (a `binding.declarations.AHEADS_*` preset) turns on whisper.cpp's DTW token times
-    (`Token.dtw_time`); whisper.cpp does DTW only without flash attention, so it turns that off.
+    (`DecodedToken.dtw_time`), read from those alignment heads (with AHEADS_N_TOP_MOST, every head of the
+    last `dtw_top_layers` text layers); whisper.cpp does DTW only without flash attention, so it turns
+    that off.
     """
 
     def __init__(
-        self, path: Path, *, use_gpu: bool = False, flash_attn: bool = False, dtw_heads: int | None = None
+        self,
+        path: Path,
+        *,
+        use_gpu: bool = False,
+        flash_attn: bool = False,
+        dtw_heads: int | None = None,
+        dtw_top_layers: int = 1,
     ) -> None:
         self._lib = native()
         params = default_context_params(self._lib)
@@ -129,6 +137,7 @@ class WhisperModel:
         if dtw_heads is not None:
             params.dtw_token_timestamps = True
             params.dtw_aheads_preset = dtw_heads
+            params.dtw_n_top = dtw_top_layers
         pointer = self._lib.whisper_init_from_file_with_params_no_state(bytes(path), params)
         if not pointer:
             raise ModelLoadError(f"whisper.cpp could not load {path.name}")
