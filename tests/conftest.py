@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support import postgres
 from tests.support.ct2 import real_base_directory
 from tests.support.synthetic_model import MINI, TINY, write_synthetic_model
 from whisper_api.engine.convert import import_ct2
@@ -99,3 +101,12 @@ def real_base_model(real_base_ct2: Path, real_models_dir: Path) -> Path:
 def real_base_q8_model(real_base_ct2: Path, real_models_dir: Path) -> Path:
     """The same model quantised to q8_0 by `models import --quantize q8_0`: ggml-base-q8_0.bin."""
     return import_ct2(real_base_ct2, real_models_dir, quantization="q8_0").path
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """One real PostgreSQL server for the whole run (the job store's tests, replicas sharing accounts)."""
+    if not postgres.available():
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    with postgres.running_postgres() as url:
+        yield url
