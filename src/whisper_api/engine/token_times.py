@@ -74,8 +74,6 @@ class DecodedToken:
     voice_length: float
     #: Seconds from the start of the audio at which DTW moved past this token; None without DTW.
     dtw_time: float | None = None
-    #: Seconds from the start of the audio at which DTW moved past this token; None without DTW.
-    dtw_time: float | None = None
     #: Punctuation only: it takes no time of its own and sits at the end of the word it closes.
     punctuation: bool = False
 
