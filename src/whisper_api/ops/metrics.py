@@ -90,7 +90,7 @@ DECODE_FAILURES = Counter(
 )
 MODEL_LOADS = Counter(
     "whisper_api_model_loads",
-    "Whisper contexts loaded, by model and outcome.",
+    "Model weights loaded (one copy per model, shared by its contexts), by model and outcome.",
     ["model", "outcome"],
     registry=REGISTRY,
 )
