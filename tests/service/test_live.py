@@ -69,7 +69,7 @@ def silence(seconds: float) -> np.ndarray:
 
 class Stream:
     """A LiveTranscriber with its own Silero model, as the route sets one up. `events` collects what it
-    emits, and `owed_while_sending` whether it still owed results as it sent each."""
+    emits, and `owed_while_sending` whether it still owed results as it sent each result."""
 
     def __init__(self, service: TranscriptionService, live: LiveOptions) -> None:
         self.events: list[LiveEvent] = []
@@ -81,7 +81,8 @@ class Stream:
 
     async def emit(self, event: LiveEvent) -> None:
         self.events.append(event)
-        self.owed_while_sending.append(self.transcriber.owes_results)
+        if isinstance(event, PhraseResult):
+            self.owed_while_sending.append(self.transcriber.owes_results)
         self._arrived.set()
 
     async def feed(self, *pieces: np.ndarray) -> None:

@@ -5,7 +5,9 @@ speech does; while it lasts, an interim result re-transcribes it from its start 
 (when asked for); when the speaker has been silent for the endpointing time, the phrase is
 transcribed once more and sent as final. A phrase that runs past `max_phrase_seconds` is finalised
 where it stands, so no result waits on a speaker who never pauses. Transcriptions run one at a time
-per stream, in order; an interim result that would only queue behind other work is skipped.
+per stream, in order; an interim result that would only queue behind other work is skipped. Final
+phrases are numbered in order: a `PhraseEnded` says a phrase's audio is cut and queued before its
+`PhraseResult` (and, with `segments`, its `PhraseSegment`s as whisper.cpp decodes them) arrive.
 
 `LiveService` opens a `LiveSession` per stream: it decodes the stream's bytes as they arrive (raw PCM
 or a container), scores them for speech and transcribes phrases through a `LiveTranscriber`. Nothing here
@@ -23,16 +25,17 @@ import numpy as np
 
 from whisper_api.audio.stream import ContainerStream, PcmStream, RawFormat
 from whisper_api.engine.catalog import ModelFile
-from whisper_api.engine.types import DecodeOptions, Transcript
+from whisper_api.engine.types import DecodeOptions, Segment, Transcript
 from whisper_api.engine.vad import FRAME_SAMPLES, VoiceActivity
 from whisper_api.engine.whisper import SAMPLE_RATE
 from whisper_api.service.transcription import TranscriptionService
 
 #: Consecutive speech frames (32 ms each) that start a phrase: a click or a cough is not speech.
 _ONSET_FRAMES = 3
-#: Audio kept before speech starts and after it ends, so word edges are not clipped.
+#: Audio kept after speech ends, so word edges are not clipped.
 _PAD_SECONDS = 0.3
 DEFAULT_ENDPOINTING_MS = 400
+DEFAULT_PREFIX_PADDING_MS = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,10 @@ class LiveOptions:
     threshold: float = 0.5
     interim_every_seconds: float = 1.0
     max_phrase_seconds: float = 25.0
+    #: Audio kept before speech starts (ms), so the first word's onset is not clipped.
+    prefix_padding_ms: int = DEFAULT_PREFIX_PADDING_MS
+    #: Emit each final phrase's segments (PhraseSegment) as they are decoded, before its result.
+    segments: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +66,34 @@ class PhraseResult:
     is_final: bool
     speech_final: bool
     from_finalize: bool = False
+    #: The final phrase this is, or (an interim result) the one it will become.
+    phrase: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class SpeechStarted:
     timestamp: float
+    #: The number its final phrase will have.
+    phrase: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PhraseEnded:
+    """A final phrase's audio is cut (seconds from the start of the stream) and queued for transcription."""
+
+    phrase: int
+    start: float
+    end: float
+    #: Silence ended it (endpointing, or the end of the stream), not Finalize or the length cap.
+    speech_final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PhraseSegment:
+    """A segment of a final phrase as whisper.cpp decodes it, its times from the start of the stream."""
+
+    phrase: int
+    segment: Segment
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +101,7 @@ class UtteranceEnd:
     last_word_end: float
 
 
-LiveEvent = PhraseResult | SpeechStarted | UtteranceEnd
+LiveEvent = PhraseResult | SpeechStarted | PhraseEnded | PhraseSegment | UtteranceEnd
 Emit = Callable[[LiveEvent], Awaitable[None]]
 
 
@@ -84,6 +114,7 @@ class _Work:
     is_final: bool
     speech_final: bool
     from_finalize: bool
+    phrase: int
 
 
 class LiveTranscriber:
@@ -99,9 +130,7 @@ class LiveTranscriber:
         emit: Emit,
     ) -> None:
         self._service = service
-        self._model = model
-        self._options = replace(options, word_timestamps=True, speech_only=None)
-        self._live = live
+        self.configure(model, options, live)
         self._vad = vad
         self._emit = emit
         # All audio not yet finalised, from absolute sample `_base` on; `_scored` is where VAD is up to.
@@ -113,6 +142,8 @@ class LiveTranscriber:
         self._last_speech = 0
         self._last_interim = 0
         self._utterance_open = False
+        #: The number the next final phrase gets.
+        self._phrase = 0
         self._jobs: asyncio.Queue[_Work | None] = asyncio.Queue()
         self._running = False
         self._worker = asyncio.ensure_future(self._work())
@@ -127,6 +158,12 @@ class LiveTranscriber:
     def received_seconds(self) -> float:
         return (self._base + len(self._audio)) / SAMPLE_RATE
 
+    def configure(self, model: ModelFile, options: DecodeOptions, live: LiveOptions) -> None:
+        """New settings for the audio from now on (and transcriptions not yet started)."""
+        self._model = model
+        self._options = replace(options, word_timestamps=True, speech_only=None)
+        self._live = live
+
     async def feed(self, samples: np.ndarray) -> None:
         self._raise_failure()
         if len(samples) == 0:
@@ -140,7 +177,7 @@ class LiveTranscriber:
         for probability in probabilities:
             await self._frame(self._scored, float(probability))
             self._scored += FRAME_SAMPLES
-        self._maybe_interim()
+        await self._maybe_interim()
         self._forget_silence()
 
     async def finalize(self) -> None:
@@ -148,7 +185,17 @@ class LiveTranscriber:
         self._raise_failure()
         end = self._base + len(self._audio)
         start = self._phrase_start if self._phrase_start is not None else end
-        self._queue(start, end, is_final=True, speech_final=False, from_finalize=True)
+        await self._queue(start, end, is_final=True, speech_final=False, from_finalize=True)
+        self._close_phrase(end)
+        self._scored = end
+        self._vad.reset()
+
+    def clear(self) -> None:
+        """Forget the audio heard since the last final phrase: an open phrase is dropped untranscribed."""
+        self._raise_failure()
+        end = self._base + len(self._audio)
+        if self._phrase_start is not None:
+            self._phrase += 1  # its number was announced (SpeechStarted): the next phrase is another
         self._close_phrase(end)
         self._scored = end
         self._vad.reset()
@@ -157,7 +204,7 @@ class LiveTranscriber:
         """The stream has ended: finalise an open phrase and wait for every result to be sent."""
         if self._phrase_start is not None:
             end = self._base + len(self._audio)
-            self._queue(self._phrase_start, end, is_final=True, speech_final=True, from_finalize=False)
+            await self._queue(self._phrase_start, end, is_final=True, speech_final=True, from_finalize=False)
             self._close_phrase(end)
         self._jobs.put_nowait(None)
         await self._worker
@@ -179,10 +226,10 @@ class LiveTranscriber:
             self._utterance_open = True
             if self._phrase_start is None and self._onset >= _ONSET_FRAMES:
                 onset = position - (_ONSET_FRAMES - 1) * FRAME_SAMPLES
-                self._phrase_start = max(self._base, onset - _samples(_PAD_SECONDS))
+                self._phrase_start = max(self._base, onset - _samples(live.prefix_padding_ms / 1000))
                 self._last_interim = position
                 if live.vad_events:
-                    await self._emit(SpeechStarted(onset / SAMPLE_RATE))
+                    await self._emit(SpeechStarted(onset / SAMPLE_RATE, self._phrase))
             return
         self._onset = 0
         silence = position + FRAME_SAMPLES - self._last_speech
@@ -192,7 +239,7 @@ class LiveTranscriber:
             and silence >= _samples(live.endpointing_ms / 1000)
         ):
             end = min(self._last_speech + _samples(_PAD_SECONDS), position + FRAME_SAMPLES)
-            self._queue(self._phrase_start, end, is_final=True, speech_final=True, from_finalize=False)
+            await self._queue(self._phrase_start, end, is_final=True, speech_final=True, from_finalize=False)
             self._close_phrase(end)
         if (
             self._utterance_open
@@ -202,12 +249,12 @@ class LiveTranscriber:
             self._utterance_open = False
             await self._emit(UtteranceEnd(self._last_speech / SAMPLE_RATE))
 
-    def _maybe_interim(self) -> None:
+    async def _maybe_interim(self) -> None:
         start = self._phrase_start
         if start is None:
             return
         if self._scored - start >= _samples(self._live.max_phrase_seconds):
-            self._queue(start, self._scored, is_final=True, speech_final=False, from_finalize=False)
+            await self._queue(start, self._scored, is_final=True, speech_final=False, from_finalize=False)
             self._phrase_start = self._scored
             self._last_interim = self._scored
             self._drop_before(self._scored)
@@ -215,7 +262,7 @@ class LiveTranscriber:
         due = self._scored - self._last_interim >= _samples(self._live.interim_every_seconds)
         if self._live.interim_results and due and not self._running and self._jobs.empty():
             self._last_interim = self._scored
-            self._queue(start, self._scored, is_final=False, speech_final=False, from_finalize=False)
+            await self._queue(start, self._scored, is_final=False, speech_final=False, from_finalize=False)
 
     def _close_phrase(self, end: int) -> None:
         self._phrase_start = None
@@ -226,7 +273,7 @@ class LiveTranscriber:
     def _forget_silence(self) -> None:
         """Between phrases keep only the pre-roll a new phrase would start with."""
         if self._phrase_start is None:
-            self._drop_before(self._scored - _samples(_PAD_SECONDS))
+            self._drop_before(self._scored - _samples(self._live.prefix_padding_ms / 1000))
 
     def _drop_before(self, position: int) -> None:
         if position > self._base:
@@ -235,21 +282,26 @@ class LiveTranscriber:
 
     # -- transcription ---------------------------------------------------------------------------
 
-    def _queue(
+    async def _queue(
         self, start: int, end: int, *, is_final: bool, speech_final: bool, from_finalize: bool
     ) -> None:
         samples = self._audio[max(start - self._base, 0) : max(end - self._base, 0)].copy()
-        self._jobs.put_nowait(_Work(start, end, samples, is_final, speech_final, from_finalize))
+        phrase = self._phrase
+        if is_final:
+            self._phrase += 1
+            # Sent before the work is queued, so it comes before anything the transcription emits.
+            await self._emit(PhraseEnded(phrase, start / SAMPLE_RATE, end / SAMPLE_RATE, speech_final))
+        self._jobs.put_nowait(_Work(start, end, samples, is_final, speech_final, from_finalize, phrase))
 
     async def _work(self) -> None:
         try:
             while (work := await self._jobs.get()) is not None:
                 self._running = True
+                offset = work.start / SAMPLE_RATE
                 try:
-                    transcript = await self._transcribe(work.samples)
+                    transcript = await self._transcribe(work, offset)
                 finally:
                     self._running = False
-                offset = work.start / SAMPLE_RATE
                 await self._emit(
                     PhraseResult(
                         start=offset,
@@ -258,6 +310,7 @@ class LiveTranscriber:
                         is_final=work.is_final,
                         speech_final=work.speech_final,
                         from_finalize=work.from_finalize,
+                        phrase=work.phrase,
                     )
                 )
         except asyncio.CancelledError:
@@ -265,10 +318,18 @@ class LiveTranscriber:
         except BaseException as error:  # reported to the route on its next call
             self.failure = error
 
-    async def _transcribe(self, samples: np.ndarray) -> Transcript | None:
-        if len(samples) == 0:
+    async def _transcribe(self, work: _Work, offset: float) -> Transcript | None:
+        if len(work.samples) == 0:
             return None
-        return await self._service.transcribe(self._model, samples, self._options)
+        if not (work.is_final and self._live.segments):
+            return await self._service.transcribe(self._model, work.samples, self._options)
+        transcript = None
+        async for item in await self._service.stream(self._model, work.samples, self._options):
+            if isinstance(item, Segment):
+                await self._emit(PhraseSegment(work.phrase, item.retimed(lambda t: t + offset)))
+            else:
+                transcript = item
+        return transcript
 
     def _raise_failure(self) -> None:
         if self.failure is not None:
@@ -319,9 +380,10 @@ class LiveSession:
         emit: Emit,
     ) -> None:
         # A stream is held to the same duration limit as an upload, counted as it is decoded.
-        limit = transcription.limits.max_audio_seconds
+        self._limit = transcription.limits.max_audio_seconds
+        self._raw = raw
         self._decoder: PcmStream | ContainerStream = (
-            PcmStream(raw, max_seconds=limit) if raw else ContainerStream(max_seconds=limit)
+            PcmStream(raw, max_seconds=self._limit) if raw else ContainerStream(max_seconds=self._limit)
         )
         self._vad = vad
         self._transcriber = LiveTranscriber(transcription, model, options, live, vad, emit)
@@ -337,6 +399,23 @@ class LiveSession:
 
     async def push(self, data: bytes) -> None:
         await self._transcriber.feed(self._decoder.push(data))
+
+    async def update(
+        self, model: ModelFile, options: DecodeOptions, live: LiveOptions, raw: RawFormat
+    ) -> None:
+        """New settings for the audio pushed from now on; raw audio may change its format (the old
+        format's last samples are kept: its resampler holds a few)."""
+        assert isinstance(self._decoder, PcmStream), "a container names its own format"
+        if raw != self._raw:
+            await self._transcriber.feed(self._decoder.finish())
+            # The stream's duration limit holds across formats.
+            left = self._limit - self._transcriber.received_seconds
+            self._decoder, self._raw = PcmStream(raw, max_seconds=left), raw
+        self._transcriber.configure(model, options, live)
+
+    def clear(self) -> None:
+        """Drop the audio not yet part of a final phrase."""
+        self._transcriber.clear()
 
     async def finalize(self) -> None:
         if isinstance(self._decoder, ContainerStream):  # its decoding lags what was sent

@@ -12,11 +12,10 @@ import numpy as np
 from litestar import MediaType, Request, Response, WebSocket, post, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi import ResponseSpec
-from litestar.types import WebSocketResponseBodyEvent, WebSocketResponseStartEvent
 
 from whisper_api.accounts.service import InsufficientBalance, Meter
 from whisper_api.errors import InvalidInput
-from whisper_api.http import billing, deepgram
+from whisper_api.http import billing, deepgram, handshake
 from whisper_api.http.auth import authenticate, offers_token_subprotocol, require_api_key
 from whisper_api.http.disconnect import ClientDisconnected, until_disconnected
 from whisper_api.http.errors import ApiError, DeepgramError, bad_request, to_api_error
@@ -26,7 +25,14 @@ from whisper_api.http.responses import TEXT, TRANSCRIBING, VTT, answering_also, 
 from whisper_api.http.uploads import MAX_JSON_BYTES, read_body
 from whisper_api.service import formats
 from whisper_api.service.fetch import fetch
-from whisper_api.service.live import LiveEvent, LiveService, LiveSession, PhraseResult, SpeechStarted
+from whisper_api.service.live import (
+    LiveEvent,
+    LiveService,
+    LiveSession,
+    PhraseResult,
+    SpeechStarted,
+    UtteranceEnd,
+)
 from whisper_api.service.transcription import TranscriptionService
 from whisper_api.service.types import SAMPLE_RATE, ModelFile, ModelNotFound
 
@@ -176,22 +182,8 @@ async def _refuse(socket: WebSocket, error: ApiError, request_id: str) -> None:
     """Answer the handshake with an HTTP error, as Deepgram does (a plain close where the server
     cannot send one)."""
     body = msgspec.json.encode(error.deepgram_body(request_id))
-    await socket.receive()  # the websocket.connect message
-    if "websocket.http.response" in (socket.scope.get("extensions") or {}):
-        start: WebSocketResponseStartEvent = {
-            "type": "websocket.http.response.start",
-            "status": error.status,
-            "headers": [(b"content-type", b"application/json"), (b"dg-request-id", request_id.encode())],
-        }
-        await socket.send(start)
-        end: WebSocketResponseBodyEvent = {
-            "type": "websocket.http.response.body",
-            "body": body,
-            "more_body": False,
-        }
-        await socket.send(end)
-    else:
-        await socket.close(code=CLOSE_BAD_DATA, reason=error.body.error.message[:120])
+    headers = [(b"dg-request-id", request_id.encode())]
+    await handshake.refuse(socket, error.status, body, error.body.error.message, headers)
 
 
 class _LiveStream:
@@ -306,10 +298,12 @@ class _LiveStream:
             )
         elif isinstance(event, SpeechStarted):
             message = deepgram.SpeechStartedMessage(channel=[0], timestamp=round(event.timestamp, 3))
-        else:
+        elif isinstance(event, UtteranceEnd):
             message = deepgram.UtteranceEndMessage(
                 channel=[0, 1], last_word_end=round(event.last_word_end, 3)
             )
+        else:  # Deepgram has no message for a phrase being cut: its Results say it
+            return
         await self._send(message)
 
     async def _send(self, message: msgspec.Struct) -> None:
