@@ -23,7 +23,7 @@ from whisper_api.http.auth import principal
 from whisper_api.http.errors import handle_exception
 from whisper_api.http.observability import observability_middleware
 from whisper_api.http.responses import API_KEY_SCHEME, API_KEY_SECURITY
-from whisper_api.http.routes import api_v1, audio, files, language, listen, models, system, usage, web
+from whisper_api.http.routes import api_v1, asr, audio, files, language, listen, models, system, usage, web
 from whisper_api.http.routes import jobs as jobs_routes
 from whisper_api.http.uploads import FORM_OVERHEAD_BYTES, MAX_JSON_BYTES
 from whisper_api.settings import Settings
@@ -60,6 +60,8 @@ def create_app(settings: Settings) -> Litestar:
                 audio.create_translation,
                 language.detect_language,
                 listen.listen,
+                asr.asr,
+                asr.detect_language,
             ),
             _with_room_for(settings.max_file_bytes, jobs_routes.create_job, files.upload_files),
             listen.listen_live,
