@@ -10,10 +10,11 @@ timestamps for the same weights, each boundary checked by hand against the signa
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 import numpy as np
@@ -22,6 +23,7 @@ import pytest
 
 from tests.e2e.conftest import API_KEY, Server, start_server, stop_server
 from tests.e2e.test_live import finals, live, messages_until_close, run, send_audio, text
+from tests.e2e.test_realtime import pcm16_24k
 from tests.support.media import UPLOAD_FORMATS, encode_audio, encode_video, pcm_wav
 from training.sentences import words
 from training.speech import Voice, espeak_available, synthesize
@@ -246,3 +248,47 @@ def test_live_streaming_of_jfk_gives_the_sentences_words(real_server: Server, jf
 
     results = finals(run(scenario()))
     assert words(" ".join(text(result) for result in results)) == words(SENTENCE)
+
+
+# -- OpenAI's realtime API ---------------------------------------------------------------------------
+
+
+def test_the_openai_sdks_realtime_client_transcribes_jfk(real_server: Server, jfk_wav: Path) -> None:
+    # jfk.wav as OpenAI's input audio (24 kHz 16-bit PCM), then silence that ends the turn.
+    samples = np.concatenate([decode_audio(jfk_wav), np.zeros(2 * SAMPLE_RATE, dtype=np.float32)])
+    audio = pcm16_24k(samples)
+    # jfk pauses for up to 1.2 s: a turn that waits longer is the whole sentence, one transcription.
+    one_turn: Any = {
+        "type": "transcription",
+        "audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 1500}}},
+    }
+
+    async def scenario() -> list[Any]:
+        client = openai.AsyncOpenAI(base_url=f"{real_server.base_url}/v1", api_key=API_KEY, max_retries=0)
+        async with client.realtime.connect(extra_query={"intent": "transcription"}) as connection:
+            events = [await connection.recv()]
+            await connection.session.update(session=one_turn)
+            # Faster than real time: turns are found on the audio's own clock, not the wall clock's.
+            for start in range(0, len(audio), 4800):
+                chunk = base64.b64encode(audio[start : start + 4800]).decode()
+                await connection.input_audio_buffer.append(audio=chunk)
+            # Answered after every append before it, so every turn has been committed by then.
+            await connection.session.update(session={"type": "transcription"})
+            while count(events, "session.updated") < 2 or count(events, "committed") > count(
+                events, "completed"
+            ):
+                events.append(await connection.recv())
+            return events
+
+    events = run(scenario())
+    assert events[0].type == "session.created" and events[0].session.type == "transcription"
+    kinds = [event.type.rpartition(".")[2] for event in events if "session" not in event.type]
+    assert kinds[:4] == ["speech_started", "speech_stopped", "committed", "added"]
+    assert kinds[-1] == "completed" and set(kinds[4:-1]) == {"delta"}
+    completed = events[-1]
+    assert words(completed.transcript) == words(SENTENCE)
+    assert completed.usage.type == "duration" and completed.usage.seconds == pytest.approx(11, abs=1)
+
+
+def count(events: list[Any], ending: str) -> int:
+    return sum(event.type.endswith(ending) for event in events)

@@ -25,6 +25,7 @@ from whisper_api.http.observability import observability_middleware
 from whisper_api.http.responses import API_KEY_SCHEME, API_KEY_SECURITY
 from whisper_api.http.routes import api_v1, asr, audio, files, language, listen, models, system, usage, web
 from whisper_api.http.routes import jobs as jobs_routes
+from whisper_api.http.routes import realtime as realtime_routes
 from whisper_api.http.uploads import FORM_OVERHEAD_BYTES, MAX_JSON_BYTES
 from whisper_api.settings import Settings
 
@@ -65,6 +66,7 @@ def create_app(settings: Settings) -> Litestar:
             ),
             _with_room_for(settings.max_file_bytes, jobs_routes.create_job, files.upload_files),
             listen.listen_live,
+            realtime_routes.realtime_transcription,
             models.list_models,
             models.retrieve_model,
             system.ping,

@@ -3,7 +3,8 @@
 Credentials: `Authorization: Bearer <x>` (OpenAI SDKs) or `Token <x>` (Deepgram clients), an operator key
 or a user's API token or session; `Basic <session-id>` (seed 004's sessions, the id itself rather than
 base64). Browsers cannot set headers on a WebSocket, so live connections may also send it as `?token=`
-or as the subprotocol pair `token, <x>` (what Deepgram's browser SDK does).
+or as the subprotocol pair `token, <x>` (what Deepgram's browser SDK does), or as OpenAI's browser
+clients do, the subprotocol `openai-insecure-api-key.<x>`.
 
 `require_api_key` (every route's guard) puts the Principal on the connection; handlers take it as the
 `principal` dependency. An open server (no operator key, no token ever made, no password set) serves
@@ -21,6 +22,7 @@ from whisper_api.accounts.service import AccountService
 from whisper_api.http.errors import ApiError
 
 _SCHEMES = ("bearer", "token", "basic")
+_OPENAI_KEY_PREFIX = "openai-insecure-api-key."
 
 
 async def authenticate(connection: ASGIConnection) -> Principal:
@@ -42,8 +44,8 @@ async def authenticate(connection: ASGIConnection) -> Principal:
 
 
 def presented_key(connection: ASGIConnection) -> str | None:
-    """The credential a request carries: the Authorization header, or for WebSockets `?token=` or the
-    `token` subprotocol."""
+    """The credential a request carries: the Authorization header, or for WebSockets `?token=`, the
+    `token` subprotocol or OpenAI's `openai-insecure-api-key.<key>` one."""
     key = header_credential(connection.headers.get("authorization"))
     if key is None and connection.scope["type"] == "websocket":
         key = connection.query_params.get("token") or _subprotocol_token(connection)
@@ -69,7 +71,9 @@ def _subprotocol_token(connection: ASGIConnection) -> str | None:
     offered = _offered_subprotocols(connection)
     if len(offered) == 2 and offered[0].lower() == "token" and offered[1]:
         return offered[1]
-    return None
+    # OpenAI's browser clients offer `realtime` and the key as `openai-insecure-api-key.<key>`.
+    keys = (p.removeprefix(_OPENAI_KEY_PREFIX) for p in offered if p.startswith(_OPENAI_KEY_PREFIX))
+    return next(filter(None, keys), None)
 
 
 def _offered_subprotocols(connection: ASGIConnection) -> list[str]:

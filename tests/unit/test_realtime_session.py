@@ -1,0 +1,92 @@
+"""The realtime transcription session's settings, as the beta and GA update events carry them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from whisper_api.http.realtime import InvalidEvent, Settings, Vad, updated
+
+FORMATS = {"pcm16": {"type": "audio/pcm", "rate": 24000}, "g711_ulaw": {"type": "audio/pcmu"}}
+turn_detections = st.none() | st.fixed_dictionaries(
+    {"type": st.just("server_vad")},
+    optional={
+        "threshold": st.floats(0, 1),
+        "prefix_padding_ms": st.integers(0, 10_000),
+        "silence_duration_ms": st.integers(1, 60_000),
+    },
+)
+transcriptions = st.fixed_dictionaries(
+    {},
+    optional={
+        "model": st.sampled_from(["whisper-1", "base"]),
+        "language": st.sampled_from(["en", "de"]),
+        "prompt": st.text(max_size=20),
+    },
+)
+
+
+def beta(**session: Any) -> bytes:
+    return json.dumps({"type": "transcription_session.update", "session": session}).encode()
+
+
+def ga(**audio_input: Any) -> bytes:
+    session = {"type": "transcription", "audio": {"input": audio_input}}
+    return json.dumps({"type": "session.update", "session": session}).encode()
+
+
+@given(st.sampled_from(sorted(FORMATS)), transcriptions, turn_detections)
+def test_beta_and_ga_updates_of_the_same_settings_agree(
+    audio_format: str, transcription: dict[str, Any], turn_detection: dict[str, Any] | None
+) -> None:
+    from_beta = updated(
+        Settings(),
+        beta(
+            input_audio_format=audio_format,
+            input_audio_transcription=transcription,
+            turn_detection=turn_detection,
+        ),
+        "beta",
+    )
+    from_ga = updated(
+        Settings(),
+        ga(format=FORMATS[audio_format], transcription=transcription, turn_detection=turn_detection),
+        "ga",
+    )
+    assert from_beta == from_ga
+
+
+@given(st.floats(0, 1))
+def test_an_update_keeps_every_setting_it_does_not_name(threshold: float) -> None:
+    before = Settings(
+        format="g711_alaw", rate=8000, language="de", turn_detection=Vad(silence_duration_ms=900)
+    )
+    after = updated(before, ga(turn_detection={"type": "server_vad", "threshold": threshold}), "ga")
+    assert after == Settings(
+        format="g711_alaw",
+        rate=8000,
+        language="de",
+        turn_detection=Vad(threshold=threshold, silence_duration_ms=900),
+    )
+
+
+@pytest.mark.parametrize(
+    ("event", "param"),
+    [
+        (ga(format={"type": "audio/pcmu", "rate": 16000}), "session.audio.input.format.rate"),
+        (ga(transcription={"languages": ["en", "de"]}), "session.audio.input.transcription.languages"),
+        (ga(turn_detection={"type": "server_vad", "surprise": 1}), "session.audio.input.turn_detection"),
+        (beta(input_audio_format="mp3"), "session.input_audio_format"),
+        (beta(include=["item.input_audio_transcription.everything"]), "session.include"),
+    ],
+    ids=["g711-rate", "two-languages", "unknown-field", "beta-format", "include"],
+)
+def test_what_the_service_cannot_honour_is_refused_naming_the_parameter(event: bytes, param: str) -> None:
+    dialect = "beta" if b"transcription_session" in event else "ga"
+    with pytest.raises(InvalidEvent) as refused:
+        updated(Settings(), event, dialect)
+    assert refused.value.param == param
