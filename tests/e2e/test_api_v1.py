@@ -58,11 +58,12 @@ def seed_server(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -
         check=True,
         capture_output=True,
     )
-    # --no-flash-attn: the trained model's 42-wide heads run 2.7x slower with it on the CPU.
+    # --no-flash-attn: the trained model's 42-wide heads run 2.7x slower with it on the CPU. Two runners,
+    # one thread each: the transcriptions of a multi-format request run side by side on two cores.
     running = start_server(
         models,
         log_path,
-        f"--data-dir {data} --default-model base.en --contexts 1 --threads 1 --no-flash-attn "
+        f"--data-dir {data} --default-model base.en --contexts 2 --threads 1 --job-runners 2 --no-flash-attn "
         "--allow-registration --balances --initial-balance 1000",
     )
     yield running

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 import msgspec
-from litestar import MediaType
+from litestar import MediaType, Request
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import ResponseSpec
@@ -80,6 +80,7 @@ def json_body(title: str, required: tuple[str, ...] = (), /, **properties: Schem
 
 
 def nullable(field: Schema) -> Schema:
+    """`field`, or null."""
     if field.any_of is not None:
         return Schema(any_of=[*field.any_of, Schema(type=OpenAPIType.NULL)], description=field.description)
     assert isinstance(field.type, OpenAPIType)
@@ -128,7 +129,7 @@ async def signed_in(connection: ASGIConnection, _handler: BaseRouteHandler) -> N
     """Guard: a session (`Basic <session-id>`) or an API token (`Bearer <token>`) is required; the
     principal is then where the app's `principal` dependency finds it."""
     try:
-        connection.state.principal = await authenticate(connection)
+        await authenticate(connection)
     except ApiError as error:
         if error.status == 401:
             raise fail(401, MISSING_CREDENTIALS) from None
@@ -142,7 +143,7 @@ def timestamp(unix_seconds: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(unix_seconds))
 
 
-async def json_object(request: Any) -> dict[str, Any]:
+async def json_object(request: Request) -> dict[str, Any]:
     """The body as a JSON object; an empty body is an empty object (every field then is missing)."""
     body = await read_body(request, MAX_JSON_BYTES, param=None)
     if not body.strip():

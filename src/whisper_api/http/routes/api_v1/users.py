@@ -31,11 +31,7 @@ from whisper_api.http.routes.api_v1.common import (
     text,
     timestamp,
 )
-from whisper_api.http.uploads import read_multipart
-
-#: The seed's limit on an avatar image.
-MAX_AVATAR_BYTES = 10 * 2**20
-
+from whisper_api.http.uploads import MAX_JSON_BYTES, read_multipart
 
 CREDENTIALS = json_body(
     "credentials",
@@ -221,7 +217,7 @@ async def update_profile(request: Request, accounts: AccountService, principal: 
         body = await json_object(request)
         fields = {name: text(body, name) for name in ("username", "password", "old_password")}
     else:
-        form, files = await read_multipart(request, MAX_AVATAR_BYTES)
+        form, files = await read_multipart(request, MAX_JSON_BYTES)
         if files:
             raise fail(400, "Avatars are not supported by this server")
         fields = {name: one(form, name) for name in ("username", "password", "old_password")}
