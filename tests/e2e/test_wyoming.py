@@ -220,6 +220,21 @@ def test_audio_stop_without_audio_or_transcribe_is_an_empty_transcript(wyoming: 
     assert transcript(events).text == ""
 
 
+def test_one_connection_serves_request_after_request(wyoming: Wyoming) -> None:
+    async def three() -> list[str]:
+        async with wyoming.client() as client:
+            await client.write_event(Describe().event())
+            info = await client.read_event()
+            types = [info.type if info else "closed"]
+            for _ in range(2):
+                await client.write_event(AudioStart(SAMPLE_RATE, 2, 1).event())
+                await client.write_event(AudioStop().event())
+                types += [event.type for event in await answer(client)]
+            return types
+
+    assert asyncio.run(three()) == ["info", *["transcript-start", "transcript", "transcript-stop"] * 2]
+
+
 @pytest.mark.parametrize(
     ("asked", "code"),
     [

@@ -221,10 +221,11 @@ class _Connection:
         elif Transcribe.is_type(event.type):
             self._transcribe(_data(event, _Transcribe))
         elif AudioStart.is_type(event.type):
-            self._audio(_data(event, _Format), starting=True)
+            _data(event, _Format)  # refused now rather than at the first chunk
+            self._audio(starting=True)
         elif AudioChunk.is_type(event.type):
             chunk = _data(event, _Format)
-            await asyncio.to_thread(self._audio(chunk, starting=False).push, chunk.raw, event.payload or b"")
+            await asyncio.to_thread(self._audio(starting=False).push, chunk.raw, event.payload or b"")
         elif AudioStop.is_type(event.type):
             await self._answer()
 
@@ -258,10 +259,16 @@ class _Connection:
         self._service.check(model, options)
         self._request = _Request(model, options)
 
-    def _audio(self, audio_format: _Format, *, starting: bool) -> _Audio:
+    def _current(self) -> _Request:
+        """The request under way; without a transcribe event (older Home Assistant sends none), one for the
+        default model in whatever language is spoken."""
+        if self._request is None:
+            self._request = _Request(self._service.model(None), DecodeOptions())
+        return self._request
+
+    def _audio(self, *, starting: bool) -> _Audio:
         """The request's audio; audio-start begins it, and so does a first chunk without one."""
-        request = self._request or _Request(self._service.model(None), DecodeOptions())
-        self._request = request
+        request = self._current()
         if request.audio is not None and starting:
             raise MalformedEvent("'audio-start' arrived while audio was streaming; send audio-stop first.")
         if request.audio is None:
@@ -269,8 +276,7 @@ class _Connection:
         return request.audio
 
     async def _answer(self) -> None:
-        request = self._request or _Request(self._service.model(None), DecodeOptions())
-        self._request = request
+        request = self._current()
         samples = await asyncio.to_thread(request.audio.finish) if request.audio else np.zeros(0, np.float32)
         stopped = time.perf_counter()
         work = asyncio.ensure_future(self._transcribe_and_send(request, samples))
