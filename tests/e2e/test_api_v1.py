@@ -671,6 +671,19 @@ def test_queuing_more_than_the_balance_pays_for_is_refused(
     assert re.fullmatch(r"Insufficient token balance\. Required: [2-9], Available: 1", refused.text)
 
 
+def test_a_file_with_transcriptions_still_to_run_is_deleted(api_base: str, media: Path) -> None:
+    session = session_of(api_base, "tidy")
+    uploaded = httpx.post(
+        f"{api_base}/file", headers=session, files={"file": (media / "audio.mp3").open("rb")}
+    ).json()["files"][0]["uuid"]
+    [queued] = httpx.post(f"{api_base}/transcribe", headers=session, json={"uuid": uploaded}).json()[
+        "transcriptions"
+    ]
+    assert httpx.delete(f"{api_base}/file/{uploaded}", headers=session).status_code == 200
+    # Cancelled (failed), unless it was quick enough to complete first: never left to run.
+    assert httpx.get(f"{api_base}/transcribe/{queued['uuid']}").json()["status"] in ("failed", "completed")
+
+
 def test_a_transcription_is_deleted_in_any_state(api_base: str, media: Path) -> None:
     session = session_of(api_base, "impatient")
     uploaded = httpx.post(

@@ -7,6 +7,7 @@ conversions to keep or delete beside it.
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import msgspec
@@ -37,7 +38,7 @@ from whisper_api.http.routes.api_v1.common import (
 from whisper_api.http.routes.files import content_disposition
 from whisper_api.http.uploads import read_multipart
 from whisper_api.jobs.service import JobService, Upload
-from whisper_api.jobs.store import FileRecord
+from whisper_api.jobs.store import Conflict, FileRecord
 
 _MAX_FILENAME = 255
 
@@ -229,8 +230,15 @@ async def rename(request: Request, jobs: JobService, principal: Principal, uuid:
     summary="Delete a file",
 )
 async def delete_file(jobs: JobService, principal: Principal, uuid: str) -> Deleted:
+    file_id = internal_id(ids.FILE, uuid)
     with not_found_as("File not found or access denied"):
-        record = await jobs.delete_file(internal_id(ids.FILE, uuid), owner=principal)
+        await jobs.file(file_id, owner=principal)
+        # The seed deletes a file whatever is queued on it: its transcriptions still to run are cancelled.
+        for job in await jobs.jobs_of_file(file_id, owner=principal):
+            if not job.finished:
+                with contextlib.suppress(Conflict):  # it finished meanwhile
+                    await jobs.cancel(job.id, owner=principal)
+        record = await jobs.delete_file(file_id, owner=principal)
     return Deleted("File deleted successfully", uuid, record.filename)
 
 
