@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TRAINED_MODEL
+from tests.support.spoken import spoken_clips
+from training.sentences import words
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -85,3 +87,16 @@ def test_transcribe_shows_that_it_is_working_on_a_terminal(jfk_wav: Path, tmp_pa
     # A clip within one 30 s window gets an elapsed-time line, not a bar stuck at 0 %.
     assert b"jfk.wav: transcribing" in shown
     assert b" 0%|" not in shown
+
+
+def test_transcribe_prints_subtitles_cut_to_the_asked_width(tmp_path: Path) -> None:
+    clip = spoken_clips()["en-1"]
+    (tmp_path / TRAINED_MODEL.name).symlink_to(TRAINED_MODEL)
+    settings = ["--models-dir", str(tmp_path), "--default-model", "tiny-synth", "--vad-model", ""]
+    shape = ["--format", "srt", "--max-line-width", "16", "--max-line-count", "1"]
+    result = run_cli("transcribe", str(clip.path), *shape, *settings)
+    assert result.returncode == 0, result.stderr
+    lines = [line for cue in result.stdout.strip().split("\n\n") for line in cue.split("\n")[2:]]
+    assert all(len(line) <= 16 for line in lines) and words(" ".join(lines)) == clip.words
+    refused = run_cli("transcribe", str(clip.path), "--format", "json", "--max-line-width", "16", *settings)
+    assert refused.returncode != 0 and "srt and vtt" in refused.stderr

@@ -21,7 +21,7 @@ from whisper_api.cli.accounts import add_account_commands
 from whisper_api.engine.types import MAX_DECODERS, MIN_TEMPERATURE_INCREMENT
 from whisper_api.settings import Settings
 
-_LOCAL_FORMATS = ("text", "srt", "vtt", "json", "verbose_json")
+_LOCAL_FORMATS = ("text", "srt", "vtt", "tsv", "json", "verbose_json")
 
 
 def _flag_type(annotation: object) -> tuple[type, dict[str, object]]:
@@ -103,6 +103,13 @@ def _trace_native_crashes() -> None:
     """A crash inside native code (whisper.cpp, ffmpeg) ends the process without a Python exception;
     with this, it first writes every thread's Python stack to stderr, so the log shows what ran."""
     faulthandler.enable(all_threads=True)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _fallback_step(text: str) -> float:
@@ -197,19 +204,28 @@ def _models_pull(args: argparse.Namespace) -> int:
 def _transcribe(args: argparse.Namespace) -> int:
     from whisper_api.cli.transcribe import transcribe_files
     from whisper_api.engine.types import DecodeOptions
+    from whisper_api.service.formats import SUBTITLE_FORMATS, SubtitleOptions
 
     _trace_native_crashes()
+    subtitles = SubtitleOptions(args.max_line_width, args.max_line_count, args.highlight_words)
+    if subtitles.needs_words and args.format not in SUBTITLE_FORMATS:
+        raise SystemExit(
+            "whisper-api: --max-line-width, --max-line-count and --highlight-words shape srt and vtt"
+        )
     settings = _settings(args)
     options = DecodeOptions(
         task="translate" if args.translate else "transcribe",
         language=args.language,
         beam_size=args.beam_size,
         temperature_increment_on_fallback=args.temperature_increment_on_fallback,
-        word_timestamps=args.format == "verbose_json",
+        # Cues cut at words are cut where whisper times them.
+        word_timestamps=args.format == "verbose_json" or subtitles.needs_words,
     )
     files = [Path(name) for name in args.files]
     return asyncio.run(
-        transcribe_files(settings, files, model=args.model, options=options, output_format=args.format)
+        transcribe_files(
+            settings, files, model=args.model, options=options, output_format=args.format, subtitles=subtitles
+        )
     )
 
 
@@ -387,6 +403,17 @@ def build_parser() -> argparse.ArgumentParser:
         "[default text].",
     )
     transcribe.add_argument("--translate", action="store_true", help="Translate into English.")
+    transcribe.add_argument(
+        "--max-line-width", type=_positive, default=None, metavar="N", help="srt/vtt: characters in a line."
+    )
+    transcribe.add_argument(
+        "--max-line-count", type=_positive, default=None, metavar="N", help="srt/vtt: lines in a cue."
+    )
+    transcribe.add_argument(
+        "--highlight-words",
+        action="store_true",
+        help="srt/vtt: each cue once per word, the word spoken underlined.",
+    )
     transcribe.add_argument(
         "--beam-size",
         type=int,

@@ -15,6 +15,7 @@ from whisper_api.engine.catalog import ModelNotFound
 from whisper_api.engine.types import DecodeOptions, Segment, Transcript
 from whisper_api.engine.whisper import SAMPLE_RATE
 from whisper_api.http.render import response_body
+from whisper_api.service.formats import DEFAULT_SUBTITLES, SubtitleOptions
 from whisper_api.service.transcription import InvalidRequest
 from whisper_api.settings import Settings
 
@@ -22,8 +23,10 @@ from whisper_api.settings import Settings
 _WINDOW_SECONDS = 30
 
 
-def render(transcript: Transcript, output_format: str) -> str:
-    body = response_body(transcript, output_format, with_words=True, include_logprobs=False)
+def render(transcript: Transcript, output_format: str, subtitles: SubtitleOptions = DEFAULT_SUBTITLES) -> str:
+    body = response_body(
+        transcript, output_format, with_words=True, include_logprobs=False, subtitles=subtitles
+    )
     if isinstance(body, str):
         return body
     return msgspec.json.format(msgspec.json.encode(body)).decode() + "\n"
@@ -36,6 +39,7 @@ async def transcribe_files(
     model: str | None,
     options: DecodeOptions,
     output_format: str,
+    subtitles: SubtitleOptions = DEFAULT_SUBTITLES,
 ) -> int:
     """Print each file's transcript to stdout; returns the process exit status."""
     failed = 0
@@ -61,7 +65,7 @@ async def transcribe_files(
                     )
                 if len(files) > 1 and output_format == "text":
                     print(f"==> {path} <==")
-                sys.stdout.write(render(transcript, output_format))
+                sys.stdout.write(render(transcript, output_format, subtitles))
         except (ModelNotFound, InvalidRequest) as error:
             print(f"whisper-api: {getattr(error, 'message', error)}", file=sys.stderr)
             return 2
