@@ -30,7 +30,9 @@ _JFK = REPO.parent / "shared/fixtures/audio/jfk.wav"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--library", type=Path, default=REPO / ".cache/lib-cuda/libwhisper.so")
     parser.add_argument("--model", type=Path, default=_REAL_BASE if _REAL_BASE.exists() else _TRAINED)
     parser.add_argument("--audio", type=Path, default=_JFK)
