@@ -374,7 +374,7 @@ MALFORMED = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=MALFORMED)
 def test_a_malformed_event_is_one_error_event_then_the_connection_closes(
     wyoming: Wyoming, data: bytes

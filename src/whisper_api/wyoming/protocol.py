@@ -76,6 +76,8 @@ def _object(raw: bytes, what: str) -> dict[str, Any]:
         value = _json.decode(raw)
     except msgspec.DecodeError as error:
         raise MalformedEvent(f"An event's {what} is not valid JSON ({error}).") from None
+    except RecursionError:  # msgspec's own depth limit
+        raise MalformedEvent(f"An event's {what} nests JSON too deeply.") from None
     if not isinstance(value, dict):
         raise MalformedEvent(f"An event's {what} is not a JSON object.")
     return value
