@@ -155,3 +155,13 @@ def test_a_job_result_takes_the_subtitle_options_and_tsv(trained_server: Server)
         )
         refused = api.get(result, params={"format": "json", "max_line_width": 16})
         assert refused.status_code == 400 and refused.json()["error"]["param"] == "max_line_width"
+
+
+def test_language_detection_refuses_a_field_it_does_not_read(trained_server: Server) -> None:
+    response = httpx.post(
+        f"{trained_server.base_url}/v1/audio/language",
+        headers=AUTHORIZATION,
+        files={"file": (CLIP.path.name, CLIP.path.read_bytes())},
+        data={"language": "en"},
+    )
+    assert response.status_code == 400 and response.json()["error"]["param"] == "language"

@@ -9,6 +9,7 @@ from whisper_api.http import billing
 from whisper_api.http.auth import require_api_key
 from whisper_api.http.errors import bad_request
 from whisper_api.http.fields import one
+from whisper_api.http.forms import refuse_unknown
 from whisper_api.http.observability import request_usage
 from whisper_api.http.responses import TRANSCRIBING, errors
 from whisper_api.http.uploads import read_body, read_multipart
@@ -41,10 +42,12 @@ class LanguageDetection(msgspec.Struct):
     "with `?model=`. Judged by whisper from the first 30 s of speech.",
 )
 async def detect_language(request: Request, service: TranscriptionService) -> LanguageDetection:
+    refuse_unknown(request.query_params.dict(), ("model",))
     model_name = request.query_params.get("model")
     limit = request.app.state.max_upload_bytes
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         fields, files = await read_multipart(request, limit)
+        refuse_unknown(fields, ("file", "model"))
         upload = next((part for part in files if part.name == "file"), None)
         if upload is None:
             raise bad_request("The 'file' field is required.", param="file", code="missing_file")
