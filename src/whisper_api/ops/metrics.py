@@ -110,7 +110,7 @@ WYOMING_CONNECTIONS = Gauge(
 )
 WYOMING_REQUESTS = Counter(
     "whisper_api_wyoming_requests",
-    "Wyoming transcription requests by outcome (ok, client_closed, or the error code sent).",
+    "Wyoming transcription requests by outcome (ok, client_closed, server_stopped, or the error code sent).",
     ["outcome"],
     registry=REGISTRY,
 )

@@ -157,6 +157,8 @@ async def serve(service: TranscriptionService, host: str, port: int, *, idle_sec
         connections.add(task)
         try:
             await _Connection(service, reader, writer, idle_seconds).run()
+        except asyncio.CancelledError:
+            pass  # the server is stopping: asyncio would log a cancelled connection handler as a crash
         finally:
             connections.discard(task)
 
@@ -192,9 +194,13 @@ class _Connection:
 
     async def run(self) -> None:
         metrics.WYOMING_CONNECTIONS.inc()
+        ended = "client_closed"
         try:
             while (event := await self._next_event()) is not None:
                 await self._handle(event)
+        except asyncio.CancelledError:
+            ended = "server_stopped"
+            raise
         except ServiceError as error:
             await self._fail(error.code or error.kind, error.message)
         except _ClientGone:
@@ -204,7 +210,7 @@ class _Connection:
             await self._fail("internal_error", "The server had an error while processing the request.")
         finally:
             if self._request is not None:
-                self._record(self._request, "client_closed")
+                self._record(self._request, ended)
             if self._reading is not None:
                 self._reading.cancel()
             self._writer.close()
