@@ -110,6 +110,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     initial_balance: Annotated[
         int, msgspec.Meta(ge=0, description="Tokens a new account starts with (with --balances).")
     ] = 0
+    public_links: Annotated[
+        bool,
+        _doc(
+            "Seed 004's /api/v1: a file's or transcription's UUID alone downloads it or reads its status, "
+            "as the seed has it; off = only its owner and admins."
+        ),
+    ] = True
     cors_origins: Annotated[
         list[str],
         _doc("Origins browsers may call the API from (comma-separated in the environment; * for any)."),

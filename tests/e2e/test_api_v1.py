@@ -30,7 +30,8 @@ SEED_HOST = "https://api.whisper.aspicho.me"
 CLIPS = spoken_clips()
 #: The sentence spoken in the seed's podcast_episode.mp3 and audio.mp3 here.
 PODCAST, AUDIO = CLIPS["en-1"], CLIPS["en-2"]
-JSON = {"Content-Type": "application/json"}
+#: The seed's answer without credentials.
+MISSING_CREDENTIALS = "Missing valid Authorization header with session or API key"
 
 
 @pytest.fixture(scope="module")
@@ -533,10 +534,7 @@ def test_errors_are_the_seeds_messages_in_plain_text(
 
 def test_without_credentials_the_answer_is_the_seeds_401(api_base: str) -> None:
     response = httpx.get(f"{api_base}/user")
-    assert (response.status_code, response.text) == (
-        401,
-        "Missing valid Authorization header with session or API key",
-    )
+    assert (response.status_code, response.text) == (401, MISSING_CREDENTIALS)
 
 
 def test_another_users_file_and_transcriptions_are_not_found(
@@ -711,3 +709,30 @@ def test_a_deleted_account_signs_in_no_more(api_base: str) -> None:
     )
     assert deleted.json() == {"message": "Account deleted successfully"}
     assert httpx.get(f"{api_base}/user", headers=session).status_code == 401
+
+
+# -- Links kept private: --no-public-links -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def private_api(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log_path = tmp_path_factory.mktemp("private-links-server") / "server.log"
+    running = start_server(
+        models_dir,
+        log_path,
+        "--default-model mini.en --contexts 1 --threads 1 --allow-registration --no-public-links",
+    )
+    yield f"{running.base_url}/api/v1"
+    stop_server(running)
+
+
+def test_private_links_open_only_for_their_owner(private_api: str, media: Path) -> None:
+    owner, other = session_of(private_api, "owner"), session_of(private_api, "other")
+    uploaded = httpx.post(
+        f"{private_api}/file", headers=owner, files={"file": (media / "audio.mp3").open("rb")}
+    ).json()["files"][0]["uuid"]
+    for link in (f"/file/{uploaded}", f"/transcribe/{uploaded}"):
+        anonymous, theirs, own = (httpx.get(f"{private_api}{link}", headers=h) for h in ({}, other, owner))
+        assert (anonymous.status_code, anonymous.text) == (401, MISSING_CREDENTIALS)
+        assert theirs.status_code == 404
+        assert own.status_code == 200

@@ -86,7 +86,7 @@ def create_app(settings: Settings) -> Litestar:
             web.favicon,
             web.assets,
             usage.list_usage,
-            api_v1.router(max_upload_bytes=settings.max_file_bytes),
+            api_v1.router(max_upload_bytes=settings.max_file_bytes, public_links=settings.public_links),
         ],
         dependencies={
             "service": Provide(lambda: root.transcription, use_cache=True, sync_to_thread=False),

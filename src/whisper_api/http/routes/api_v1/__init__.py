@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Router, get
+from litestar.di import Provide
 
 from whisper_api.accounts.principal import Principal
 from whisper_api.http.responses import OPEN
@@ -47,9 +48,25 @@ async def models(service: TranscriptionService, principal: Principal) -> Models:
     )
 
 
-def router(*, max_upload_bytes: int) -> Router:
+def _anyone() -> None:
+    """Who reads a public link: nobody in particular."""
+
+
+def _signed_in(principal: Principal) -> Principal:
+    """Who reads a private link: whoever the guard found."""
+    return principal
+
+
+def router(*, max_upload_bytes: int, public_links: bool) -> Router:
     """The routes, with room for an upload of `max_upload_bytes` (and its form) in the body of the one
-    that takes uploads; every other body gets the app's limit, a JSON body's."""
+    that takes uploads; every other body gets the app's limit, a JSON body's. With `public_links`, a
+    file's or transcription's UUID alone reads it, as in the seed; without, only its owner (or an admin)."""
+    readers = Router(
+        "/",
+        route_handlers=[files.download, transcribe.status],
+        guards=[] if public_links else [signed_in],
+        dependencies={"reader": Provide(_anyone if public_links else _signed_in, sync_to_thread=False)},
+    )
     return Router(
         PREFIX,
         tags=["Seed 004 API (/api/v1)"],
@@ -72,12 +89,11 @@ def router(*, max_upload_bytes: int) -> Router:
                 request_max_body_size=max_upload_bytes + FORM_OVERHEAD_BYTES,
             ),
             files.list_files,
-            files.download,
+            readers,
             files.rename,
             files.delete_file,
             transcribe.queue,
             transcribe.list_transcriptions,
-            transcribe.status,
             transcribe.delete_transcription,
             admin.list_users,
             admin.update_user,

@@ -137,7 +137,7 @@ async def list_files(jobs: JobService, principal: Principal, page: Page = 1, lim
 @get(
     "/file/{uuid:str}",
     security=OPEN,
-    summary="Download a file (public: the UUID is the key)",
+    summary="Download a file (public by default: the UUID is the key)",
     # The type it was uploaded with is sent back, whatever it says.
     media_type="application/octet-stream",
     operation_class=answering_also("audio/*", "video/*", "*/*"),
@@ -145,12 +145,14 @@ async def list_files(jobs: JobService, principal: Principal, page: Page = 1, lim
         206: ResponseSpec(
             bytes, media_type="application/octet-stream", description="The bytes of the range asked for."
         ),
-        **answers(400, 404, 416),
+        **answers(400, 401, 404, 416),
     },
 )
-async def download(request: Request, jobs: JobService, uuid: str) -> Response[bytes]:
+async def download(
+    request: Request, jobs: JobService, reader: Principal | None, uuid: str
+) -> Response[bytes]:
     with not_found_as("File not found or access denied"):
-        record, data = await jobs.file_content(internal_id(ids.FILE, uuid), owner=None)
+        record, data = await jobs.file_content(internal_id(ids.FILE, uuid), owner=reader)
     headers = {
         "Content-Disposition": content_disposition(record.filename, "inline"),
         "Accept-Ranges": "bytes",

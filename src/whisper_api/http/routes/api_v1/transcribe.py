@@ -149,18 +149,18 @@ async def list_transcriptions(
 @get(
     "/transcribe/{uuid:str}",
     security=OPEN,
-    responses=answers(400, 404),
-    summary="A transcription's status and result, or every one of a file (public)",
+    responses=answers(400, 401, 404),
+    summary="A transcription's status and result, or every one of a file (public by default)",
 )
-async def status(jobs: JobService, uuid: str) -> Transcription | Transcriptions:
+async def status(jobs: JobService, reader: Principal | None, uuid: str) -> Transcription | Transcriptions:
     if ids.FILE.is_one(uuid):
         file_id = ids.FILE.internal(uuid)
         with not_found_as("Transcription not found"):
-            await jobs.file(file_id, owner=None)
-        records = await jobs.jobs_of_file(file_id, owner=None)
+            await jobs.file(file_id, owner=reader)
+        records = await jobs.jobs_of_file(file_id, owner=reader)
         return Transcriptions([await _shown(jobs, record) for record in records])
     with not_found_as("Transcription not found"):
-        return await _shown(jobs, await jobs.job(internal_id(ids.JOB, uuid), owner=None))
+        return await _shown(jobs, await jobs.job(internal_id(ids.JOB, uuid), owner=reader))
 
 
 @delete(
