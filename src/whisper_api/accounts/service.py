@@ -23,7 +23,7 @@ from typing import Any, ClassVar, TypeVar
 import argon2
 import msgspec
 
-from whisper_api.accounts.principal import OPERATOR_ID, Principal
+from whisper_api.accounts.principal import OPEN, OPERATOR_ID, OPERATOR_NAME, Principal
 from whisper_api.accounts.store import (
     AccountStore,
     SessionRow,
@@ -226,19 +226,20 @@ class AccountService:
 
     async def authenticate(self, credential: str | None) -> Principal | None:
         """The principal a credential (operator key, API token or session secret) stands for; the
-        operator for every request on an open server; None when the credential is not accepted."""
+        operator for every request on an open server, whatever it sends (OpenAI's SDKs always send some
+        key); None when the credential is not accepted."""
         configured = self.configured_keys()
-        if credential is None:
-            closed: bool = bool(configured) or await self._call(self.accounts.credentials_exist)
-            if closed:
-                return None
-            return Principal(OPERATOR_ID, "operator", is_admin=True, via="open")
-        # Every configured key is compared, in constant time, so timing tells nothing of which was close.
-        if any([hmac.compare_digest(credential.encode(), key.encode()) for key in configured]):
-            return Principal(OPERATOR_ID, "operator", is_admin=True, via="operator_key")
-        return await self._call(
-            self.accounts.principal_for, digest(credential), sessions_after=self.clock() - SESSION_SECONDS
-        )
+        if credential is not None:
+            # Every configured key is compared, in constant time, so timing tells nothing of which was close.
+            if any([hmac.compare_digest(credential.encode(), key.encode()) for key in configured]):
+                return Principal(OPERATOR_ID, OPERATOR_NAME, is_admin=True, via="operator_key")
+            found = await self._call(
+                self.accounts.principal_for, digest(credential), sessions_after=self.clock() - SESSION_SECONDS
+            )
+            if found is not None:
+                return found
+        closed: bool = bool(configured) or await self._call(self.accounts.credentials_exist)
+        return None if closed else OPEN
 
     # -- users ---------------------------------------------------------------------------------
 
