@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import API_KEY, Server, start_server, stop_server
+from tests.e2e.conftest import very_long_wav as very_long_wav  # a job still running when the test looks
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="the browser tests need selenium (test extra)")
 
@@ -53,7 +54,7 @@ def browser(jfk_wav: Path, downloads: Path) -> Iterator[webdriver.Chrome]:
         "--window-size=1280,900",
         "--use-fake-ui-for-media-stream",  # grant the microphone without asking
         "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={jfk_wav}",
+        f"--use-file-for-fake-audio-capture={jfk_wav}%noloop",  # once, then silence
         "--autoplay-policy=no-user-gesture-required",
         # Nothing but the server: a page that needed a CDN would fail here.
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",

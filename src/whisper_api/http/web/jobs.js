@@ -9,6 +9,7 @@ const ACTIVE = new Set(["queued", "running"]);
 const POLL_MS = 1000;
 
 const fileNames = new Map(); // file id → its name, asked once
+const rows = new Map(); // job id → { shown: what its row shows, item: the row }, so a redraw keeps unchanged rows
 let timer = null;
 let onError = () => {};
 
@@ -47,7 +48,17 @@ const STATES = {
   cancelled: () => "Cancelled",
 };
 
+/** The job's row: the one on screen while it shows the same, so focus and clicks survive a redraw. */
 async function row(job) {
+  const shown = `${job.status} ${job.progress} ${job.model} ${job.error?.message}`;
+  const kept = rows.get(job.id);
+  if (kept?.shown === shown) return kept.item;
+  const item = await newRow(job);
+  rows.set(job.id, { shown, item });
+  return item;
+}
+
+async function newRow(job) {
   const item = document.createElement("li");
   item.className = "job";
   item.dataset.id = job.id;
@@ -103,16 +114,13 @@ export async function refresh() {
   clearTimeout(timer);
   try {
     const page = await json("/v1/transcription-jobs?limit=20");
-    const rows = await Promise.all(page.data.map(row));
-    // Keep focus on a button that survives the redraw (keyboard users).
-    const focused = document.activeElement?.closest?.(".job");
-    const focusedLabel = document.activeElement?.textContent;
-    $("jobs").replaceChildren(...rows);
-    $("jobs-empty").hidden = rows.length > 0;
-    if (focused) {
-      const again = [...$("jobs").querySelectorAll(`[data-id="${focused.dataset.id}"] button`)];
-      again.find((b) => b.textContent === focusedLabel)?.focus();
-    }
+    const items = await Promise.all(page.data.map(row));
+    const list = $("jobs");
+    items.forEach((item, index) => {
+      if (list.children[index] !== item) list.insertBefore(item, list.children[index] ?? null);
+    });
+    while (list.children.length > items.length) list.lastElementChild.remove();
+    $("jobs-empty").hidden = items.length > 0;
     if (!document.hidden && (page.data.some((job) => ACTIVE.has(job.status)) || !$("panel-jobs").hidden)) {
       timer = setTimeout(refresh, POLL_MS);
     }

@@ -122,11 +122,16 @@ async function whyRefused() {
   }
 }
 
-function release(ended) {
+/** Stop listening: the microphone is released at once (the browser's recording indicator goes out). */
+function silence(ended) {
   ended.capture.port.onmessage = null;
   for (const track of ended.microphone.getTracks()) track.stop();
-  ended.context.close();
+  if (ended.context.state !== "closed") ended.context.close();
   $("level").value = 0;
+}
+
+function release(ended) {
+  silence(ended);
   if (session === ended) session = null;
   setRunning(false);
 }
@@ -135,9 +140,10 @@ function stop() {
   if (!session) return;
   session.stopping = true;
   status("Finishing the last phrase…");
-  const { socket, capture } = session;
-  capture.port.onmessage = null;
+  $("live-stop").disabled = true;
+  silence(session);
   // CloseStream: the server sends the final results of what it has heard, then closes.
+  const { socket } = session;
   if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "CloseStream" }));
   else socket.close();
 }
