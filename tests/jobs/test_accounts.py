@@ -16,7 +16,7 @@ from alembic import command
 from hypothesis import given
 from hypothesis import strategies as st
 
-from whisper_api.accounts.principal import OPERATOR_ID, Principal
+from whisper_api.accounts.principal import OPEN, OPERATOR_ID, Principal
 from whisper_api.accounts.service import (
     SESSION_SECONDS,
     AccountService,
@@ -64,6 +64,17 @@ def run(coroutine):  # type: ignore[no-untyped-def]
 def as_user(accounts: AccountService, name: str, **extra: object) -> Principal:
     user = run(accounts.create_user(name, PASSWORD, **extra))  # type: ignore[arg-type]
     return Principal(user.id, user.username, user.is_admin, via="token")
+
+
+def test_an_open_server_takes_any_key_or_none_as_the_operator(accounts: AccountService) -> None:
+    assert run(accounts.authenticate(None)) == OPEN
+    assert run(accounts.authenticate("whatever-the-sdk-sends")) == OPEN
+
+
+def test_a_password_closes_an_open_server(accounts: AccountService) -> None:
+    run(accounts.create_user("alice", PASSWORD))
+    assert run(accounts.authenticate(None)) is None
+    assert run(accounts.authenticate("whatever-the-sdk-sends")) is None
 
 
 def test_a_session_is_accepted_for_24_hours_and_not_after(accounts: AccountService, clock: Clock) -> None:
