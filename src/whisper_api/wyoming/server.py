@@ -258,10 +258,13 @@ class _Connection:
         if self._request is not None and self._request.audio is not None:
             raise MalformedEvent("'transcribe' arrived during audio; send it before audio-start.")
         model = self._service.model(request.name)
-        # Home Assistant names regional languages (en-US); whisper knows languages.
-        language = request.language.replace("_", "-").split("-")[0].lower() if request.language else None
+        # Home Assistant names regional languages (en-US); whisper knows languages. "auto" detects, as
+        # wyoming-faster-whisper's --language auto does.
+        language = (request.language or "").replace("_", "-").split("-")[0].lower()
         hints = [*(request.transcript_names or ()), *(request.transcript_terms or ())]
-        options = DecodeOptions(language=language or None, prompt=", ".join(hints) or None)
+        options = DecodeOptions(
+            language=None if language in ("", "auto") else language, prompt=", ".join(hints) or None
+        )
         self._service.check(model, options)
         self._request = _Request(model, options)
 
