@@ -90,3 +90,50 @@ def test_what_the_service_cannot_honour_is_refused_naming_the_parameter(event: b
     with pytest.raises(InvalidEvent) as refused:
         updated(Settings(), event, dialect)
     assert refused.value.param == param
+
+
+#: The names a session update uses, so that generated events reach past the first level of checks.
+_KEYS = st.sampled_from(
+    [
+        "type",
+        "audio",
+        "input",
+        "format",
+        "rate",
+        "transcription",
+        "model",
+        "language",
+        "languages",
+        "prompt",
+        "keywords",
+        "turn_detection",
+        "threshold",
+        "prefix_padding_ms",
+        "silence_duration_ms",
+        "include",
+        "input_audio_format",
+        "input_audio_transcription",
+        "noise_reduction",
+    ]
+)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(_KEYS | st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(st.sampled_from(["beta", "ga"]), json_values)
+def test_any_session_update_is_taken_or_refused_as_an_invalid_event(dialect: Any, session: Any) -> None:
+    kind = "transcription_session.update" if dialect == "beta" else "session.update"
+    event = json.dumps({"type": kind, "session": session}).encode()
+    try:
+        assert isinstance(updated(Settings(), event, dialect), Settings)
+    except InvalidEvent as refused:
+        assert refused.message
