@@ -6,6 +6,7 @@ key stored, and fails on any console error (conftest.py). Screenshots go to /tmp
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +48,25 @@ def by_id(browser: Chrome, element_id: str):  # type: ignore[no-untyped-def]
 
 def choose_file(browser: Chrome, path: Path) -> None:
     by_id(browser, "file-input").send_keys(str(path))
+
+
+def drop_file(browser: Chrome, path: Path) -> None:
+    """Drag `path` from the desktop onto the drop zone, as the browser delivers it: a drop event whose
+    DataTransfer holds the file."""
+    browser.execute_script(
+        """
+        const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], arguments[1], { type: "audio/wav" }));
+        const zone = document.getElementById("drop");
+        for (const type of ["dragenter", "dragover", "drop"]) {
+          const event = { dataTransfer: transfer, bubbles: true, cancelable: true };
+          zone.dispatchEvent(new DragEvent(type, event));
+        }
+        """,
+        base64.b64encode(path.read_bytes()).decode(),
+        path.name,
+    )
 
 
 def transcript_words(browser: Chrome) -> list[str]:
@@ -115,10 +135,10 @@ def test_an_uploaded_file_is_transcribed_with_its_language_and_words_that_seek_t
     page.save_screenshot(str(SCREENS / "playing.png"))
 
 
-def test_a_job_queued_from_the_page_reaches_100_percent_and_opens_with_the_srt_and_vtt_downloads(
+def test_a_job_queued_from_a_dropped_file_reaches_100_percent_and_opens_with_the_srt_and_vtt_downloads(
     page: Chrome, web_server: Server, jfk_wav: Path, downloads: Path
 ) -> None:
-    choose_file(page, jfk_wav)
+    drop_file(page, jfk_wav)
     by_id(page, "queue-job").click()
     done = wait(page, lambda b: b.find_elements(By.CSS_SELECTOR, '#jobs .job[data-status="succeeded"]'))
     job, job_id = done[0], done[0].get_attribute("data-id")
@@ -194,3 +214,15 @@ def test_on_a_phone_sized_screen_nothing_overflows_and_every_control_is_labelled
         assert unlabelled == []
     finally:
         page.set_window_size(1280, 900)
+
+
+def test_the_tabs_work_from_the_keyboard(page: Chrome) -> None:
+    by_id(page, "tab-file").send_keys(Keys.ARROW_RIGHT)
+    assert by_id(page, "tab-live").get_attribute("aria-selected") == "true"
+    assert by_id(page, "panel-live").is_displayed() and not by_id(page, "panel-file").is_displayed()
+    # Tab leaves the tab list for the panel: the next stop is its first control.
+    page.switch_to.active_element.send_keys(Keys.TAB)
+    assert page.switch_to.active_element.get_attribute("id") == "live-model"
+    page.switch_to.active_element.send_keys(Keys.SHIFT, Keys.TAB)
+    page.switch_to.active_element.send_keys(Keys.ARROW_LEFT)
+    assert by_id(page, "panel-file").is_displayed()

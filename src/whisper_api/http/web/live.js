@@ -116,7 +116,7 @@ async function start() {
 async function whyRefused() {
   try {
     await json("/v1/models");
-    return "The server refused the live stream (is a voice activity model installed?).";
+    return "The server refused the live stream: try another model or language.";
   } catch (error) {
     return error.message;
   }

@@ -131,10 +131,16 @@ function initDrop() {
     });
   }
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (event) => {
+  // A file dropped anywhere on the page is taken too: left to the browser, it would open the file
+  // in place of the page.
+  window.addEventListener("dragover", (event) => event.preventDefault());
+  window.addEventListener("drop", (event) => {
     event.preventDefault();
     drop.classList.remove("over");
-    choose(event.dataTransfer.files[0]);
+    if (event.dataTransfer.files.length) {
+      $("tab-file").click();
+      choose(event.dataTransfer.files[0]);
+    }
   });
 }
 
