@@ -272,6 +272,17 @@ def test_an_upload_with_one_bad_file_stores_none_of_them(api: httpx.Client, jfk_
     assert api.get("/v1/files", params={"limit": 10_000}).json()["data"] == before
 
 
+@pytest.mark.parametrize(
+    ("data", "code"), [(b"", "empty_file"), (b"\x89PNG\r\n\x1a\n", "no_audio_stream")], ids=["empty", "image"]
+)
+def test_a_file_without_audio_among_several_is_named_with_its_code(
+    api: httpx.Client, jfk_wav: Path, data: bytes, code: str
+) -> None:
+    files = [("file", ("good.wav", jfk_wav.read_bytes(), "audio/wav")), ("file", ("bad.bin", data))]
+    error = api.post("/v1/files", files=files).json()["error"]
+    assert "'bad.bin'" in error["message"] and (error["code"], error["param"]) == (code, "file")
+
+
 def test_the_same_bytes_upload_to_one_file(api: httpx.Client, sdk: openai.OpenAI, jfk_wav: Path) -> None:
     first = sdk.files.create(file=("a.wav", jfk_wav.read_bytes()), purpose="user_data")
     second = api.post("/v1/files", files={"file": ("b.wav", jfk_wav.read_bytes(), "audio/wav")}).json()

@@ -109,7 +109,8 @@ class JobService:
             except AudioError as error:
                 if len(uploads) == 1:
                     raise
-                raise type(error)(f"{upload.filename!r}: {error.message}") from None
+                # The kind of error stays (its code); the message names the file at fault.
+                raise AudioError(f"{upload.filename!r}: {error.message}", code=error.code) from None
         added = []
         for upload, seconds in zip(uploads, durations, strict=True):
             stored = await asyncio.to_thread(self.media.put, upload.data)
