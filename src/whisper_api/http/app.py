@@ -22,7 +22,7 @@ from whisper_api.composition import compose
 from whisper_api.http.auth import principal
 from whisper_api.http.errors import handle_exception
 from whisper_api.http.observability import observability_middleware
-from whisper_api.http.responses import API_KEY_SCHEME, API_KEY_SECURITY
+from whisper_api.http.responses import API_KEY_SCHEME, SECURITY_SCHEMES, declare_retry_after
 from whisper_api.http.routes import api_v1, asr, audio, files, language, listen, models, system, usage, web
 from whisper_api.http.routes import jobs as jobs_routes
 from whisper_api.http.routes import realtime as realtime_routes
@@ -53,7 +53,7 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             log.info("stopped")
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             _with_room_for(
                 settings.max_upload_bytes,
@@ -120,11 +120,13 @@ def create_app(settings: Settings) -> Litestar:
             description="Self-hosted, OpenAI-compatible speech-to-text on whisper.cpp.",
             render_plugins=[SwaggerRenderPlugin(path="/"), RedocRenderPlugin(path="/redoc")],
             # Every route but the probes (which say so) wants the key when the server has keys.
-            components=Components(security_schemes={API_KEY_SCHEME: API_KEY_SECURITY}),
+            components=Components(security_schemes=SECURITY_SCHEMES),
             security=[{API_KEY_SCHEME: []}],
         ),
         on_app_init=[_quiet_litestar_logging],
     )
+    declare_retry_after(app.openapi_schema)
+    return app
 
 
 def _with_room_for(max_upload_bytes: int, *handlers: HTTPRouteHandler) -> Router:

@@ -1,16 +1,36 @@
-"""OpenAPI for the multipart endpoints, whose form the handlers read themselves (to accept `name[]`).
+"""OpenAPI request bodies of the routes that read their body themselves (forms with `name[]` fields,
+raw audio, JSON or multipart on one path), so that Swagger UI's "Try it out" and fuzzers can send them.
 
-The scalar fields come from the form's declaration (`forms.FormFields`), the same one the handlers
-validate by; only the file and the array fields are described here.
+The scalar fields of the transcription form come from its declaration (`forms.FormFields`), the same
+one the handlers validate by; the file, array, job and Deepgram fields are described here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    Parameter,
+    Reference,
+    RequestBody,
+    Schema,
+)
 
-from whisper_api.http.forms import FormField, FormFields, TranscriptionFormFields, declared_fields
+from whisper_api.audio.stream import RAW_ENCODINGS, RAW_MAX_CHANNELS, RAW_SAMPLE_RATES
+from whisper_api.http.forms import (
+    MAX_PROMPT_CHARS,
+    SUBTITLE_FIELDS,
+    FormField,
+    FormFields,
+    TranscriptionFormFields,
+    declared_fields,
+)
+from whisper_api.jobs.service import RESULT_FORMATS
 
 _TYPES = {
     bool: OpenAPIType.BOOLEAN,
@@ -35,44 +55,219 @@ def _declared(field: FormField) -> Schema:
     )
 
 
-def _form_schema(*, transcription: bool) -> Schema:
+_UPLOAD = "Audio or video file (flac, mp3, mp4, mpeg, mpga, m4a, ogg, wav, webm)."
+
+
+def _file(description: str = _UPLOAD) -> Schema:
+    return Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description=description)
+
+
+def _strings(description: str, choices: tuple[str, ...] | None = None) -> Schema:
+    items = Schema(type=OpenAPIType.STRING, enum=list(choices) if choices else None)
+    return Schema(type=OpenAPIType.ARRAY, items=items, description=description)
+
+
+def _text(description: str, max_length: int | None = None) -> Schema:
+    return Schema(type=OpenAPIType.STRING, description=description, max_length=max_length)
+
+
+def _object(properties: dict[str, Schema | Reference], required: list[str] | None = None) -> Schema:
+    return Schema(type=OpenAPIType.OBJECT, properties=properties, required=required)
+
+
+_CHUNKING = (
+    '"auto" (the server splits the audio where there is no speech), or a JSON object '
+    '{"type": "server_vad", "prefix_padding_ms", "silence_duration_ms", "threshold"}.'
+)
+
+
+def _transcription_fields(*, transcription: bool, form: bool) -> dict[str, Schema | Reference]:
+    """The fields of /v1/audio/transcriptions (or translations): in a form, array fields are named
+    `name[]` as the OpenAI SDK sends them (bare names work too) and chunking_strategy is JSON text."""
     declaration: type[FormFields] = TranscriptionFormFields if transcription else FormFields
-    properties: dict[str, Schema | Reference] = {
-        "file": Schema(
-            type=OpenAPIType.STRING,
-            description="Audio or video file (flac, mp3, mp4, mpeg, mpga, m4a, ogg, wav, webm).",
-            format="binary",  # type: ignore[arg-type]
-        ),
-        **{field.name: _declared(field) for field in declared_fields(declaration)},
+    fields: dict[str, Schema | Reference] = {
+        field.name: _declared(field) for field in declared_fields(declaration)
     }
-    if transcription:
-        properties |= {
-            "timestamp_granularities[]": Schema(
+    if not transcription:
+        return fields
+    array = "[]" if form else ""
+    fields[f"timestamp_granularities{array}"] = _strings(
+        "With verbose_json: word and/or segment timestamps.", ("segment", "word")
+    )
+    fields[f"include{array}"] = _strings("logprobs: token log-probabilities in json.", ("logprobs",))
+    fields["chunking_strategy"] = (
+        _text(_CHUNKING)
+        if form
+        else Schema(
+            any_of=[Schema(type=OpenAPIType.STRING, enum=["auto"]), Schema(type=OpenAPIType.OBJECT)],
+            description=_CHUNKING,
+        )
+    )
+    return fields
+
+
+#: What Swagger UI's "Try it out" puts in a form's free-text fields, where it would otherwise put the
+#: word "string" (no model of that name, no such language...) and send it. Empty ones are not sent.
+_FORM_EXAMPLES = {"model": "whisper-1", "language": "auto"}
+
+
+def _multipart(schema: Schema) -> dict[str, OpenAPIMediaType]:
+    for name, field in (schema.properties or {}).items():
+        if not isinstance(field, Schema) or field.type != OpenAPIType.STRING:
+            continue
+        if field.format != OpenAPIFormat.BINARY and not field.enum and field.default is None:
+            field.example = _FORM_EXAMPLES.get(name, "")
+    return {"multipart/form-data": OpenAPIMediaType(schema=schema)}
+
+
+def _raw_audio(description: str) -> dict[str, OpenAPIMediaType]:
+    """Audio as the whole body, in any content type but multipart and JSON."""
+    media = OpenAPIMediaType(schema=_file(description))
+    return {"audio/*": media, "application/octet-stream": media}
+
+
+def _transcription_body(*, transcription: bool) -> RequestBody:
+    properties = {"file": _file(), **_transcription_fields(transcription=transcription, form=True)}
+    return RequestBody(content=_multipart(_object(properties, ["file"])), required=True)
+
+
+def _language_body() -> RequestBody:
+    form = _object(
+        {"file": _file(), "model": _text("Model id or short name; default: the server's.")}, ["file"]
+    )
+    raw = _raw_audio("The audio itself (then the model goes in `?model=`).")
+    return RequestBody(content={**_multipart(form), **raw}, required=True)
+
+
+def _files_body() -> RequestBody:
+    form = _object(
+        {
+            # `file[]` and `files` are read too, as clients spell several.
+            "file": Schema(
                 type=OpenAPIType.ARRAY,
-                items=Schema(type=OpenAPIType.STRING, enum=["segment", "word"]),
-                description="With verbose_json: word and/or segment timestamps.",
+                items=_file(),
+                min_items=1,
+                description="One or more audio or video files; several are stored all or none.",
             ),
-            "include[]": Schema(
-                type=OpenAPIType.ARRAY,
-                items=Schema(type=OpenAPIType.STRING, enum=["logprobs"]),
-                description="logprobs: token log-probabilities in json.",
+            "purpose": _text("Accepted for OpenAI's SDK, which sends it; not used."),
+        },
+        ["file"],
+    )
+    return RequestBody(content=_multipart(form), required=True)
+
+
+def _job_fields(*, form: bool) -> dict[str, Schema | Reference]:
+    """A job's own fields beside the transcription form's; the audio is exactly one of `file` (a form's
+    upload), `file_id` or `url`."""
+    formats = "Formats the result is stored in (any of them can be fetched later); default json."
+    # Subtitle options go with fetching a result, and a job cannot stream.
+    unread = {*SUBTITLE_FIELDS, "stream"}
+    fields = _transcription_fields(transcription=True, form=form).items()
+    return {
+        **{name: schema for name, schema in fields if name not in unread},
+        "task": Schema(type=OpenAPIType.STRING, enum=["transcribe", "translate"], default="transcribe"),
+        "formats": _strings(formats, RESULT_FORMATS)
+        if form
+        else Schema(
+            any_of=[_strings(formats, RESULT_FORMATS), _text("The same, comma-separated.")],
+            description=formats,
+        ),
+        "file_id": _text("An uploaded file's id (POST /v1/files), instead of an upload."),
+        "url": Schema(
+            type=OpenAPIType.STRING, format=OpenAPIFormat.URI, description="Audio to fetch instead."
+        ),
+        "callback_url": Schema(
+            type=OpenAPIType.STRING,
+            format=OpenAPIFormat.URI,
+            description="POSTed the job, signed, when it finishes (servers with a callback secret).",
+        ),
+    }
+
+
+def _job_body() -> RequestBody:
+    form = _object({"file": _file(), **_job_fields(form=True)})
+    return RequestBody(
+        content={
+            **_multipart(form),
+            "application/json": OpenAPIMediaType(
+                schema=_object(_job_fields(form=False)),
+                example={"url": "https://example.com/talk.mp3", "formats": ["json", "srt"]},
             ),
-        }
-    return Schema(type=OpenAPIType.OBJECT, properties=properties, required=["file"])
+        },
+        required=True,
+        description="The audio is exactly one of `file`, `file_id` or `url`.",
+    )
 
 
-def _body(*, transcription: bool) -> RequestBody:
-    media = OpenAPIMediaType(schema=_form_schema(transcription=transcription))
-    return RequestBody(content={"multipart/form-data": media}, required=True)
+def _listen_body() -> RequestBody:
+    raw = _raw_audio(
+        "The audio itself, in any container; headerless audio with `encoding` and `sample_rate`."
+    )
+    url = _object({"url": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.URI)}, ["url"])
+    url.additional_properties = False
+    return RequestBody(content={**raw, "application/json": OpenAPIMediaType(schema=url)}, required=True)
 
 
-@dataclass
-class TranscriptionOperation(Operation):
-    def __post_init__(self) -> None:
-        self.request_body = _body(transcription=True)
+def _query(name: str, schema: Schema, description: str) -> Parameter:
+    return Parameter(name=name, param_in="query", schema=schema, description=description, required=False)
 
 
-@dataclass
-class TranslationOperation(Operation):
-    def __post_init__(self) -> None:
-        self.request_body = _body(transcription=False)
+def _integer(low: int, high: int) -> Schema:
+    return Schema(type=OpenAPIType.INTEGER, minimum=low, maximum=high)
+
+
+#: Deepgram's query parameters that a pre-recorded request uses (deepgram.parse_listen_query reads them).
+_LISTEN_QUERY = [
+    _query(
+        "model", Schema(type=OpenAPIType.STRING), "A whisper model, or Deepgram's (nova-3...: the default)."
+    ),
+    _query("language", Schema(type=OpenAPIType.STRING), "Spoken language (en, en-US...); omitted: detected."),
+    _query("detect_language", Schema(type=OpenAPIType.BOOLEAN), "Detect the language, and report it."),
+    _query(
+        "prompt", Schema(type=OpenAPIType.STRING, max_length=MAX_PROMPT_CHARS), "Vocabulary or style hint."
+    ),
+    _query(
+        "response_format",
+        Schema(type=OpenAPIType.STRING, enum=["json", "srt", "vtt"]),
+        "Deepgram's JSON or subtitles.",
+    ),
+    _query("utterances", Schema(type=OpenAPIType.BOOLEAN), "Also split the transcript into utterances."),
+    _query("start", _integer(0, 2**31), "Milliseconds into the audio to start at."),
+    _query("duration", _integer(1, 2**31), "Milliseconds of audio to transcribe."),
+    _query(
+        "encoding", Schema(type=OpenAPIType.STRING, enum=list(RAW_ENCODINGS)), "Headerless audio's encoding."
+    ),
+    _query("sample_rate", _integer(*RAW_SAMPLE_RATES), "Headerless audio's sample rate, Hz."),
+    _query("channels", _integer(1, RAW_MAX_CHANNELS), "Headerless audio's channels (mixed to mono)."),
+]
+
+
+def with_body(body: Callable[[], RequestBody], query: list[Parameter] | None = None) -> type[Operation]:
+    """An operation class (Litestar's hook for editing an operation) with `body`'s request body and the
+    query parameters `query`, for a handler that reads both itself."""
+
+    def __post_init__(self: Operation) -> None:
+        self.request_body = body()
+        if query:
+            self.parameters = [*(self.parameters or []), *query]
+
+    name = body.__name__.title().replace("_", "")
+    return dataclass(type(f"{name}Operation", (Operation,), {"__post_init__": __post_init__}))
+
+
+def _transcription() -> RequestBody:
+    return _transcription_body(transcription=True)
+
+
+def _translation() -> RequestBody:
+    return _transcription_body(transcription=False)
+
+
+TranscriptionOperation = with_body(_transcription)
+TranslationOperation = with_body(_translation)
+LanguageOperation = with_body(
+    _language_body, [_query("model", Schema(type=OpenAPIType.STRING), "With raw audio: the model to use.")]
+)
+FilesOperation = with_body(_files_body)
+JobOperation = with_body(_job_body)
+ListenOperation = with_body(_listen_body, _LISTEN_QUERY)

@@ -13,11 +13,14 @@ from typing import Any
 
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import (
+    OpenAPI,
     OpenAPIFormat,
+    OpenAPIHeader,
     OpenAPIMediaType,
     OpenAPIResponse,
     OpenAPIType,
     Operation,
+    Reference,
     Schema,
     SecurityRequirement,
     SecurityScheme,
@@ -30,9 +33,22 @@ API_KEY_SCHEME = "apiKey"
 API_KEY_SECURITY = SecurityScheme(
     type="http",
     scheme="bearer",
-    description="`Authorization: Bearer <key>`; Deepgram clients may send `Token <key>` instead. Only "
+    description="`Authorization: Bearer <key>`; on /v1/listen Deepgram's `Token <key>` works too. Only "
     "needed when the server has keys.",
 )
+#: Deepgram's spelling of the same key, for /v1/listen: the whole header value, scheme included.
+DEEPGRAM_TOKEN_SCHEME = "deepgramToken"
+SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
+    API_KEY_SCHEME: API_KEY_SECURITY,
+    DEEPGRAM_TOKEN_SCHEME: SecurityScheme(
+        type="apiKey",
+        name="Authorization",
+        security_scheme_in="header",
+        description="Deepgram's form: the header value `Token <key>` (type `Token ` before the key).",
+    ),
+}
+#: /v1/listen: either spelling.
+BEARER_OR_TOKEN: list[SecurityRequirement] = [{API_KEY_SCHEME: []}, {DEEPGRAM_TOKEN_SCHEME: []}]
 #: For routes open without a key (probes): no security requirement, overriding the document's.
 OPEN: list[SecurityRequirement] = [{}]
 
@@ -52,6 +68,25 @@ _ERROR_MEANINGS = {
 
 #: Statuses of every route that reads audio and runs the engine.
 TRANSCRIBING = (400, 401, 402, 404, 413, 429, 500, 503)
+
+
+#: Sent with every 429: the queue's own estimate of when there will be room.
+_RETRY_AFTER = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.INTEGER, minimum=1),
+    required=True,
+    description="Seconds to wait before sending the request again.",
+)
+
+
+def declare_retry_after(document: OpenAPI) -> None:
+    """Give every 429 in `document` its Retry-After header, which a `ResponseSpec` cannot declare:
+    a 429 here always means a full queue (errors.ANSWERS), answered with the header."""
+    for item in (document.paths or {}).values():
+        for method in ("get", "put", "post", "delete", "options", "head", "patch", "trace"):
+            operation: Operation | None = getattr(item, method)
+            busy = (operation.responses or {}).get("429") if operation else None
+            if isinstance(busy, OpenAPIResponse):
+                busy.headers = {"Retry-After": _RETRY_AFTER}
 
 
 def errors(*statuses: int, body: type[ErrorBody | DeepgramError] = ErrorBody) -> dict[int, ResponseSpec]:

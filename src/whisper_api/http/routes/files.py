@@ -17,6 +17,7 @@ from litestar.params import Parameter
 from whisper_api.accounts.principal import Principal
 from whisper_api.http.auth import require_api_key
 from whisper_api.http.errors import bad_request
+from whisper_api.http.openapi import FilesOperation
 from whisper_api.http.responses import answering_also, errors
 from whisper_api.http.uploads import read_multipart
 from whisper_api.jobs.service import JobService, Upload
@@ -27,6 +28,7 @@ from whisper_api.jobs.views import Deleted, FileList, FileObject, file_list, fil
     "/v1/files",
     status_code=200,
     guards=[require_api_key],
+    operation_class=FilesOperation,
     responses=errors(400, 401, 413),
     summary="Upload one or more audio files",
 )

@@ -19,6 +19,7 @@ from whisper_api.http.errors import bad_request
 from whisper_api.http.fields import Fields, given, one, values
 from whisper_api.http.forms import SUBTITLE_FIELDS, parse_fields, read_subtitles, refuse_unknown
 from whisper_api.http.json_input import decode_json
+from whisper_api.http.openapi import JobOperation
 from whisper_api.http.render import rendered
 from whisper_api.http.responses import TEXT, TRANSCRIPT_JSON, VTT, answering_also, errors
 from whisper_api.http.uploads import MAX_JSON_BYTES, read_body, read_multipart
@@ -39,6 +40,7 @@ After = Annotated[str | None, Parameter(description="Return items after (older t
     _PREFIX,
     status_code=202,
     guards=[require_api_key],
+    operation_class=JobOperation,
     responses=errors(400, 401, 404, 413),
     summary="Create an asynchronous transcription job",
 )

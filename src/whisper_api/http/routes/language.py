@@ -11,6 +11,7 @@ from whisper_api.http.errors import bad_request
 from whisper_api.http.fields import one
 from whisper_api.http.forms import refuse_unknown
 from whisper_api.http.observability import request_usage
+from whisper_api.http.openapi import LanguageOperation
 from whisper_api.http.responses import TRANSCRIBING, errors
 from whisper_api.http.uploads import read_body, read_multipart
 from whisper_api.service.transcription import TranscriptionService
@@ -36,6 +37,7 @@ class LanguageDetection(msgspec.Struct):
     ["/v1/audio/language", "/v1/detect-language"],
     status_code=200,
     guards=[require_api_key],
+    operation_class=LanguageOperation,
     responses=errors(*TRANSCRIBING),
     summary="Detect the spoken language",
     description="Multipart with a `file` field (and optionally `model`), or the audio as the raw body "

@@ -21,7 +21,8 @@ from whisper_api.http.disconnect import ClientDisconnected, until_disconnected
 from whisper_api.http.errors import ApiError, DeepgramError, bad_request, to_api_error
 from whisper_api.http.json_input import decode_json
 from whisper_api.http.observability import CLIENT_CLOSED_REQUEST, request_usage
-from whisper_api.http.responses import TEXT, TRANSCRIBING, VTT, answering_also, errors
+from whisper_api.http.openapi import ListenOperation
+from whisper_api.http.responses import BEARER_OR_TOKEN, TEXT, TRANSCRIBING, VTT, answering_also, errors
 from whisper_api.http.uploads import MAX_JSON_BYTES, read_body
 from whisper_api.service import formats
 from whisper_api.service.fetch import fetch
@@ -65,8 +66,9 @@ def listen_model(service: TranscriptionService, name: str | None) -> ModelFile:
     "/v1/listen",
     status_code=200,
     guards=[require_api_key],
+    security=BEARER_OR_TOKEN,
     summary="Transcribe audio (Deepgram-compatible)",
-    operation_class=answering_also(TEXT, VTT),
+    operation_class=answering_also(TEXT, VTT, base=ListenOperation),
     responses={
         200: ResponseSpec(
             deepgram.PrerecordedResponse,
