@@ -14,7 +14,6 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components
 
 from whisper_api import __version__
@@ -22,6 +21,7 @@ from whisper_api.composition import compose
 from whisper_api.http.auth import principal
 from whisper_api.http.errors import handle_exception
 from whisper_api.http.observability import observability_middleware
+from whisper_api.http.openapi_ui import DOCS_PATH, docs_routes, render_plugins
 from whisper_api.http.responses import API_KEY_SCHEME, SECURITY_SCHEMES, declare_retry_after
 from whisper_api.http.routes import api_v1, asr, audio, files, language, listen, models, system, usage, web
 from whisper_api.http.routes import jobs as jobs_routes
@@ -82,6 +82,7 @@ def create_app(settings: Settings) -> Litestar:
             files.retrieve_file,
             files.file_content,
             files.delete_file,
+            *docs_routes(),
             web.index,
             web.favicon,
             web.assets,
@@ -116,9 +117,9 @@ def create_app(settings: Settings) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="whisper-api",
             version=__version__,
-            path="/docs",
+            path=DOCS_PATH,
             description="Self-hosted, OpenAI-compatible speech-to-text on whisper.cpp.",
-            render_plugins=[SwaggerRenderPlugin(path="/"), RedocRenderPlugin(path="/redoc")],
+            render_plugins=render_plugins(),
             # Every route but the probes (which say so) wants the key when the server has keys.
             components=Components(security_schemes=SECURITY_SCHEMES),
             security=[{API_KEY_SCHEME: []}],
