@@ -111,6 +111,14 @@ def test_a_raw_stream_pushed_in_pieces_is_held_to_its_cap() -> None:
         stream.push(second)
 
 
+def test_a_stream_that_changed_format_is_held_to_the_same_cap() -> None:
+    # A realtime session switching from 24 kHz PCM to G.711 goes on with what it has already sent.
+    stream = PcmStream(RawFormat("mulaw", 8_000), max_seconds=2, counted=1.5)
+    stream.push(bytes(3_200))  # 0.4 s
+    with pytest.raises(AudioTooLong, match="2-second"):
+        stream.push(bytes(8_000))  # a second more
+
+
 def pieces(data: bytes, size: int) -> Iterator[bytes]:
     return (data[start : start + size] for start in range(0, len(data), size))
 

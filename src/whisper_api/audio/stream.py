@@ -88,7 +88,8 @@ class PcmStream:
     many times its own size in memory before any limit could be checked.
     """
 
-    def __init__(self, raw: RawFormat, *, max_seconds: float | None = None) -> None:
+    def __init__(self, raw: RawFormat, *, max_seconds: float | None = None, counted: float = 0.0) -> None:
+        """`counted`: seconds of the stream already held to `max_seconds` (it changed format)."""
         if raw.encoding not in RAW_ENCODINGS:
             raise ValueError(f"unknown raw encoding {raw.encoding!r}")
         if raw.sample_rate < 1 or raw.channels < 1:
@@ -101,6 +102,7 @@ class PcmStream:
         self._resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         self._position = 0
         self._cap = DurationCap(max_seconds)
+        self._cap.add(counted * SAMPLE_RATE)
 
     def push(self, data: bytes) -> np.ndarray:
         """The samples `data` completes (a partial frame waits for the next push)."""

@@ -409,8 +409,8 @@ class LiveSession:
         if raw != self._raw:
             await self._transcriber.feed(self._decoder.finish())
             # The stream's duration limit holds across formats.
-            left = self._limit - self._transcriber.received_seconds
-            self._decoder, self._raw = PcmStream(raw, max_seconds=left), raw
+            counted = self._transcriber.received_seconds
+            self._decoder, self._raw = PcmStream(raw, max_seconds=self._limit, counted=counted), raw
         self._transcriber.configure(model, options, live)
 
     def clear(self) -> None:
