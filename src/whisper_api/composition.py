@@ -146,6 +146,7 @@ def build_engine(settings: Settings) -> Engine:
         idle_unload_seconds=settings.idle_unload_seconds,
         use_gpu=settings.use_gpu,
         flash_attn=settings.flash_attn,
+        word_alignment=settings.word_alignment,
         vad_model=catalog.vad_model(settings.vad_model) if settings.vad_model else None,
         whisper_library=settings.whisper_library,
     )

@@ -46,6 +46,7 @@ _TRANSCRIBE_SETTINGS = (
     "threads",
     "use_gpu",
     "flash_attn",
+    "word_alignment",
     "max_audio_seconds",
     "log_level",
     "log_format",

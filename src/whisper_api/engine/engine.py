@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import structlog
@@ -16,7 +17,15 @@ from whisper_api.engine.pool import ModelPool, Submission
 from whisper_api.engine.speech_only import SpeechCut
 from whisper_api.engine.types import DecodeOptions, LanguageGuess, SpeechRules, Transcript
 from whisper_api.engine.vad import Span, VadError, VoiceActivity
-from whisper_api.engine.whisper import SAMPLE_RATE, OnProgress, OnSegment, ShouldAbort, WhisperContext, native
+from whisper_api.engine.whisper import (
+    SAMPLE_RATE,
+    OnProgress,
+    OnSegment,
+    ShouldAbort,
+    WhisperContext,
+    alignment_heads,
+    native,
+)
 from whisper_api.errors import BusyError
 from whisper_api.ops import metrics
 
@@ -50,6 +59,8 @@ class EngineConfig:
     idle_unload_seconds: float = 0
     use_gpu: bool = False
     flash_attn: bool = False
+    #: "dtw" times words by whisper.cpp's alignment heads where the model has known ones.
+    word_alignment: Literal["energy", "dtw"] = "energy"
     #: Silero VAD model (ggml) for speech-only transcription; None disables it.
     vad_model: Path | None = None
     #: The libwhisper to run on (a native/ GPU build); None takes the pywhispercpp wheel's.
@@ -244,6 +255,7 @@ class Engine:
                     threads=self.config.threads,
                     use_gpu=self.config.use_gpu,
                     flash_attn=self.config.flash_attn,
+                    dtw_heads=alignment_heads(model) if self.config.word_alignment == "dtw" else None,
                 )
                 self._pools[model.id] = pool
                 metrics.MODELS_LOADED.set(len(self._pools))

@@ -21,6 +21,7 @@ import structlog
 
 from whisper_api.binding import declarations as h
 from whisper_api.binding.library import default_context_params, default_full_params, load
+from whisper_api.engine.catalog import ModelFile
 from whisper_api.engine.token_times import DecodedToken, TokenClock
 from whisper_api.engine.types import (
     MAX_DECODERS,
@@ -31,7 +32,7 @@ from whisper_api.engine.types import (
     Token,
     Transcript,
 )
-from whisper_api.engine.words import words_from_segments
+from whisper_api.engine.words import is_punctuation, words_from_segments
 from whisper_api.errors import ServerFailure
 
 SAMPLE_RATE = h.SAMPLE_RATE
@@ -99,6 +100,29 @@ def language_names() -> dict[str, str]:
         library.whisper_lang_str(i).decode(): library.whisper_lang_str_full(i).decode()
         for i in range(library.whisper_lang_max_id() + 1)
     }
+
+
+#: OpenAI's model sizes by (audio width, text layers, multilingual, mel bands), and the alignment heads
+#: whisper.cpp knows for each. Large v1 and v2 share a shape; v2's heads are taken, v2 being the one in use.
+_ALIGNMENT_HEADS = {
+    (384, 4, False, 80): h.AHEADS_TINY_EN,
+    (384, 4, True, 80): h.AHEADS_TINY,
+    (512, 6, False, 80): h.AHEADS_BASE_EN,
+    (512, 6, True, 80): h.AHEADS_BASE,
+    (768, 12, False, 80): h.AHEADS_SMALL_EN,
+    (768, 12, True, 80): h.AHEADS_SMALL,
+    (1024, 24, False, 80): h.AHEADS_MEDIUM_EN,
+    (1024, 24, True, 80): h.AHEADS_MEDIUM,
+    (1280, 32, True, 80): h.AHEADS_LARGE_V2,
+    (1280, 32, True, 128): h.AHEADS_LARGE_V3,
+    (1280, 4, True, 128): h.AHEADS_LARGE_V3_TURBO,
+}
+
+
+def alignment_heads(model: ModelFile) -> int | None:
+    """whisper.cpp's preset of alignment heads for a model of OpenAI's shape; None for other shapes
+    (a model trained elsewhere has no known heads, and DTW on the wrong ones would time words worse)."""
+    return _ALIGNMENT_HEADS.get((model.n_audio_state, model.n_text_layer, model.multilingual, model.n_mels))
 
 
 def known_language(code: str) -> bool:
@@ -386,6 +410,18 @@ class WhisperContext:
             samples, end_of_text=self.model.end_of_text, first_timestamp=self.model.first_timestamp
         )
 
+    def _decoded_token(self, data: h.TokenData) -> DecodedToken:
+        return DecodedToken(
+            id=data.id,
+            timestamp_id=data.tid,
+            timestamp_prob=float(data.pt),
+            timestamp_prob_sum=float(data.ptsum),
+            voice_length=float(data.vlen),
+            # whisper.cpp leaves -1 where it did no DTW.
+            dtw_time=data.t_dtw * _TIME_UNIT if data.t_dtw >= 0 else None,
+            punctuation=is_punctuation(self.model.token_bytes(data.id).decode("utf-8", "replace")),
+        )
+
     def _segment(self, index: int, duration: float, clock: TokenClock | None) -> Segment:
         """Segment `index` of the last run, its times clamped to the audio (whisper pads the last window).
 
@@ -406,7 +442,7 @@ class WhisperContext:
         if clock is None:
             times = [(data.t0 * _TIME_UNIT, data.t1 * _TIME_UNIT) for data in decoded]
         else:
-            times = clock.times([_decoded_token(data) for data in decoded], start, end)
+            times = clock.times([self._decoded_token(data) for data in decoded], start, end)
         tokens = [
             Token(
                 id=data.id,
@@ -461,18 +497,6 @@ def _condition_on_prompt_only(params: h.FullParams, prompt_tokens: int) -> None:
         return
     params.carry_initial_prompt = True
     params.n_max_text_ctx = prompt_tokens + 1
-
-
-def _decoded_token(data: h.TokenData) -> DecodedToken:
-    return DecodedToken(
-        id=data.id,
-        timestamp_id=data.tid,
-        timestamp_prob=float(data.pt),
-        timestamp_prob_sum=float(data.ptsum),
-        voice_length=float(data.vlen),
-        # whisper.cpp leaves -1 where it did no DTW.
-        dtw_time=data.t_dtw * _TIME_UNIT if data.t_dtw >= 0 else None,
-    )
 
 
 def _floats(samples: np.ndarray) -> ctypes._Pointer[ctypes.c_float]:
