@@ -161,7 +161,9 @@ class LiveTranscriber:
     def configure(self, model: ModelFile, options: DecodeOptions, live: LiveOptions) -> None:
         """New settings for the audio from now on (and transcriptions not yet started)."""
         self._model = model
-        self._options = replace(options, word_timestamps=True, speech_only=None)
+        # Timed words only where the caller's messages carry them (Deepgram's do; OpenAI's realtime ones
+        # do not): they cost an alignment pass per phrase. Phrases are speech already, found by VAD.
+        self._options = replace(options, speech_only=None)
         self._live = live
 
     async def feed(self, samples: np.ndarray) -> None:
