@@ -1,5 +1,6 @@
-"""A real headless Chromium (Debian's chromium + chromedriver, driven by selenium) against a real server
-running OpenAI's Whisper base; the microphone is Chromium's fake device playing jfk.wav."""
+"""A real headless Chromium (Debian's chromium + chromedriver, driven by selenium) that reaches nothing
+but 127.0.0.1, one per test module; its microphone is Chromium's fake device playing jfk.wav once. The
+web app's tests run against whisper base (the real-speech tests' server)."""
 
 from __future__ import annotations
 
@@ -9,30 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import API_KEY, Server, start_server, stop_server
+from tests.e2e.conftest import API_KEY, Server
 from tests.e2e.conftest import very_long_wav as very_long_wav  # a job still running when the test looks
+
+# whisper base as the default model, Silero VAD for live captions, an API key: one per test module.
+from tests.e2e.test_real_speech import real_server as real_server
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="the browser tests need selenium (test extra)")
 
 SCREENS = Path("/tmp/screens")
-
-
-@pytest.fixture(scope="module")
-def web_server(
-    real_base_model: Path, vad_model: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    """whisper base as the default model, Silero VAD for live captions, an API key, one job runner."""
-    directory = tmp_path_factory.mktemp("web-models")
-    (directory / "ggml-base.bin").symlink_to(real_base_model)
-    (directory / vad_model.name).symlink_to(vad_model)
-    running = start_server(
-        directory,
-        directory / "server.log",
-        "--default-model base --contexts 1 --threads 2",
-        env={"WHISPER_API_API_KEYS": API_KEY},
-    )
-    yield running
-    stop_server(running)
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +70,9 @@ def console(browser: webdriver.Chrome) -> Iterator[list[dict]]:
 
 
 @pytest.fixture
-def page(browser: webdriver.Chrome, web_server: Server, console: list[dict]) -> webdriver.Chrome:
+def page(browser: webdriver.Chrome, real_server: Server, console: list[dict]) -> webdriver.Chrome:
     """The app at `/` with the API key already stored, as after a user entered it once."""
-    browser.get(f"{web_server.base_url}/web/icon.svg")  # same origin, without loading the app
+    browser.get(f"{real_server.base_url}/web/icon.svg")  # same origin, without loading the app
     browser.execute_script("localStorage.setItem('whisper-api.key', arguments[0])", API_KEY)
-    browser.get(f"{web_server.base_url}/")
+    browser.get(f"{real_server.base_url}/")
     return browser

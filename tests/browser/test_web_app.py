@@ -22,15 +22,11 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.conftest import SCREENS
 from tests.e2e.conftest import API_KEY, Server
+from tests.e2e.test_real_speech import BASE_SAYS, cue_texts
 from training.sentences import words
 
 pytestmark = pytest.mark.real_weights
 
-#: jfk.wav as whisper base says it (tests/e2e/test_real_speech.py holds it to the reference).
-BASE_SAYS = (
-    "And so my fellow Americans ask not what your country can do for you, "
-    "ask what you can do for your country."
-)
 T = TypeVar("T")
 
 
@@ -79,20 +75,12 @@ def downloaded(downloads: Path, name: str, browser: Chrome) -> str:
     return path.read_text()
 
 
-def cue_texts(subtitles: str) -> list[str]:
-    return [
-        line
-        for line in subtitles.splitlines()
-        if line.strip() and line != "WEBVTT" and " --> " not in line and not line.strip().isdigit()
-    ]
-
-
 def test_a_first_visit_asks_for_the_key_once_and_then_lists_the_models(
-    browser: Chrome, web_server: Server, console: list[dict]
+    browser: Chrome, real_server: Server, console: list[dict]
 ) -> None:
-    browser.get(f"{web_server.base_url}/web/icon.svg")
+    browser.get(f"{real_server.base_url}/web/icon.svg")
     browser.execute_script("localStorage.clear()")
-    browser.get(f"{web_server.base_url}/")
+    browser.get(f"{real_server.base_url}/")
     dialog = wait(
         browser, lambda b: by_id(b, "key-dialog") if by_id(b, "key-dialog").is_displayed() else None
     )
@@ -136,7 +124,7 @@ def test_an_uploaded_file_is_transcribed_with_its_language_and_words_that_seek_t
 
 
 def test_a_job_queued_from_a_dropped_file_reaches_100_percent_and_opens_with_the_srt_and_vtt_downloads(
-    page: Chrome, web_server: Server, jfk_wav: Path, downloads: Path
+    page: Chrome, real_server: Server, jfk_wav: Path, downloads: Path
 ) -> None:
     drop_file(page, jfk_wav)
     by_id(page, "queue-job").click()
@@ -154,7 +142,7 @@ def test_a_job_queued_from_a_dropped_file_reaches_100_percent_and_opens_with_the
     for subtitles in ("srt", "vtt"):
         page.find_element(By.CSS_SELECTOR, f'.download[data-format="{subtitles}"]').click()
         server_rendering = httpx.get(
-            f"{web_server.base_url}/v1/transcription-jobs/{job_id}/result",
+            f"{real_server.base_url}/v1/transcription-jobs/{job_id}/result",
             params={"format": subtitles},
             headers={"Authorization": f"Bearer {API_KEY}"},
         ).text
