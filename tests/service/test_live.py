@@ -25,11 +25,19 @@ from whisper_api.engine.engine import Engine, EngineConfig
 from whisper_api.engine.types import DecodeOptions
 from whisper_api.engine.vad import VoiceActivity
 from whisper_api.engine.whisper import SAMPLE_RATE
-from whisper_api.service.live import LiveEvent, LiveOptions, LiveService, LiveTranscriber, PhraseResult
+from whisper_api.service.live import (
+    LiveEvent,
+    LiveOptions,
+    LiveService,
+    LiveTranscriber,
+    PhraseFailed,
+    PhraseResult,
+)
 from whisper_api.service.transcription import Limits, TranscriptionService
 
 CLIPS = spoken_clips()
 T = TypeVar("T")
+E = TypeVar("E")
 #: One decoding pass per window, as the live e2e tests ask for.
 OPTIONS = DecodeOptions(temperature_increment_on_fallback=0.0)
 #: 100 ms: what one WebSocket message of a typical client carries.
@@ -97,6 +105,15 @@ class Stream:
             await self._arrived.wait()
         self._seen += 1
         return self.results[self._seen - 1]
+
+    async def until(self, kind: type[E], count: int) -> list[E]:
+        """The events of `kind` once there are `count` of them."""
+        while True:
+            self._arrived.clear()
+            found = [event for event in self.events if isinstance(event, kind)]
+            if len(found) >= count:
+                return found
+            await self._arrived.wait()
 
     @property
     def results(self) -> list[PhraseResult]:
@@ -260,6 +277,32 @@ def test_the_stream_owes_results_from_a_finalize_until_they_are_sent(synthetic: 
             await stream.close()
 
     assert run(scenario()) == (True, [False])
+
+
+def test_a_phrase_whose_transcription_fails_is_reported_and_the_stream_goes_on(
+    synthetic: TranscriptionService,
+) -> None:
+    # The same engine, with a deadline no transcription can meet.
+    hurried = TranscriptionService(
+        synthetic.engine, synthetic.catalog, Limits(max_audio_seconds=600, timeout=1e-3)
+    )
+    clip = CLIPS["en-1"]
+
+    async def scenario() -> list[PhraseFailed]:
+        stream = live_stream(hurried, endpointing_ms=None)
+        try:
+            for _ in range(2):
+                await stream.feed(clip.samples())
+                await stream.transcriber.finalize()
+            return await stream.until(PhraseFailed, 2)
+        finally:
+            await stream.close()
+
+    failed = run(scenario())
+    assert [(f.phrase, f.is_final, f.error.code) for f in failed] == [
+        (0, True, "timeout"),
+        (1, True, "timeout"),
+    ]
 
 
 class _HeldScoring:

@@ -480,3 +480,9 @@ class ErrorDetail(msgspec.Struct):
 
 class ErrorEvent(ServerEvent, tag="error"):
     error: ErrorDetail
+
+
+class TranscriptionFailed(ServerEvent, tag="conversation.item.input_audio_transcription.failed"):
+    item_id: str
+    error: ErrorDetail
+    content_index: int = 0

@@ -7,7 +7,8 @@ transcribed once more and sent as final. A phrase that runs past `max_phrase_sec
 where it stands, so no result waits on a speaker who never pauses. Transcriptions run one at a time
 per stream, in order; an interim result that would only queue behind other work is skipped. Final
 phrases are numbered in order: a `PhraseEnded` says a phrase's audio is cut and queued before its
-`PhraseResult` (and, with `segments`, its `PhraseSegment`s as whisper.cpp decodes them) arrive.
+`PhraseResult` (and, with `segments`, its `PhraseSegment`s as whisper.cpp decodes them) arrive, or a
+`PhraseFailed` where its transcription could not be done.
 
 `LiveService` opens a `LiveSession` per stream: it decodes the stream's bytes as they arrive (raw PCM
 or a container), scores them for speech and transcribes phrases through a `LiveTranscriber`. Nothing here
@@ -28,6 +29,7 @@ from whisper_api.engine.catalog import ModelFile
 from whisper_api.engine.types import DecodeOptions, Segment, Transcript
 from whisper_api.engine.vad import FRAME_SAMPLES, VoiceActivity
 from whisper_api.engine.whisper import SAMPLE_RATE
+from whisper_api.errors import ServiceError
 from whisper_api.service.transcription import TranscriptionService
 
 #: Consecutive speech frames (32 ms each) that start a phrase: a click or a cough is not speech.
@@ -97,11 +99,20 @@ class PhraseSegment:
 
 
 @dataclass(frozen=True, slots=True)
+class PhraseFailed:
+    """A phrase's transcription failed (a full queue, its deadline): the stream itself can go on."""
+
+    phrase: int
+    is_final: bool
+    error: ServiceError
+
+
+@dataclass(frozen=True, slots=True)
 class UtteranceEnd:
     last_word_end: float
 
 
-LiveEvent = PhraseResult | SpeechStarted | PhraseEnded | PhraseSegment | UtteranceEnd
+LiveEvent = PhraseResult | SpeechStarted | PhraseEnded | PhraseSegment | PhraseFailed | UtteranceEnd
 Emit = Callable[[LiveEvent], Awaitable[None]]
 
 
@@ -302,6 +313,9 @@ class LiveTranscriber:
                 offset = work.start / SAMPLE_RATE
                 try:
                     transcript = await self._transcribe(work, offset)
+                except ServiceError as error:
+                    await self._emit(PhraseFailed(work.phrase, work.is_final, error))
+                    continue
                 finally:
                     self._running = False
                 await self._emit(

@@ -30,6 +30,7 @@ from whisper_api.service.live import (
     LiveEvent,
     LiveService,
     LiveSession,
+    PhraseFailed,
     PhraseResult,
     SpeechStarted,
     UtteranceEnd,
@@ -304,6 +305,8 @@ class _LiveStream:
             message = deepgram.UtteranceEndMessage(
                 channel=[0, 1], last_word_end=round(event.last_word_end, 3)
             )
+        elif isinstance(event, PhraseFailed):  # Deepgram has no message for it: the stream ends (1011)
+            raise event.error
         else:  # Deepgram has no message for a phrase being cut: its Results say it
             return
         await self._send(message)

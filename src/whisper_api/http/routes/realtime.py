@@ -29,6 +29,7 @@ from whisper_api.service.live import (
     LiveService,
     LiveSession,
     PhraseEnded,
+    PhraseFailed,
     PhraseResult,
     PhraseSegment,
     SpeechStarted,
@@ -256,6 +257,12 @@ class _Session:
             if delta:
                 said.append(delta)
                 await self._send(realtime.TranscriptionDelta(item_id=self._item(event.phrase), delta=delta))
+        elif isinstance(event, PhraseFailed) and event.is_final:
+            # That turn is lost, not the session: OpenAI's answer to a transcription that failed.
+            self.deltas.pop(event.phrase, None)
+            detail = to_api_error(event.error).body.error
+            error = realtime.ErrorDetail(detail.message, detail.type, detail.code, detail.param, None)
+            await self._send(realtime.TranscriptionFailed(item_id=self.items.pop(event.phrase), error=error))
         elif isinstance(event, PhraseResult) and event.is_final:
             transcript = event.transcript
             await self._send(
