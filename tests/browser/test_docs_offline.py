@@ -2,7 +2,7 @@
 /docs/redoc (ReDoc, also at /redoc) render in the headless browser of conftest.py, which can reach
 nothing but 127.0.0.1, list every operation, log no error (conftest's `console`) and load nothing
 from any other host. With the server's API key entered under "Authorize", Swagger's "Try it out"
-uploads a file, transcribes with /v1/listen and submits a job.
+uploads a file, transcribes with /v1/listen and submits a job, each form sent as Swagger fills it.
 
 Screenshots go to /tmp/screens/docs-*.png for a person to look at.
 """
@@ -128,6 +128,8 @@ def execute(browser: Chrome, operation: WebElement) -> tuple[int, str]:
 
 @pytest.mark.parametrize(
     ("operation_id", "status"),
+    # The job's form holds the transcription form's fields, so it also shows that Swagger sends none
+    # of them with a value the server refuses (test_openapi_document.py checks every form's document).
     [("V1FilesUploadFiles", 200), ("V1ListenListen", 200), ("V1TranscriptionJobsCreateJob", 202)],
     ids=["files", "listen", "jobs"],
 )

@@ -113,9 +113,9 @@ _FORM_EXAMPLES = {"model": "whisper-1", "language": "auto"}
 
 def _multipart(schema: Schema) -> dict[str, OpenAPIMediaType]:
     for name, field in (schema.properties or {}).items():
-        if not isinstance(field, Schema) or field.type != OpenAPIType.STRING:
+        if not isinstance(field, Schema) or field.default is not None or field.enum:
             continue
-        if field.format != OpenAPIFormat.BINARY and not field.enum and field.default is None:
+        if field.format != OpenAPIFormat.BINARY and field.type != OpenAPIType.ARRAY:
             field.example = _FORM_EXAMPLES.get(name, "")
     return {"multipart/form-data": OpenAPIMediaType(schema=schema)}
 
