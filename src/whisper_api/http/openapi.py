@@ -106,8 +106,9 @@ def _transcription_fields(*, transcription: bool, form: bool) -> dict[str, Schem
     return fields
 
 
-#: What Swagger UI's "Try it out" puts in a form's free-text fields, where it would otherwise put the
-#: word "string" (no model of that name, no such language...) and send it. Empty ones are not sent.
+#: What Swagger UI's "Try it out" puts in a form's fields that have no default, where it would otherwise
+#: put a sample ("string": no model of that name; a number's minimum: a subtitle option with json) and
+#: send it. The other such fields get an empty example, and an empty field is not sent.
 _FORM_EXAMPLES = {"model": "whisper-1", "language": "auto"}
 
 
