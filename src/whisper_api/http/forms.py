@@ -285,7 +285,9 @@ def refuse_unknown(fields: Fields, known: Iterable[str]) -> None:
     dropped without the caller knowing."""
     known = set(known)
     prefixes = tuple(name for name in known if name.endswith("["))
-    for name in fields:
+    # A name without text values is a file part, which the route looks for by name itself (and
+    # refuses as a missing file when it is not there).
+    for name in (name for name, sent in fields.items() if sent):
         if name not in known and not (name.startswith(prefixes) and name.endswith("]")):
             listed = sorted(k if not k.endswith("[") else f"{k}...]" for k in known)
             raise bad_request(
