@@ -64,14 +64,17 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         int,
         msgspec.Meta(
             ge=0,
-            description="whisper contexts per model running in parallel (K); 0 = cores / threads. "
+            description="whisper contexts per model running in parallel (K); 0 = cores / threads, or "
+            "cores + 1 (at most 9) with elastic threads. "
             "Formerly --workers (still accepted).",
         ),
     ] = 0
     threads: Annotated[
         int,
         msgspec.Meta(
-            ge=0, description="CPU threads per whisper context (T); 0 = chosen from the core count."
+            ge=0,
+            description="CPU threads per transcription (T); 0 = elastic: each takes the cores free when it "
+            "starts (all of them alone), and a longer one pauses for a shorter one.",
         ),
     ] = 0
     max_queue: Annotated[
@@ -253,13 +256,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return int(self.max_upload_mb * 1024 * 1024)
 
     def parallelism(self, cores: int | None = None) -> tuple[int, int]:
-        """(contexts, threads) with K × T ≤ cores unless both were set explicitly."""
+        """(contexts, threads): K × T ≤ cores unless both were set explicitly; T = 0 is elastic."""
         cores = cores or os.cpu_count() or 1
-        # Two contexts rather than one wide one, so a short clip never waits for a long one; a lone
-        # request then gets half the cores (bench/head_of_line.py). At most 4, whisper.cpp's own default.
-        threads = self.threads or max(1, min(4, cores // 2))
-        contexts = self.contexts or max(1, cores // threads)
-        return contexts, threads
+        if self.threads:
+            return self.contexts or max(1, cores // self.threads), self.threads
+        # Elastic threads share the cores, so more contexts cost only memory: one more than cores lets a
+        # short clip start (a longer run pausing for it) while every core is busy.
+        return self.contexts or min(cores, 8) + 1, 0
 
     def all_api_keys(self) -> frozenset[str]:
         keys = {key.strip() for key in self.api_keys if key.strip()}

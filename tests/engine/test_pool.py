@@ -1,16 +1,24 @@
-"""Worker threads own their contexts; the queue puts short clips first; cancellation and deadlines."""
+"""Worker threads own their contexts; the queue puts short clips first; cancellation and deadlines; runs share
+the cores, and a long run pauses for a short clip without changing its transcript."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import CancelledError
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from whisper_api.engine.pool import ModelPool, Submission, TimedOut
-from whisper_api.engine.whisper import Aborted
+from tests.support.spoken import spoken_clips
+from whisper_api.engine.pool import CoreBudget, ModelPool, Submission, TimedOut
+from whisper_api.engine.types import DecodeOptions, Transcript
+from whisper_api.engine.whisper import SAMPLE_RATE, Aborted, WhisperContext
+
+CLIPS = spoken_clips()
 
 
 def started_pool(models_dir: Path, contexts: int) -> ModelPool:
@@ -215,3 +223,111 @@ def test_a_submit_racing_retirement_either_runs_or_is_refused(models_dir: Path) 
                 assert job.result.result(timeout=10) == "ran"
         finally:
             pool.close(timeout=10)
+
+
+# -- elastic threads: runs share a core budget, and a later-ranked run pauses for a better-ranked one --
+
+
+def elastic_pool(model: Path, *, contexts: int, cores: int) -> ModelPool:
+    pool = ModelPool(model.stem, model, contexts=contexts, threads=0, cores=CoreBudget(cores))
+    for loaded in pool.start():
+        loaded.result(timeout=30)
+    return pool
+
+
+def checking_until(finish: threading.Event, started: threading.Event | None = None):
+    """Work that calls the abort check (where a run pauses) until `finish` is set, as whisper.cpp would."""
+
+    def work(_context, should_abort):
+        if started is not None:
+            started.set()
+        while not finish.wait(0.005):
+            if should_abort():
+                raise Aborted()
+        return "long"
+
+    return work
+
+
+def test_a_lone_run_takes_every_core(models_dir: Path) -> None:
+    pool = elastic_pool(models_dir / "ggml-mini.en.bin", contexts=2, cores=2)
+    try:
+        assert pool.submit(lambda context, _a: context.threads, 5.0, None).result.result(timeout=10) == 2
+    finally:
+        pool.close(timeout=10)
+
+
+def test_a_long_run_pauses_for_a_short_clip_and_then_finishes(models_dir: Path) -> None:
+    pool = elastic_pool(models_dir / "ggml-mini.en.bin", contexts=2, cores=1)
+    started, finish = threading.Event(), threading.Event()
+    try:
+        long = pool.submit(checking_until(finish, started), 600.0, None)
+        assert started.wait(10)
+        short = pool.submit(lambda context, _a: context.threads, 1.0, None)
+        assert short.result.result(timeout=10) == 1  # ran on the one core while the long run held it
+        assert not long.result.done() and pool.cores.pauses == 1
+        finish.set()
+        assert long.result.result(timeout=10) == "long"
+    finally:
+        finish.set()
+        pool.close(timeout=10)
+
+
+def test_a_paused_run_that_is_cancelled_stops_without_its_cores(models_dir: Path) -> None:
+    pool = elastic_pool(models_dir / "ggml-mini.en.bin", contexts=2, cores=1)
+    started, finish, release = threading.Event(), threading.Event(), threading.Event()
+    try:
+        long = pool.submit(checking_until(finish, started), 600.0, None)
+        assert started.wait(10)
+        short = pool.submit(blocker(release), 1.0, None)
+        while pool.cores.pauses == 0:
+            assert not short.result.done()
+            time.sleep(0.01)
+        long.cancel()
+        assert isinstance(long.result.exception(timeout=10), Aborted)
+        release.set()
+        assert short.result.result(timeout=10) == "released"
+    finally:
+        finish.set()
+        release.set()
+        pool.close(timeout=10)
+
+
+def test_a_transcript_paused_again_and_again_equals_the_uninterrupted_one(trained_model: Path) -> None:
+    clips = [CLIPS[name].samples() for name in ("en-1", "en-2", "en-3", "en-4")]
+    gap = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    long = np.concatenate([part for _ in range(3) for clip in clips for part in (clip, gap)])
+    options = DecodeOptions(language="en", word_timestamps=True)
+    pool = elastic_pool(trained_model, contexts=2, cores=1)
+    shorts: list[Submission] = []
+
+    def interrupting(check: Callable[[], bool]) -> Callable[[], bool]:
+        """Every 5th abort check (after an encoder or decoder pass), a short clip that outranks the run
+        claims the one core first, so the run pauses there."""
+        calls = itertools.count(1)
+
+        def check_after_a_short_clip_arrives() -> bool:
+            if next(calls) % 5 == 0:
+                shorts.append(pool.submit(lambda _c, _a: None, 0.5, None))
+                while pool.cores.waiting == 0:
+                    time.sleep(0.001)
+            return check()
+
+        return check_after_a_short_clip_arrives
+
+    def transcribe(interrupt: bool) -> Transcript:
+        def work(context: WhisperContext, should_abort: Callable[[], bool]) -> Transcript:
+            check = interrupting(should_abort) if interrupt else should_abort
+            return context.transcribe(long, options, should_abort=check)
+
+        return pool.submit(work, len(long) / SAMPLE_RATE, None).result.result(timeout=120)
+
+    try:
+        uninterrupted = transcribe(interrupt=False)
+        interrupted = transcribe(interrupt=True)
+        assert all(short.result.result(timeout=10) is None for short in shorts)
+    finally:
+        pool.close(timeout=10)
+    assert len(uninterrupted.segments) >= 4
+    assert pool.cores.pauses >= 10
+    assert interrupted == uninterrupted

@@ -13,7 +13,7 @@ import numpy as np
 import structlog
 
 from whisper_api.engine.catalog import ModelCatalog, ModelFile
-from whisper_api.engine.pool import ModelPool, Submission
+from whisper_api.engine.pool import CoreBudget, ModelPool, Submission, available_cores
 from whisper_api.engine.speech_only import SpeechCut
 from whisper_api.engine.types import DecodeOptions, LanguageGuess, SpeechRules, Transcript
 from whisper_api.engine.vad import Span, VadError, VoiceActivity
@@ -49,7 +49,8 @@ class QueueFull(BusyError):
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
-    #: whisper contexts per model, each on its own thread (K), and threads per context (T).
+    #: whisper contexts per model, each on its own thread (K), and threads per run (T); T = 0 lets each
+    #: run take the cores free when it starts (pool.py).
     contexts: int
     threads: int
     #: Transcriptions allowed to wait (not yet running) across all models before new ones are refused.
@@ -65,6 +66,8 @@ class EngineConfig:
     vad_model: Path | None = None
     #: The libwhisper to run on (a native/ GPU build); None takes the pywhispercpp wheel's.
     whisper_library: Path | None = None
+    #: CPU cores the runs of every model share; 0 = K x T with T set, else all this process may use.
+    cores: int = 0
 
 
 class Engine:
@@ -74,6 +77,8 @@ class Engine:
         self.default_model = default_model
         self._pools: dict[str, ModelPool] = {}
         self._lock = asyncio.Lock()
+        fixed = config.contexts * config.threads
+        self.cores = CoreBudget(config.cores or fixed or available_cores())
         # Loaded now, so a missing or mismatched library stops the process at start, not at first use.
         native(config.whisper_library)
         #: Why the default model could not be loaded at start, for the readiness probe.
@@ -253,6 +258,7 @@ class Engine:
                     model.path,
                     contexts=self.config.contexts,
                     threads=self.config.threads,
+                    cores=self.cores,
                     use_gpu=self.config.use_gpu,
                     flash_attn=self.config.flash_attn,
                     dtw_heads=alignment_heads(model) if self.config.word_alignment == "dtw" else None,
@@ -269,7 +275,7 @@ class Engine:
                     "model_loaded",
                     model=model.id,
                     contexts=pool.contexts,
-                    threads=pool.threads,
+                    threads=pool.threads or f"elastic, {self.cores.cores} cores",
                     seconds=round(time.perf_counter() - started, 3),
                 )
         return pool

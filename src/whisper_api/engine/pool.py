@@ -3,12 +3,20 @@
 A pool loads its model's weights once and runs K contexts on them, each a decoding state of its own
 (whisper.cpp's `whisper_state`) on one long-lived thread that creates it, runs every submission on it
 and frees it: whisper.cpp's OpenMP pool belongs to the calling thread, so calls hopping across threads
-would oversubscribe the cores. Each context runs with T threads, chosen by the pool. (A submission is one
-piece of engine work; the `jobs` package's asynchronous jobs are another thing.)
+would oversubscribe the cores. (A submission is one piece of engine work; the `jobs` package's
+asynchronous jobs are another thing.)
 
 The queue is ordered by `submitted_at + audio_seconds * SHORT_FIRST_WEIGHT`: a short clip goes
 ahead of a long file submitted a little earlier, and a long file still waits at most a fixed
 fraction of its own duration behind clips that arrive after it, so nothing starves.
+
+Threads come from a `CoreBudget` the engine's pools share. A run starts with the cores free at that
+moment (all of them when it is alone, a share when others are waiting to start) and keeps that many
+to its end, since whisper.cpp fixes them per call. The same order decides who runs: at every point
+where whisper.cpp checks for an abort (before each 30 s window, after each encoder and decoder pass)
+a run that a better-placed submission is waiting behind pauses inside the callback, its cores given
+back and its decoding state left as it is, and carries on when cores are free again: nothing is
+recomputed, so a paused run's transcript is the one it would have had.
 """
 
 from __future__ import annotations
@@ -16,13 +24,14 @@ from __future__ import annotations
 import functools
 import heapq
 import itertools
+import os
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -34,10 +43,151 @@ SHORT_FIRST_WEIGHT = 0.25
 #: Starting guess for processing seconds per audio second, refined by every finished submission.
 _INITIAL_RTF = 0.5
 _RTF_SMOOTHING = 0.2
+#: How often a submission waiting for cores looks at its own cancellation and deadline.
+_WAIT_POLL_SECONDS = 0.05
 
 log = structlog.get_logger("whisper_api.engine")
 
 Work = Callable[[WhisperContext, ShouldAbort], Any]
+#: A submission's place in line, earliest first: (submitted_at + audio_seconds * SHORT_FIRST_WEIGHT, order).
+Rank = tuple[float, int]
+_order = itertools.count()
+_T = TypeVar("_T")
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, which a container's cpuset narrows)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(eq=False)
+class _Claim:
+    rank: Rank
+    #: Fewest cores it can start with: a paused run needs the width it was started with.
+    need: int
+    #: A new run, which takes what is free; a paused one resumes with exactly `need`.
+    flexible: bool
+
+
+@dataclass(eq=False)
+class Lease:
+    """Cores held by one run: `width` threads, given back while the run is paused."""
+
+    rank: Rank
+    width: int
+    held: bool = True
+
+
+class CoreBudget:
+    """The CPU cores whisper.cpp's threads may use, shared by every run of every model.
+
+    whisper.cpp's threads spin while they wait for each other, so more threads than cores slow every run
+    down: the widths of the runs holding cores never add up to more than `cores`. Cores go to the
+    best-ranked claim first (strict order, so a long file is never starved by later short ones that fit),
+    and a running run gives its cores back at its next checkpoint when a better-ranked claim is waiting
+    for them (`should_yield`, `pause`).
+    """
+
+    def __init__(self, cores: int) -> None:
+        self.cores = max(1, cores)
+        self._free = self.cores
+        self._waiting: list[_Claim] = []
+        self._condition = threading.Condition()
+        #: Times a run paused for a better-ranked one.
+        self.pauses = 0
+
+    def take(
+        self, rank: Rank, fixed: int | None, crowd: Callable[[], int], abandon: Callable[[], bool]
+    ) -> Lease | None:
+        """Cores for a new run, waiting for its turn; None if `abandon()` turns true meanwhile.
+
+        `fixed` threads if given; otherwise all the free cores when no other new run is waiting for any,
+        else an even share of them among the waiting runs and the `crowd()` about to ask.
+        """
+        claim = _Claim(rank, min(fixed or 1, self.cores), flexible=fixed is None)
+        with self._condition:
+            if not self._wait_for_turn(claim, abandon):
+                return None
+            width = claim.need
+            if claim.flexible:
+                others = sum(1 for other in self._waiting if other.flexible) + crowd()
+                width = self._free if others == 0 else max(1, self._free // (others + 1))
+            self._free -= width
+            return Lease(rank, width)
+
+    @property
+    def waiting(self) -> int:
+        """Runs waiting for cores, new or paused."""
+        with self._condition:
+            return len(self._waiting)
+
+    def should_yield(self, lease: Lease) -> bool:
+        """Whether a better-ranked claim is waiting for cores that are not free."""
+        with self._condition:
+            return any(claim.rank < lease.rank and claim.need > self._free for claim in self._waiting)
+
+    def pause(self, lease: Lease, abandon: Callable[[], bool]) -> bool:
+        """Give the lease's cores back and wait to get as many again; False if `abandon()` turned true
+        first (the lease then holds nothing)."""
+        with self._condition:
+            self._give_back(lease)
+            self.pauses += 1
+            if not self._wait_for_turn(_Claim(lease.rank, lease.width, flexible=False), abandon):
+                return False
+            self._free -= lease.width
+            lease.held = True
+            return True
+
+    def give_back(self, lease: Lease) -> None:
+        with self._condition:
+            self._give_back(lease)
+
+    def _give_back(self, lease: Lease) -> None:
+        if lease.held:
+            lease.held = False
+            self._free += lease.width
+            self._condition.notify_all()
+
+    def _wait_for_turn(self, claim: _Claim, abandon: Callable[[], bool]) -> bool:
+        """Under the lock: wait until `claim` is the best-ranked waiting and its cores are free."""
+        self._waiting.append(claim)
+        try:
+            while not abandon():
+                best = min(self._waiting, key=lambda waiting: waiting.rank)
+                if best is claim and self._free >= claim.need:
+                    return True
+                # Polled rather than notified: cancellation and deadlines are set outside the budget.
+                self._condition.wait(_WAIT_POLL_SECONDS)
+            return False
+        finally:
+            self._waiting.remove(claim)
+            # The next best may be able to start now.
+            self._condition.notify_all()
+
+
+def _on_passing_thread(call: Callable[[], _T], name: str) -> _T:
+    """`call()` on a thread of its own that ends with it.
+
+    libgomp (whisper.cpp's OpenMP) keeps a pool of worker threads for each thread that runs a parallel
+    region, for as long as that thread lives, and once it manages more threads than there are cores it
+    stops spin-waiting at barriers for good (about 1.6x slower: bench/README.md). A run with several
+    threads on a thread that then ends takes its pool with it, so the context threads keep none.
+    """
+    outcome: Future[_T] = Future()
+
+    def run() -> None:
+        try:
+            outcome.set_result(call())
+        except BaseException as error:
+            outcome.set_exception(error)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    thread.join()
+    return outcome.result()
 
 
 class TimedOut(TimedOutError):
@@ -56,6 +206,7 @@ class Submission:
     deadline: float | None
     submitted_at: float = field(default_factory=time.monotonic)
     result: Future[Any] = field(default_factory=Future)
+    rank: Rank = (0.0, 0)
     _cancelled: threading.Event = field(default_factory=threading.Event)
 
     def cancel(self) -> None:
@@ -72,7 +223,11 @@ class Submission:
 
 class ModelPool:
     """K whisper contexts on one copy of a model file's weights, each on its own thread, fed from one
-    priority queue."""
+    priority queue.
+
+    `threads` fixes every run's width; 0 lets each run take what `cores` has free (see the module's
+    docstring). Without `cores`, the pool has K x `threads` of its own.
+    """
 
     def __init__(
         self,
@@ -81,6 +236,7 @@ class ModelPool:
         *,
         contexts: int,
         threads: int,
+        cores: CoreBudget | None = None,
         use_gpu: bool = False,
         flash_attn: bool = False,
         dtw_heads: int | None = None,
@@ -89,14 +245,14 @@ class ModelPool:
         self.path = path
         self.contexts = contexts
         self.threads = threads
+        self.cores = cores or CoreBudget(contexts * max(threads, 1))
         self._load_model = functools.partial(
             WhisperModel, path, use_gpu=use_gpu, flash_attn=flash_attn, dtw_heads=dtw_heads
         )
         self._model: Future[WhisperModel] | None = None
         self._model_users = 0
         self._model_lock = threading.Lock()
-        self._heap: list[tuple[float, int, Submission]] = []
-        self._order = itertools.count()
+        self._heap: list[tuple[Rank, Submission]] = []
         self._condition = threading.Condition()
         self._closing = False
         self._running: set[Submission] = set()
@@ -127,7 +283,7 @@ class ModelPool:
         """Abort what is queued or running and stop the context threads, which free their contexts."""
         with self._condition:
             self._closing = True
-            for _, _, submission in self._heap:
+            for _, submission in self._heap:
                 submission.cancel()
             self._heap.clear()
             for submission in self._running:
@@ -141,11 +297,12 @@ class ModelPool:
 
     def submit(self, work: Work, audio_seconds: float, deadline: float | None) -> Submission:
         submission = Submission(work, audio_seconds, deadline)
-        key = submission.submitted_at + audio_seconds * SHORT_FIRST_WEIGHT
+        # One order across pools: runs of every model share the cores by it.
+        submission.rank = (submission.submitted_at + audio_seconds * SHORT_FIRST_WEIGHT, next(_order))
         with self._condition:
             if self._closing:
                 raise RuntimeError(f"model {self.model_id} is shutting down")
-            heapq.heappush(self._heap, (key, next(self._order), submission))
+            heapq.heappush(self._heap, (submission.rank, submission))
             metrics.QUEUE_DEPTH.labels(self.model_id).set(len(self._heap))
             self._condition.notify()
         return submission
@@ -174,9 +331,9 @@ class ModelPool:
     def backlog_seconds(self) -> float:
         """Estimated seconds until a newly queued submission would start."""
         with self._condition:
-            audio = sum(submission.audio_seconds for _, _, submission in self._heap)
+            audio = sum(submission.audio_seconds for _, submission in self._heap)
             audio += sum(submission.audio_seconds for submission in self._running)
-        return audio * self._rtf / self.contexts
+        return audio * self._rtf / min(self.contexts, self.cores.cores)
 
     # -- context threads -----------------------------------------------------------------------------
 
@@ -233,7 +390,7 @@ class ModelPool:
                     self._condition.wait()
                 if self._closing:
                     return None
-                _, _, submission = heapq.heappop(self._heap)
+                _, submission = heapq.heappop(self._heap)
                 metrics.QUEUE_DEPTH.labels(self.model_id).set(len(self._heap))
                 # A submission cancelled while queued (client gone) is dropped without running.
                 if submission.result.set_running_or_notify_cancel():
@@ -244,10 +401,15 @@ class ModelPool:
         metrics.QUEUE_WAIT_SECONDS.labels(self.model_id).observe(time.monotonic() - submission.submitted_at)
         metrics.IN_FLIGHT.labels(self.model_id).inc()
         started = time.perf_counter()
+        lease: Lease | None = None
         try:
             if submission.past_deadline():
                 raise TimedOut()
-            outcome = submission.work(context, submission.should_abort)
+            fixed = self.threads or None
+            lease = self.cores.take(submission.rank, fixed, self._crowd, submission.should_abort)
+            if lease is None:
+                raise Aborted()
+            outcome = self._run(context, submission, lease)
         except Aborted:
             error: BaseException = TimedOut() if submission.past_deadline() else Aborted()
             self._finish(submission, "timeout" if isinstance(error, TimedOut) else "aborted")
@@ -263,7 +425,27 @@ class ModelPool:
             self._finish(submission, "ok")
             submission.result.set_result(outcome)
         finally:
+            if lease is not None:
+                self.cores.give_back(lease)
             metrics.IN_FLIGHT.labels(self.model_id).dec()
+
+    def _run(self, context: WhisperContext, submission: Submission, lease: Lease) -> Any:
+        def checkpoint() -> bool:
+            """whisper.cpp's abort check: True stops the run; a run others wait behind pauses here."""
+            if self.cores.should_yield(lease) and not self.cores.pause(lease, submission.should_abort):
+                return True
+            return submission.should_abort()
+
+        context.threads = lease.width
+        if lease.width == 1:
+            return submission.work(context, checkpoint)
+        name = f"{threading.current_thread().name}-wide"
+        return _on_passing_thread(lambda: submission.work(context, checkpoint), name)
+
+    def _crowd(self) -> int:
+        """Submissions about to ask for cores: queued, and with an idle context to run on."""
+        with self._condition:
+            return min(len(self._heap), self.contexts - len(self._running))
 
     def _finish(self, submission: Submission, outcome: str) -> None:
         metrics.TRANSCRIPTIONS.labels(self.model_id, outcome).inc()
