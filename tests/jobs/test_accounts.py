@@ -169,6 +169,13 @@ def test_a_refused_charge_says_what_it_needed_and_what_there_was(accounts: Accou
         run(accounts.charge(alice, surface="t", model="m", audio_seconds=59.5).reserve())
 
 
+def test_the_operator_is_never_charged_but_its_usage_is_recorded(accounts: AccountService) -> None:
+    operator = Principal(OPERATOR_ID, "operator", True, "operator_key")
+    run(run(accounts.charge(operator, surface="t", model="m", audio_seconds=30).reserve()).settle())
+    assert run(accounts.user(operator)).balance == 0
+    assert [u.cost for u in run(accounts.usage(operator)).items] == [30]
+
+
 def test_failed_work_is_refunded_and_not_recorded(accounts: AccountService) -> None:
     alice = as_user(accounts, "alice", balance=10)
 

@@ -205,6 +205,7 @@ class AccountService:
         self.store = accounts.store
         self.media = media
         #: Off: nothing is ever refused for its price and balances never change; usage is still recorded.
+        #: The operator's account is never charged (`pays`).
         self.balances = balances
         self.allow_registration = allow_registration
         self.initial_balance = initial_balance
@@ -373,7 +374,8 @@ class AccountService:
 
     async def _new_session(self, user_id: str, user_agent: str) -> NewSession:
         secret = secrets.token_hex(16)
-        row = await self._call(self.accounts.add_session, user_id, digest(secret), user_agent, self.clock())
+        agent = user_agent.replace("\x00", "")  # PostgreSQL text cannot hold NUL
+        row = await self._call(self.accounts.add_session, user_id, digest(secret), agent, self.clock())
         return NewSession(row.id, secret, row.created_at)
 
     @staticmethod
@@ -386,6 +388,8 @@ class AccountService:
     async def create_token(self, principal: Principal, name: str) -> NewToken:
         if not 1 <= len(name) <= 255:
             raise InvalidAccountInput("Token name must be between 1 and 255 characters", param="name")
+        if "\x00" in name:  # PostgreSQL text cannot hold it
+            raise InvalidAccountInput("Token name must not contain NUL characters", param="name")
         secret = secrets.token_hex(16)
         row = await self._call(
             self.accounts.add_token,
@@ -501,7 +505,7 @@ class AccountService:
     async def check_balance(self, principal: Principal, audio_seconds: float) -> None:
         """Refuse now, reserving nothing, when the balance cannot pay for `audio_seconds` (a job
         queued now is charged when it runs)."""
-        if not self.balances:
+        if not self.pays(principal.user_id):
             return
         cost, balance, _ = await self._call(
             self.accounts.reserve, principal.user_id, audio_seconds, debit=False
@@ -526,13 +530,18 @@ class AccountService:
         metrics.USER_AUDIO_SECONDS.labels(user_id, surface).inc(audio_seconds)
         metrics.USER_TOKENS_CHARGED.labels(user_id, surface).inc(cost)
 
-    async def _reserve(self, user_id: str, audio_seconds: float) -> int:
-        cost, balance, taken = await self._call(
-            self.accounts.reserve, user_id, audio_seconds, debit=self.balances
-        )
+    def pays(self, user_id: str) -> bool:
+        """Whether this user's balance is charged: with balances on, everyone but the operator, whose
+        keys ran the service before accounts did and who grants the balances."""
+        return self.balances and user_id != OPERATOR_ID
+
+    async def _reserve(self, user_id: str, audio_seconds: float) -> tuple[int, int]:
+        """The cost of `audio_seconds` for the user, and what of it was taken from their balance."""
+        debit = self.pays(user_id)
+        cost, balance, taken = await self._call(self.accounts.reserve, user_id, audio_seconds, debit=debit)
         if not taken:
             raise InsufficientBalance(cost, balance)
-        return cost
+        return cost, cost if debit else 0
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -570,8 +579,7 @@ class Charge:
 
     async def reserve(self) -> Charge:
         """Take the price from the balance; InsufficientBalance (nothing taken) when it cannot pay."""
-        self.cost = await self._accounts._reserve(self.user_id, self.audio_seconds)
-        self.reserved = self.cost if self._accounts.balances else 0
+        self.cost, self.reserved = await self._accounts._reserve(self.user_id, self.audio_seconds)
         self._open = True
         return self
 
@@ -620,7 +628,7 @@ class Meter:
         self.audio_seconds += seconds
         due = math.ceil(round(self.audio_seconds, 6))
         if due > self._paid_seconds:
-            cost = await self._accounts._reserve(self.user_id, due - self._paid_seconds)
+            cost, _ = await self._accounts._reserve(self.user_id, due - self._paid_seconds)
             self._paid_seconds = due
             self.cost += cost
 

@@ -145,9 +145,10 @@ class JobService:
         self, file_id: str, filename: str, *, owner: Principal
     ) -> tuple[FileRecord, FileRecord]:
         """The file before and after its name became `filename` (1 to 255 characters)."""
-        if not 1 <= len(filename) <= _MAX_FILENAME:
+        if not 1 <= len(filename) <= _MAX_FILENAME or "\x00" in filename:
             raise InvalidRequest(
-                f"filename must be between 1 and {_MAX_FILENAME} characters.", param="filename"
+                f"filename must be between 1 and {_MAX_FILENAME} characters, none of them NUL.",
+                param="filename",
             )
         old = await self.file(file_id, owner=owner)
         new = await self._found("file", file_id, self.store.rename_file, owner, filename)
@@ -197,9 +198,9 @@ class JobService:
             await self._affordable(owner, seconds)
         elif file_id is not None:
             record = await self.file(file_id, owner=owner)
-            if self.accounts is not None and self.accounts.balances:
-                data = await asyncio.to_thread(self.media.read, record.sha256)
-                await self._affordable(owner, await asyncio.to_thread(probe_audio, data))
+            if self.accounts is not None and self.accounts.pays(owner.user_id):
+                seconds = await asyncio.to_thread(probe_audio, self.media.path(record.sha256))
+                await self._affordable(owner, seconds)
         job = await self.store.call(
             self.store.submit,
             model=model.id,
