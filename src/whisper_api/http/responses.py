@@ -9,7 +9,7 @@ others from `answering_also`, an operation class, Litestar's hook for editing an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import (
@@ -99,7 +99,9 @@ def errors(*statuses: int, body: type[ErrorBody | DeepgramError] = ErrorBody) ->
 
 #: A stored or fresh transcript in JSON: `json` (text and usage) or `verbose_json` (segments, words).
 TRANSCRIPT_JSON = ResponseSpec(
-    data_container=schemas.TranscriptionJson | schemas.VerboseTranscription,
+    # Litestar builds the schema from any annotation, a union giving oneOf; only the parameter's type
+    # names classes alone.
+    data_container=cast("type[Any]", schemas.TranscriptionJson | schemas.VerboseTranscription),
     description="The transcript: json, verbose_json, or the text formats below (srt as text/plain).",
     generate_examples=False,
 )
