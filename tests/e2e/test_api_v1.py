@@ -175,19 +175,25 @@ def test_an_upload_answers_as_the_seed_shows(podcast: dict[str, Any]) -> None:
     assert is_uuid(uploaded["uuid"])
 
 
+def queue_transcription(
+    api_base: str, developer_token: dict[str, Any], file_uuid: str, model: str, formats: str
+) -> httpx.Response:
+    """Step 4, queue transcription: the seed's request in English, `formats` its JSON "format" value."""
+    queued = seed_call(
+        "POST",
+        f"{api_base}/transcribe",
+        f'{{\n"uuid": "{file_uuid}",\n"model": "{model}",\n"language": "en",\n"format": {formats}\n}}',
+        **{"Authorization": f"Bearer {developer_token['token']}", "Content-Type": "application/json"},
+    )
+    assert queued.status_code == 200, queued.text
+    return queued
+
+
 def test_a_queued_transcription_completes_with_the_spoken_words(
     api_base: str, developer_token: dict[str, Any], podcast: dict[str, Any]
 ) -> None:
     file_uuid = podcast["files"][0]["uuid"]
-    # Step 4: Queue transcription
-    queued = seed_call(
-        "POST",
-        f"{api_base}/transcribe",
-        f'{{\n"uuid": "{file_uuid}",\n"model": "ggml-base.en",\n"language": "en",\n'
-        '"format": "verbose_json"\n}',
-        **{"Authorization": f"Bearer {developer_token['token']}", "Content-Type": "application/json"},
-    )
-    assert queued.status_code == 200, queued.text
+    queued = queue_transcription(api_base, developer_token, file_uuid, "ggml-base.en", '"verbose_json"')
     [transcription] = queued.json()["transcriptions"]
     assert queued.json()["message"] == "Transcription(s) queued successfully"
     assert transcription == {"uuid": transcription["uuid"], "format": "verbose_json", "status": "pending"}
@@ -213,14 +219,9 @@ def test_several_formats_queue_one_transcription_each(
     api_base: str, developer_token: dict[str, Any], podcast: dict[str, Any]
 ) -> None:
     file_uuid = podcast["files"][0]["uuid"]
-    queued = seed_call(
-        "POST",
-        f"{api_base}/transcribe",
-        f'{{\n"uuid": "{file_uuid}",\n"model": "ggml-medium",\n"language": "en",\n'
-        '"format": ["verbose_json", "srt", "vtt"]\n}',
-        **{"Authorization": f"Bearer {developer_token['token']}", "Content-Type": "application/json"},
+    queued = queue_transcription(
+        api_base, developer_token, file_uuid, "ggml-medium", '["verbose_json", "srt", "vtt"]'
     )
-    assert queued.status_code == 200, queued.text
     transcriptions = queued.json()["transcriptions"]
     assert [t["format"] for t in transcriptions] == ["verbose_json", "srt", "vtt"]
     assert len({t["uuid"] for t in transcriptions}) == 3

@@ -25,6 +25,7 @@ from whisper_api.http.routes.api_v1.common import (
     signed_in,
     timestamp,
 )
+from whisper_api.http.routes.api_v1.users import avatar_uuid
 
 
 class Last30Days(msgspec.Struct):
@@ -135,7 +136,7 @@ def _listed(stats: UserStats) -> UserListed:
         registered_at=timestamp(user.created_at),
         token_balance=user.balance,
         price_multiplier=user.price_multiplier,
-        avatar_uuid=None if user.avatar_file_id is None else ids.FILE.public(user.avatar_file_id),
+        avatar_uuid=avatar_uuid(user),
         stats=Stats(
             Last30Days(stats.transcriptions_30d, round(stats.audio_seconds_30d), stats.files_30d),
             stats.storage_bytes,

@@ -138,8 +138,12 @@ def profile(user: User) -> Profile:
         is_admin=user.is_admin,
         registered_at=timestamp(user.created_at),
         token_balance=user.balance,
-        avatar_uuid=None if user.avatar_file_id is None else ids.FILE.public(user.avatar_file_id),
+        avatar_uuid=avatar_uuid(user),
     )
+
+
+def avatar_uuid(user: User) -> str | None:
+    return None if user.avatar_file_id is None else ids.FILE.public(user.avatar_file_id)
 
 
 @post(
