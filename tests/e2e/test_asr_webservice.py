@@ -79,7 +79,8 @@ def spoken_text(output: str, body: str) -> str:
     ("output", "shape"),
     [
         (None, r"([^\n]*\n)+"),  # txt, the default
-        ("vtt", r"WEBVTT\n\n(\d\d:\d\d:\d\d\.\d{3} --> \d\d:\d\d:\d\d\.\d{3}\n[^\n]+\n\n)+"),
+        # Hours only from an hour on, as whisper-asr-webservice writes them.
+        ("vtt", r"WEBVTT\n\n(\d\d:\d\d\.\d{3} --> \d\d:\d\d\.\d{3}\n[^\n]+\n\n)+"),
         ("srt", r"(\d+\n\d\d:\d\d:\d\d,\d{3} --> \d\d:\d\d:\d\d,\d{3}\n[^\n]+\n\n)+"),
         ("tsv", r"start\tend\ttext\n(\d+\t\d+\t[^\t\n]+\n)+"),
     ],

@@ -262,7 +262,7 @@ def asr_text(transcript: Transcript, output: Output, subtitles: SubtitleOptions)
     """txt (a line per segment), vtt, srt or tsv."""
     match output:
         case "vtt":
-            return formats.to_vtt(transcript, subtitles)
+            return formats.to_vtt(transcript, subtitles, always_include_hours=False)
         case "srt":
             return formats.to_srt(transcript, subtitles)
         case "tsv":

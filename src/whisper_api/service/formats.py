@@ -75,10 +75,14 @@ def to_srt(transcript: Transcript, options: SubtitleOptions = DEFAULT_SUBTITLES)
     )
 
 
-def to_vtt(transcript: Transcript, options: SubtitleOptions = DEFAULT_SUBTITLES) -> str:
-    """WebVTT: the "WEBVTT" header, then "HH:MM:SS.mmm --> HH:MM:SS.mmm" cues separated by blank lines."""
+def to_vtt(
+    transcript: Transcript, options: SubtitleOptions = DEFAULT_SUBTITLES, *, always_include_hours: bool = True
+) -> str:
+    """WebVTT: the "WEBVTT" header, then "HH:MM:SS.mmm --> HH:MM:SS.mmm" cues separated by blank lines
+    (hours left out below an hour without `always_include_hours`, as openai-whisper writes them)."""
     body = "".join(
-        f"{_timing(cue, '.')}\n" + "\n".join(cue.lines) + "\n\n" for cue in cues(transcript, options)
+        f"{_timing(cue, '.', always_include_hours)}\n" + "\n".join(cue.lines) + "\n\n"
+        for cue in cues(transcript, options)
     )
     return f"WEBVTT\n\n{body}"
 
@@ -201,9 +205,11 @@ def _line(words: list[Word], underlined: Word | None = None) -> str:
     return _ARROW.sub("->", text)
 
 
-def _timing(cue: Cue, decimal_marker: str) -> str:
-    start = format_timestamp(cue.start, decimal_marker=decimal_marker, always_include_hours=True)
-    end = format_timestamp(cue.end, decimal_marker=decimal_marker, always_include_hours=True)
+def _timing(cue: Cue, decimal_marker: str, always_include_hours: bool = True) -> str:
+    start = format_timestamp(
+        cue.start, decimal_marker=decimal_marker, always_include_hours=always_include_hours
+    )
+    end = format_timestamp(cue.end, decimal_marker=decimal_marker, always_include_hours=always_include_hours)
     return f"{start} --> {end}"
 
 
