@@ -152,7 +152,7 @@ def test_detect_language_names_the_language_its_code_and_how_sure(api: httpx.Cli
         ({"output": "docx"}, "output"),
         ({"task": "summarise"}, "task"),
         ({"diarize": "true"}, "diarize"),
-        ({"min_speakers": "2"}, "min_speakers"),
+        ({"diarize": "false", "min_speakers": "2"}, "min_speakers"),
         ({"beam_size": "5"}, "beam_size"),
         ({"output": "json", "max_line_width": "20"}, "max_line_width"),
         ({"language": "xx"}, "xx"),

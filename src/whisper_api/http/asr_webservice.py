@@ -71,8 +71,13 @@ class AsrRequest:
 
 
 def parse_detect_query(query: Fields) -> RawFormat | None:
-    """What /detect-language's upload is: a container (None), or headerless samples with encode=false."""
+    """What /detect-language's upload is: see `_raw`."""
     refuse_unknown(query, DETECT_PARAMETERS)
+    return _raw(query)
+
+
+def _raw(query: Fields) -> RawFormat | None:
+    """A container, which says what it holds (None), or headerless samples with encode=false."""
     return None if flag(query, "encode", True) else HEADERLESS
 
 
@@ -86,8 +91,10 @@ def parse_asr_query(query: Fields) -> AsrRequest:
     task = one(query, "task") or "transcribe"
     if task not in _TASKS:
         raise bad_request(f"task must be transcribe or translate; got {task[:100]!r}.", param="task")
-    if flag(query, "diarize", False) or any(one(query, name) is not None for name in _DIARIZATION[1:]):
-        name = next(name for name in _DIARIZATION if one(query, name) is not None)
+    asked = ["diarize"] if flag(query, "diarize", False) else []
+    asked += [name for name in _DIARIZATION[1:] if one(query, name) is not None]
+    if asked:
+        name = asked[0]
         raise bad_request(
             f"'{name}' asks for speaker diarization, which whisper.cpp models cannot do.",
             param=name,
@@ -108,7 +115,7 @@ def parse_asr_query(query: Fields) -> AsrRequest:
         speech_only=SpeechRules() if flag(query, "vad_filter", False) else None,
         output=output,  # type: ignore[arg-type]  # checked above
         word_timestamps=word_timestamps,
-        raw=None if flag(query, "encode", True) else HEADERLESS,
+        raw=_raw(query),
         subtitles=subtitles,
     )
 
