@@ -27,9 +27,6 @@ class Principal:
         """The owner whose records this principal sees: None (everyone's) for admins."""
         return None if self.is_admin else self.user_id
 
-    def can_see(self, owner_id: str | None) -> bool:
-        return self.is_admin or owner_id == self.user_id
-
 
 #: An open server (no key, token or password anywhere) serves every request as the operator.
 OPEN = Principal(OPERATOR_ID, OPERATOR_NAME, is_admin=True, via="open")

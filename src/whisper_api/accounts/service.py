@@ -31,7 +31,6 @@ from whisper_api.accounts.store import (
     UsageRow,
     UsernameExists,
     UserRow,
-    cost_of,
 )
 from whisper_api.errors import (
     ConflictError,
@@ -484,10 +483,6 @@ class AccountService:
         return _user(row), [fields[name] for name in values]
 
     # -- usage and balance ---------------------------------------------------------------------
-
-    @staticmethod
-    def cost(audio_seconds: float, price_multiplier: float) -> int:
-        return cost_of(audio_seconds, price_multiplier)
 
     def charge(self, principal: Principal, *, surface: str, model: str, audio_seconds: float) -> Charge:
         """The price of `audio_seconds` for this user: reserve it before compute (`async with`, or
