@@ -157,7 +157,7 @@ UsageRecord = UsageRow
 
 
 class _LegacyKey(msgspec.Struct, kw_only=True):
-    """A key of the JSON file `keys create` kept before accounts (accounts/keys.py's StoredKey)."""
+    """A key of the JSON file (`<data-dir>/api-keys.json`) that `keys create` kept before accounts."""
 
     id: str
     name: str
