@@ -37,8 +37,7 @@ from whisper_api.service.live import (
 from whisper_api.service.transcription import TranscriptionService
 from whisper_api.service.types import ModelFile
 
-#: What the server says when it ends a session it cannot continue (RFC 6455).
-CLOSE_POLICY = 1008
+#: What the server says when it ends a session it cannot continue (RFC 6455's internal error).
 CLOSE_ERROR = 1011
 _TRANSCRIPTION = "transcription"
 #: What usage records call this door.
@@ -147,7 +146,7 @@ class _Session:
                 await self._handle(text)
         except (InvalidInput, InsufficientBalance) as error:  # too long a session, or an unpaid one
             detail = to_api_error(error).body.error
-            await self._fail(CLOSE_POLICY, detail.message, detail.code, detail.type)
+            await self._fail(handshake.CLOSE_POLICY, detail.message, detail.code, detail.type)
         except (WebSocketDisconnect, OSError):
             pass  # the client left: the work is dropped below
         except Exception as error:
