@@ -171,7 +171,16 @@ def test_every_transcript_format_is_declared(
     conforms(schema, response)
 
 
-@pytest.mark.parametrize("query", [{}, {"response_format": "srt"}, {"response_format": "vtt"}], ids=str)
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"response_format": "srt", "max_line_width": "20"},
+        {"response_format": "vtt"},
+        {"response_format": "tsv"},
+    ],
+    ids=str,
+)
 def test_every_deepgram_format_is_declared(
     speech_api: tuple[httpx.Client, BaseSchema], query: dict[str, str]
 ) -> None:

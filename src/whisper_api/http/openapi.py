@@ -229,8 +229,15 @@ _LISTEN_QUERY = [
     ),
     _query(
         "response_format",
-        Schema(type=OpenAPIType.STRING, enum=["json", "srt", "vtt"]),
-        "Deepgram's JSON or subtitles.",
+        Schema(type=OpenAPIType.STRING, enum=["json", "srt", "vtt", "tsv"]),
+        "Deepgram's JSON, subtitles, or tsv (start, end, text; integer milliseconds).",
+    ),
+    _query("max_line_width", _integer(1, 1000), "srt/vtt: characters in a cue's line."),
+    _query("max_line_count", _integer(1, 100), "srt/vtt: lines in a cue."),
+    _query(
+        "highlight_words",
+        Schema(type=OpenAPIType.BOOLEAN),
+        "srt/vtt: each cue once per word, the word spoken underlined.",
     ),
     _query("utterances", Schema(type=OpenAPIType.BOOLEAN), "Also split the transcript into utterances."),
     _query("start", _integer(0, 2**31), "Milliseconds into the audio to start at."),
