@@ -35,7 +35,7 @@ from wyoming.info import AsrModel, AsrProgram, Attribution, Describe, Info
 from wyoming.ping import Ping, Pong
 
 from whisper_api import __version__
-from whisper_api.audio import SAMPLE_RATE, AudioTooLong
+from whisper_api.audio import SAMPLE_RATE
 from whisper_api.audio.stream import PCM_ENCODINGS, RAW_MAX_CHANNELS, RAW_SAMPLE_RATES, PcmStream, RawFormat
 from whisper_api.engine.types import DecodeOptions
 from whisper_api.errors import ServiceError, TimedOutError
@@ -110,22 +110,16 @@ class _Audio:
 
     def push(self, raw: RawFormat, payload: bytes) -> None:
         """Convert `payload` (blocking: call it off the event loop); AudioTooLong past the limit."""
-        try:
-            if raw != self._format:
-                self._end_stream()
-                left = self._max_seconds - self._samples / SAMPLE_RATE
-                self._format, self._stream = raw, PcmStream(raw, max_seconds=left)
-            assert self._stream is not None
-            self._keep(self._stream.push(payload))
-        except AudioTooLong:
-            # The stream's own limit is what was left of the request's: name the request's.
-            raise AudioTooLong(self._max_seconds) from None
+        if raw != self._format:
+            self._end_stream()
+            counted = self._samples / SAMPLE_RATE
+            self._format = raw
+            self._stream = PcmStream(raw, max_seconds=self._max_seconds, counted=counted)
+        assert self._stream is not None
+        self._keep(self._stream.push(payload))
 
     def finish(self) -> np.ndarray:
-        try:
-            self._end_stream()
-        except AudioTooLong:
-            raise AudioTooLong(self._max_seconds) from None
+        self._end_stream()
         return np.concatenate(self._pieces) if self._pieces else np.zeros(0, dtype=np.float32)
 
     def _end_stream(self) -> None:
