@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from whisper_api.http.realtime import InvalidEvent, Settings, Vad, updated
+from whisper_api.http.realtime import InvalidEvent, SessionSettings, Vad, updated
 
 FORMATS = {"pcm16": {"type": "audio/pcm", "rate": 24000}, "g711_ulaw": {"type": "audio/pcmu"}}
 turn_detections = st.none() | st.fixed_dictionaries(
@@ -44,7 +44,7 @@ def test_beta_and_ga_updates_of_the_same_settings_agree(
     audio_format: str, transcription: dict[str, Any], turn_detection: dict[str, Any] | None
 ) -> None:
     from_beta = updated(
-        Settings(),
+        SessionSettings(),
         beta(
             input_audio_format=audio_format,
             input_audio_transcription=transcription,
@@ -53,7 +53,7 @@ def test_beta_and_ga_updates_of_the_same_settings_agree(
         "beta",
     )
     from_ga = updated(
-        Settings(),
+        SessionSettings(),
         ga(format=FORMATS[audio_format], transcription=transcription, turn_detection=turn_detection),
         "ga",
     )
@@ -62,11 +62,11 @@ def test_beta_and_ga_updates_of_the_same_settings_agree(
 
 @given(st.floats(0, 1))
 def test_an_update_keeps_every_setting_it_does_not_name(threshold: float) -> None:
-    before = Settings(
+    before = SessionSettings(
         format="g711_alaw", rate=8000, language="de", turn_detection=Vad(silence_duration_ms=900)
     )
     after = updated(before, ga(turn_detection={"type": "server_vad", "threshold": threshold}), "ga")
-    assert after == Settings(
+    assert after == SessionSettings(
         format="g711_alaw",
         rate=8000,
         language="de",
@@ -88,7 +88,7 @@ def test_an_update_keeps_every_setting_it_does_not_name(threshold: float) -> Non
 def test_what_the_service_cannot_honour_is_refused_naming_the_parameter(event: bytes, param: str) -> None:
     dialect = "beta" if b"transcription_session" in event else "ga"
     with pytest.raises(InvalidEvent) as refused:
-        updated(Settings(), event, dialect)
+        updated(SessionSettings(), event, dialect)
     assert refused.value.param == param
 
 
@@ -134,6 +134,6 @@ def test_any_session_update_is_taken_or_refused_as_an_invalid_event(dialect: Any
     kind = "transcription_session.update" if dialect == "beta" else "session.update"
     event = json.dumps({"type": kind, "session": session}).encode()
     try:
-        assert isinstance(updated(Settings(), event, dialect), Settings)
+        assert isinstance(updated(SessionSettings(), event, dialect), SessionSettings)
     except InvalidEvent as refused:
         assert refused.message

@@ -19,7 +19,7 @@ from typing import Annotated, Literal, TypeVar
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from whisper_api.audio.stream import RAW_SAMPLE_RATES, RawFormat
+from whisper_api.audio.stream import RAW_SAMPLE_RATES, RawEncoding, RawFormat
 from whisper_api.engine.types import DecodeOptions
 from whisper_api.http.forms import MAX_PROMPT_CHARS
 from whisper_api.http.schemas import Logprob
@@ -28,6 +28,8 @@ from whisper_api.service.live import LiveOptions
 T = TypeVar("T")
 Dialect = Literal["beta", "ga"]
 BetaFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
+#: What the live service decodes each format as.
+_ENCODINGS: dict[BetaFormat, RawEncoding] = {"pcm16": "linear16", "g711_ulaw": "mulaw", "g711_alaw": "alaw"}
 #: OpenAI's input audio: 16-bit PCM at 24 kHz, or G.711 at telephony's 8 kHz.
 PCM_RATE = 24_000
 G711_RATE = 8_000
@@ -61,7 +63,7 @@ class Vad:
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class SessionSettings:
     """What a transcription session runs with; OpenAI's defaults."""
 
     format: BetaFormat = "pcm16"
@@ -75,8 +77,7 @@ class Settings:
     logprobs: bool = False
 
     def raw(self) -> RawFormat:
-        encoding = {"pcm16": "linear16", "g711_ulaw": "mulaw", "g711_alaw": "alaw"}[self.format]
-        return RawFormat(encoding, self.rate)  # type: ignore[arg-type]
+        return RawFormat(_ENCODINGS[self.format], self.rate)
 
     def decode_options(self) -> DecodeOptions:
         return DecodeOptions(language=self.language, prompt=self.prompt)
@@ -180,7 +181,7 @@ class GaUpdate(msgspec.Struct):
     session: msgspec.Raw
 
 
-def updated(settings: Settings, event: bytes, dialect: Dialect) -> Settings:
+def updated(settings: SessionSettings, event: bytes, dialect: Dialect) -> SessionSettings:
     """`settings` with an update event's changes; InvalidEvent says what is wrong with it."""
     if dialect == "beta":
         beta = _decoded(event, BetaUpdate).session
@@ -222,7 +223,7 @@ def _decoded(data: bytes | msgspec.Raw, kind: type[T], prefix: str = "") -> T:
         raise InvalidEvent(f"Invalid event: {message}", param=param) from None
 
 
-def _with_format(settings: Settings, audio_format: AudioFormat) -> Settings:
+def _with_format(settings: SessionSettings, audio_format: AudioFormat) -> SessionSettings:
     if audio_format.type == "audio/pcm":
         return replace(settings, format="pcm16", rate=audio_format.rate or PCM_RATE)
     if audio_format.rate not in (None, G711_RATE):
@@ -235,7 +236,9 @@ def _with_format(settings: Settings, audio_format: AudioFormat) -> Settings:
     )
 
 
-def _with_transcription(settings: Settings, given: Transcription | UnsetType | None, param: str) -> Settings:
+def _with_transcription(
+    settings: SessionSettings, given: Transcription | UnsetType | None, param: str
+) -> SessionSettings:
     if isinstance(given, UnsetType):
         return settings
     if given is None:  # transcription is what this session is for: null means the defaults
@@ -258,7 +261,9 @@ def _with_transcription(settings: Settings, given: Transcription | UnsetType | N
     return replace(settings, model=given.model, language=language, prompt=prompt)
 
 
-def _with_turn_detection(settings: Settings, given: TurnDetection | UnsetType | None) -> Settings:
+def _with_turn_detection(
+    settings: SessionSettings, given: TurnDetection | UnsetType | None
+) -> SessionSettings:
     if isinstance(given, UnsetType):
         return settings
     if given is None:
@@ -279,12 +284,16 @@ def _with_turn_detection(settings: Settings, given: TurnDetection | UnsetType | 
     )
 
 
-def _with_include(settings: Settings, include: list[str] | UnsetType | None, param: str) -> Settings:
+def _with_include(
+    settings: SessionSettings, include: list[str] | UnsetType | None, param: str
+) -> SessionSettings:
     if isinstance(include, UnsetType):
         return settings
     unknown = [item for item in include or [] if item != LOGPROBS]
     if unknown:
-        raise InvalidEvent(f"Unknown include {unknown[0]!r}; the one there is is {LOGPROBS!r}.", param=param)
+        raise InvalidEvent(
+            f"Unknown include {unknown[0]!r}; the only one there is {LOGPROBS!r}.", param=param
+        )
     return replace(settings, logprobs=bool(include))
 
 
@@ -342,7 +351,9 @@ class GaSessionOut(msgspec.Struct):
     expires_at: int = 0
 
 
-def session_out(settings: Settings, session_id: str, dialect: Dialect) -> BetaSessionOut | GaSessionOut:
+def session_out(
+    settings: SessionSettings, session_id: str, dialect: Dialect
+) -> BetaSessionOut | GaSessionOut:
     transcription = TranscriptionOut(
         model=settings.model or "whisper-1", language=settings.language, prompt=settings.prompt or ""
     )
@@ -389,7 +400,9 @@ class TranscriptionSessionUpdated(ServerEvent, tag="transcription_session.update
     session: BetaSessionOut
 
 
-def session_event(settings: Settings, session_id: str, dialect: Dialect, *, created: bool) -> ServerEvent:
+def session_event(
+    settings: SessionSettings, session_id: str, dialect: Dialect, *, created: bool
+) -> ServerEvent:
     session = session_out(settings, session_id, dialect)
     if isinstance(session, BetaSessionOut):
         return (

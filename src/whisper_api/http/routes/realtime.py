@@ -113,7 +113,7 @@ class _Session:
         self.live = live
         self.dialect = dialect
         self.id = realtime.new_id("sess")
-        self.settings = realtime.Settings()
+        self.settings = realtime.SessionSettings()
         self.stream: LiveSession = live.open(
             model,
             self.settings.decode_options(),
