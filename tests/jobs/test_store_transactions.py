@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+from whisper_api.accounts.principal import OPEN
 from whisper_api.composition import build_engine, build_jobs
 from whisper_api.jobs.store import Store
 from whisper_api.service.transcription import Limits, TranscriptionService
@@ -75,7 +76,7 @@ def test_a_status_read_is_not_held_up_by_a_busy_default_thread_pool(
         # Decoding (or voice detection) takes the default pool's one thread and keeps it.
         decoding = loop.run_in_executor(None, decoding_may_end.wait)
         try:
-            status = (await asyncio.wait_for(jobs.service.job(job_id), 60)).status
+            status = (await asyncio.wait_for(jobs.service.job(job_id, owner=OPEN), 60)).status
         finally:
             decoding_may_end.set()
             await decoding
