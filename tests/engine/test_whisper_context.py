@@ -74,6 +74,18 @@ def test_abort_check_stops_whisper_full(context: WhisperContext, samples: np.nda
     assert context.transcribe(samples, FAST, threads=1).segments  # the context is still usable
 
 
+def test_an_abort_between_windows_is_an_abort_not_the_windows_before_it(
+    context: WhisperContext, samples: np.ndarray
+) -> None:
+    decoded: list[object] = []
+    long = np.tile(samples, 6)
+    # Segments arrive once a window is decoded; the next check is before the next window's encoder,
+    # where whisper.cpp stops with success and the first window's segments.
+    with pytest.raises(Aborted):
+        context.transcribe(long, FAST, on_segment=decoded.append, should_abort=lambda: bool(decoded))
+    assert decoded
+
+
 def test_exception_in_a_callback_surfaces_after_whisper_returns(
     context: WhisperContext, samples: np.ndarray
 ) -> None:

@@ -318,11 +318,16 @@ class WhisperContext:
             except BaseException as error:
                 failure.append(error)
 
+        stopped: list[bool] = []
+
         def abort_requested() -> bool:
             if failure:
                 return True
             try:
-                return bool(should_abort and should_abort())
+                if should_abort is not None and should_abort():
+                    stopped.append(True)
+                    return True
+                return False
             except BaseException as error:
                 failure.append(error)
                 return True
@@ -349,9 +354,10 @@ class WhisperContext:
                 failure.append(error)
         if failure:
             raise failure[0]
+        # Stopped before a window's encoder, whisper.cpp returns success with the windows before it.
+        if stopped:
+            raise Aborted()
         if status != 0:
-            if should_abort is not None and should_abort():
-                raise Aborted()
             raise RuntimeError(f"whisper_full failed with status {status}")
         ordered = tuple(segments)
         return Transcript(
