@@ -7,6 +7,14 @@ from litestar.types import WebSocketResponseBodyEvent, WebSocketResponseStartEve
 
 #: The close code where the server cannot answer the handshake with HTTP (policy violation).
 CLOSE_POLICY = 1008
+#: RFC 6455: a close frame's payload is at most 125 bytes, 2 of them the code.
+_MAX_REASON_BYTES = 123
+
+
+def close_reason(text: str) -> str:
+    """`text` cut to what a close frame can carry, never mid-character: a longer reason (a message naming a
+    client's non-ASCII value) makes browsers fail the connection instead of reading the close."""
+    return text.encode()[:_MAX_REASON_BYTES].decode(errors="ignore")
 
 
 async def refuse(
@@ -29,4 +37,4 @@ async def refuse(
         }
         await socket.send(end)
     else:
-        await socket.close(code=CLOSE_POLICY, reason=reason[:120])
+        await socket.close(code=CLOSE_POLICY, reason=close_reason(reason))

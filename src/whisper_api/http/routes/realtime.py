@@ -295,7 +295,7 @@ class _Session:
     ) -> None:
         with contextlib.suppress(Exception):
             await self._error(message, code=code, type=type)
-            await self.socket.close(close_code, message[:120])
+            await self.socket.close(close_code, handshake.close_reason(message))
 
 
 def _audio(raw: bytes) -> bytes:
