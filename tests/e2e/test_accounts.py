@@ -68,6 +68,8 @@ class Tenants:
     broke: str
     #: Balance 0.
     poor: str
+    #: Balance 2: two seconds of a live stream.
+    tight: str
     #: Alice's uploaded file and a finished job made from it.
     file_id: str
     job_id: str
@@ -82,7 +84,9 @@ class Tenants:
 def tenants(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenants]:
     directory = tmp_path_factory.mktemp("accounts")
     data_dir = directory / "data"
-    tokens = make_users(Settings(data_dir=data_dir), {"alice": 1000, "bob": 1000, "broke": 10, "poor": 0})
+    tokens = make_users(
+        Settings(data_dir=data_dir), {"alice": 1000, "bob": 1000, "broke": 10, "poor": 0, "tight": 2}
+    )
     server = start_server(
         models_dir,
         directory / "server.log",
@@ -98,7 +102,7 @@ def tenants(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
             what="alice's job finishing",
         )
         yield Tenants(
-            server, tokens["alice"], tokens["bob"], tokens["broke"], tokens["poor"], file_id, job_id
+            server, *(tokens[name] for name in ("alice", "bob", "broke", "poor", "tight")), file_id, job_id
         )
     finally:
         stop_server(server)
@@ -195,6 +199,31 @@ def test_a_live_stream_that_cannot_pay_its_first_second_is_refused_at_the_handsh
         asyncio.run(connect())
     assert refused.value.response.status_code == 402
     assert json.loads(refused.value.response.body)["err_code"] == "INSUFFICIENT_BALANCE"
+
+
+def test_a_live_stream_is_closed_when_its_balance_runs_out(tenants: Tenants) -> None:
+    half_second = np.zeros(8_000, dtype="<i2").tobytes()
+
+    async def stream() -> tuple[int | None, str]:
+        url = (
+            f"ws://{tenants.server.host}:{tenants.server.port}/v1/listen"
+            f"?encoding=linear16&sample_rate=16000&token={tenants.tight}"
+        )
+        async with websockets.connect(url) as connection:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                for _ in range(10):  # five seconds, against a balance for two
+                    await connection.send(half_second)
+                    await asyncio.sleep(0)  # let the server's close arrive while we send
+                await connection.send(json.dumps({"type": "CloseStream"}))
+                async for _ in connection:
+                    pass
+            return connection.close_code, connection.close_reason or ""
+
+    code, reason = asyncio.run(stream())
+    assert code == 1008
+    assert reason == "Insufficient token balance. Required: 1, Available: 0"
+    usage = tenants.http(tenants.tight).get("/v1/usage").json()
+    assert usage["balance"] == 0 and [u["cost"] for u in usage["data"]] == [2]
 
 
 def test_usage_is_listed_to_its_user_and_counted_per_user_id(tenants: Tenants) -> None:
