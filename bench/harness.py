@@ -42,6 +42,8 @@ BENCH_AUDIO = CACHE / "bench-audio"
 FIXTURES = Path(os.environ.get("WHISPER_API_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures"))
 JFK_WAV = FIXTURES / "audio" / "jfk.wav"
 SAMPLE_RATE = 16_000
+#: The cores this process may run on: what `whisper-api serve` at its defaults gives a request alone.
+CORES = len(os.sched_getaffinity(0))
 GGML_MAGIC_BYTES = (0x67676D6C).to_bytes(4, "little")
 _T = TypeVar("_T")
 
@@ -351,8 +353,11 @@ class WhisperApiServer(_ServerUnderTest):
         self.contexts, self.threads = contexts, threads
 
     def command(self) -> list[str]:
+        # A data directory of its own: an account with a password in the user's would close the server.
+        data_dir = tempfile.mkdtemp(prefix="bench-whisper-api-")
         command = [_whisper_api_executable(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--models-dir", str(self.models_dir), "--default-model", self.default_model]  # fmt: skip
+                   "--models-dir", str(self.models_dir), "--default-model", self.default_model,
+                   "--data-dir", data_dir]  # fmt: skip
         for flag, value in (("--contexts", self.contexts), ("--threads", self.threads)):
             if value is not None:
                 command += [flag, str(value)]

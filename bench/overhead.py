@@ -1,11 +1,11 @@
 """Overhead of `whisper-api serve` over calling whisper_full directly.
 
 HTTP end-to-end latency (upload, parse, PyAV decode, queue, whisper_full, response) of our server
-with one context (contexts=1, threads=2) against in-process `whisper_full` of the same decoded
-samples, same model, threads and flash attention (on in both, whisper.cpp's default). Target:
-ratio <= 1.05. The two are timed alternately (ABBA), never at once, so that drift in the
-machine's speed hits both alike. The server's /metrics split its share into whisper time, queue
-wait and the rest (upload parse, decode, response).
+at its defaults (no parallelism flags: a request alone takes every core) against in-process
+`whisper_full` of the same decoded samples with every core, same model and flash attention (on in
+both, whisper.cpp's default). Target: ratio <= 1.05. The two are timed alternately (ABBA), never at
+once, so that drift in the machine's speed hits both alike. The server's /metrics split its share
+into whisper time, queue wait and the rest (upload parse, decode, response).
 
     python -m bench.overhead [--quick] [--model base.en] [--repeats N]
 """
@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.harness import (
+    CORES,
     JFK_WAV,
     InProcessWhisper,
     Transcribe,
@@ -35,7 +36,8 @@ from bench.harness import (
 )
 from whisper_api.audio import decode_audio
 
-THREADS = 2
+#: Every core, as a request alone gets at the server's defaults.
+THREADS = CORES
 TARGET = 1.05
 ROUTE_LABELS = '{method="POST",route="/v1/audio/transcriptions"}'
 
@@ -115,7 +117,7 @@ def main() -> None:
     print(f"overhead: synthetic {args.model}, threads={THREADS}, flash attention on (both sides)")
     print(f"machine: {wait_until_quiet()}")
     flash = ["--flash-attn"]
-    server = WhisperApiServer(model.parent, args.model, contexts=1, threads=THREADS, extra_args=flash)
+    server = WhisperApiServer(model.parent, args.model, contexts=None, threads=None, extra_args=flash)
     with InProcessWhisper(model, THREADS, flash_attn=True) as whisper, server as transcribe:
         for clip, repeats in plan:
             measure(clip, repeats, whisper, server, transcribe)
