@@ -317,4 +317,4 @@ class _LiveStream:
     async def _fail(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):
             await self._send(deepgram.ErrorMessage(description=reason, message=reason.split(":")[0]))
-            await self.socket.close(code, reason[:120])
+            await self.socket.close(code, handshake.close_reason(reason))
