@@ -194,6 +194,8 @@ def test_undecodable_audio_is_refused_at_submission(api: httpx.Client) -> None:
         ({"url": "http://[::1"}, "url"),
         ({"url": "https://example.com/a\u0001"}, "url"),
         ({"url": "https://example.com/a.wav", "callback_url": "http://[x"}, "callback_url"),
+        ({"url": "https://example.com/a.wav", "callback_url": ""}, "callback_url"),
+        ({"url": " "}, "url"),
         ({"url": "https://example.com/a.wav", "formats": []}, "formats"),
         ({"url": "https://example.com/a.wav", "formats": [["srt"]]}, "formats"),
     ],

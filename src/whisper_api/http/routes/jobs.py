@@ -74,11 +74,11 @@ async def create_job(request: Request, jobs: JobService, principal: Principal) -
             options=jobs.transcription.with_chunking(form.options, form.chunking),
             formats=formats,
             include_logprobs=form.include_logprobs,
-            callback_url=one(fields, "callback_url"),
+            callback_url=_url_field(fields, "callback_url"),
         ),
         upload=upload,
         file_id=one(fields, "file_id"),
-        url=one(fields, "url"),
+        url=_url_field(fields, "url"),
         owner=principal,
     )
     return job_object(job)
@@ -175,6 +175,19 @@ async def cancel_job(jobs: JobService, principal: Principal, job_id: str) -> Job
 async def delete_job(jobs: JobService, principal: Principal, job_id: str) -> Deleted:
     await jobs.delete(job_id, owner=principal)
     return Deleted(id=job_id, object="transcription.job")
+
+
+def _url_field(fields: Fields, name: str) -> str | None:
+    """A URL field, None when not sent; sent empty it is refused, not read as absent as other empty
+    fields are: whoever sends callback_url= expects a callback, and the document declares a URI."""
+    value = one(fields, name)
+    if value is None and name in fields:
+        raise bad_request(
+            f"'{name}' is empty: give an http:// or https:// URL, or leave it out.",
+            param=name,
+            code="invalid_url",
+        )
+    return value
 
 
 def _json_fields(body: bytes) -> Fields:
