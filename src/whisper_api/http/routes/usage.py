@@ -31,6 +31,9 @@ class UsageList(msgspec.Struct):
     has_more: bool
     #: The asking user's balance now (their own listing only).
     balance: int | None = None
+    #: Whether that balance is never drawn on (balances off, or the operator): what a client shows as
+    #: "unlimited" rather than a number (their own listing only).
+    unlimited: bool | None = None
 
 
 def _usage_object(record: UsageRecord) -> UsageObject:
@@ -67,4 +70,5 @@ async def list_usage(
         data=[_usage_object(record) for record in page.items],
         has_more=page.has_more,
         balance=(await accounts.user(principal)).balance if own else None,
+        unlimited=not accounts.pays(principal.user_id) if own else None,
     )
