@@ -1,12 +1,31 @@
 // The service's HTTP API as the page uses it: the stored key on every request, errors as readable text.
 //
-// Credentials live here and nowhere else: today an API key the user types once (localStorage); a
-// signed-in account would supply its token through `credential()` the same way.
+// Credentials live here and nowhere else: an API key the user types once, or the session of a signed-in
+// account, which the server takes wherever it takes a key (headers, the WebSocket's `token`).
 
 const KEY_STORAGE = "whisper-api.key";
+const SESSION_STORAGE = "whisper-api.session";
 
+/** What every request sends: the signed-in session if there is one, else the key. */
 export function credential() {
-  return localStorage.getItem(KEY_STORAGE) || "";
+  return session()?.secret || localStorage.getItem(KEY_STORAGE) || "";
+}
+
+/** The signed-in account ({secret, username}) or null. Kept in localStorage like the key, not
+ * sessionStorage: it survives reloads and new tabs (jobs outlive the page), the server ends it after
+ * 24 h anyway, and "Sign out" ends it there at once. */
+export function session() {
+  try {
+    const stored = JSON.parse(localStorage.getItem(SESSION_STORAGE));
+    return stored?.secret ? stored : null;
+  } catch {
+    return null;
+  }
+}
+
+export function setSession(value) {
+  if (value) localStorage.setItem(SESSION_STORAGE, JSON.stringify(value));
+  else localStorage.removeItem(SESSION_STORAGE);
 }
 
 export function setCredential(key) {
@@ -16,10 +35,11 @@ export function setCredential(key) {
 
 /** An error the page shows as it is: what went wrong and what to do about it. */
 export class ApiError extends Error {
-  constructor(status, message, code = null) {
+  constructor(status, message, code = null, detail = "") {
     super(message);
     this.status = status;
     this.code = code;
+    this.detail = detail; // the server's own words, for callers that explain differently
   }
 }
 
@@ -48,25 +68,28 @@ export async function json(path, options) {
 async function errorOf(response) {
   let detail = "";
   let code = null;
+  const text = await response.text().catch(() => "");
   try {
     // OpenAI's shape on /v1/audio/* and jobs, Deepgram's on /v1/listen.
-    const body = await response.json();
+    const body = JSON.parse(text);
     detail = body.error?.message || body.err_msg || "";
     code = body.error?.code || body.err_code || null;
   } catch {
-    // Not JSON (a proxy's error page): the status says enough.
+    // Seed 004's /api/v1 answers its message as plain text; anything else (a proxy's page) is left out.
+    if (response.headers.get("Content-Type")?.startsWith("text/plain")) detail = text.trim().slice(0, 300);
   }
-  return new ApiError(response.status, explain(response, detail), code);
+  return new ApiError(response.status, explain(response, detail), code, detail);
 }
 
 function explain(response, detail) {
   switch (response.status) {
     case 401:
+      if (session()) return "Your session has ended. Sign in again.";
       return credential()
         ? "The server refused this API key. Enter a valid one."
-        : "This server needs an API key. Enter one to continue.";
+        : "This server needs an API key or an account: enter a key, or sign in.";
     case 402:
-      return `Your balance does not cover this request${detail ? `: ${detail}` : "."}`;
+      return `Your balance does not cover this request${detail ? ` (${detail})` : ""}. Ask an admin to top it up.`;
     case 429: {
       const wait = response.headers.get("Retry-After");
       return `The server is busy${wait ? `; try again in ${wait} s` : "; try again shortly"}.`;

@@ -1,7 +1,8 @@
-// The page: tabs, the API key, the models, and transcribing a file with its segments streamed as
-// whisper decodes them.
+// The page: tabs, the API key or an account, the models, and transcribing a file with its segments
+// streamed as whisper decodes them.
 
-import { ApiError, call, credential, events, json, setCredential } from "./api.js";
+import * as account from "./account.js";
+import { ApiError, call, credential, events, json, session, setCredential } from "./api.js";
 import * as jobs from "./jobs.js";
 import { fillLanguages } from "./languages.js";
 import * as live from "./live.js";
@@ -19,7 +20,11 @@ function notify(text) {
 function report(error) {
   if (error?.name === "AbortError") return;
   notify(error.message || String(error));
-  if (error instanceof ApiError && error.status === 401) askForKey(error.message);
+  if (!(error instanceof ApiError && error.status === 401)) return;
+  if (session()) {
+    account.forget();
+    account.askToSignIn(error.message);
+  } else askForKey(error.message);
 }
 
 function askForKey(why) {
@@ -32,6 +37,10 @@ function askForKey(why) {
 function initKey() {
   $("key-button").addEventListener("click", () => askForKey());
   $("key-cancel").addEventListener("click", () => $("key-dialog").close());
+  $("key-sign-in").addEventListener("click", () => {
+    $("key-dialog").close();
+    account.askToSignIn();
+  });
   $("key-forget").addEventListener("click", () => {
     setCredential("");
     $("key-dialog").close();
@@ -57,18 +66,21 @@ function initTabs() {
       $(tab.getAttribute("aria-controls")).hidden = !selected;
     }
     if (chosen.id === "tab-jobs") jobs.refresh();
+    if (chosen.id === "tab-usage") account.refresh();
   };
-  tabs.forEach((tab, index) => {
+  for (const tab of tabs) {
     tab.addEventListener("click", () => select(tab));
-    // The tab pattern: arrows move between tabs, Tab moves into the panel.
+    // The tab pattern: arrows move between tabs, Tab moves into the panel. Usage is there only when
+    // signed in.
     tab.addEventListener("keydown", (event) => {
       const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
       if (!step) return;
-      const next = tabs[(index + step + tabs.length) % tabs.length];
+      const shown = tabs.filter((each) => !each.hidden);
+      const next = shown[(shown.indexOf(tab) + step + shown.length) % shown.length];
       next.focus();
       select(next);
     });
-  });
+  }
 }
 
 // -- models ---------------------------------------------------------------------------------------
@@ -98,6 +110,7 @@ async function load() {
   }
   updateTask();
   jobs.refresh();
+  account.refresh();
 }
 
 /** Translation needs a multilingual model: offer it only with one. */
@@ -210,6 +223,7 @@ async function transcribe(event) {
   } finally {
     running = null;
     busy(false);
+    account.refresh(); // what it cost, or that the balance ran out
   }
 }
 
@@ -245,6 +259,10 @@ function initFile() {
 
 for (const select of document.querySelectorAll(".language-select")) fillLanguages(select);
 initKey();
+account.init(report, () => {
+  $("notice").hidden = true; // what asked for the sign-in
+  load();
+});
 initTabs();
 initFile();
 view.init();
