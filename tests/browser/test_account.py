@@ -24,21 +24,30 @@ from tests.support.media import pcm_wav
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture(scope="module")
-def balance_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The small synthetic model, balances on, and alice (100 tokens) made as an operator makes her."""
-    directory = tmp_path_factory.mktemp("account")
+def whisper_api(data_dir: Path, *args: str, stdin: str = "") -> None:
+    """The `whisper-api` command on the server's data directory, as its operator runs it."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("WHISPER_API_")}
-    create = ["users", "create", "alice", "--password-stdin", "--balance", "100"]
     subprocess.run(
-        [sys.executable, "-m", "whisper_api", *create],
-        input=PASSWORD,
+        [sys.executable, "-m", "whisper_api", *args],
+        input=stdin,
         text=True,
         check=True,
-        env={**environment, "WHISPER_API_DATA_DIR": str(directory / "data")},
+        capture_output=True,
+        env={**environment, "WHISPER_API_DATA_DIR": str(data_dir)},
     )
-    flags = "--default-model mini.en --threads 1 --balances"
-    server = start_server(models_dir, directory / "server.log", flags)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("account") / "data"
+
+
+@pytest.fixture(scope="module")
+def balance_server(models_dir: Path, data_dir: Path) -> Iterator[Server]:
+    """The small synthetic model, balances on, and alice (100 tokens) made as an operator makes her."""
+    whisper_api(data_dir, "users", "create", "alice", "--password-stdin", "--balance", "100", stdin=PASSWORD)
+    flags = f"--default-model mini.en --threads 1 --balances --data-dir {data_dir}"
+    server = start_server(models_dir, data_dir.parent / "server.log", flags)
     yield server
     stop_server(server)
 
@@ -52,7 +61,7 @@ def two_seconds(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_signed_in_the_page_shows_the_balance_and_what_a_transcription_cost_and_sign_out_ends_the_session(
-    browser: Chrome, balance_server: Server, console: list[dict], two_seconds: Path
+    browser: Chrome, balance_server: Server, data_dir: Path, console: list[dict], two_seconds: Path
 ) -> None:
     browser.get(f"{balance_server.base_url}/web/icon.svg")
     browser.execute_script("localStorage.clear()")
@@ -83,6 +92,15 @@ def test_signed_in_the_page_shows_the_balance_and_what_a_transcription_cost_and_
     finally:
         browser.set_window_size(1280, 900)
 
+    # An exhausted balance: the request is refused with a message saying so, and nothing is charged.
+    whisper_api(data_dir, "users", "set", "alice", "--balance", "1")
+    by_id(browser, "tab-file").click()
+    by_id(browser, "transcribe").click()
+    wait(browser, lambda b: by_id(b, "notice").is_displayed(), 30)
+    assert by_id(browser, "notice-text").text.startswith("Your balance does not cover this request")
+    wait(browser, lambda b: by_id(b, "who-balance").text == "· balance: 1 token", 10)
+    browser.save_screenshot(str(SCREENS / "account-402.png"))
+
     secret = browser.execute_script("return JSON.parse(localStorage.getItem('whisper-api.session')).secret")
     by_id(browser, "sign-out").click()
     # Signed out, the page starts afresh and asks again, as on the first visit; the session is over.
@@ -92,9 +110,10 @@ def test_signed_in_the_page_shows_the_balance_and_what_a_transcription_cost_and_
     assert browser.execute_script("return localStorage.getItem('whisper-api.session')") is None
     refused = httpx.get(f"{balance_server.base_url}/v1/usage", headers={"Authorization": f"Bearer {secret}"})
     assert refused.status_code == 401
-    # The refused requests are those two anonymous loads: the browser logs each as a failed load.
+    # The refused requests are the two anonymous loads and the unpaid transcription: the browser logs
+    # each as a failed load.
     console.extend(browser.get_log("browser"))
-    failed = [entry for entry in console if "401" in entry["message"]]
-    assert len(failed) == 2 and all("/v1/models" in entry["message"] for entry in failed)
+    failed = [entry for entry in console if "401" in entry["message"] or "402" in entry["message"]]
+    assert sorted("/v1/models" in entry["message"] for entry in failed) == [False, True, True]
     for entry in failed:
         console.remove(entry)
