@@ -40,6 +40,9 @@ BASE_SAYS = (
     "And so my fellow Americans ask not what your country can do for you, "
     "ask what you can do for your country."
 )
+#: The same with flash attention off, as this module's server runs (it times words by DTW, which needs
+#: it off): the rounding differs, and the first comma comes back.
+BASE_SAYS_WITHOUT_FLASH_ATTENTION = BASE_SAYS.replace("Americans", "Americans,")
 #: How far a word's start or end may be from the reference's.
 WORD_TOLERANCE_S = 0.3
 #: "ask not what your country can do for you,": 4.3 s of jfk.wav between two pauses, to keep the
@@ -107,14 +110,14 @@ def cue_texts(subtitles: str) -> list[str]:
 def test_jfk_is_transcribed_as_the_sentence(client: openai.OpenAI, jfk: tuple[str, bytes, str]) -> None:
     result = client.audio.transcriptions.create(model="whisper-1", file=jfk)
     assert words(result.text) == words(SENTENCE)
-    assert result.text == BASE_SAYS
+    assert result.text == BASE_SAYS_WITHOUT_FLASH_ATTENTION
 
 
 def test_verbose_json_has_the_sentence_its_segments_and_english(
     client: openai.OpenAI, jfk: tuple[str, bytes, str]
 ) -> None:
     result = client.audio.transcriptions.create(model="whisper-1", file=jfk, response_format="verbose_json")
-    assert result.text == BASE_SAYS
+    assert result.text == BASE_SAYS_WITHOUT_FLASH_ATTENTION
     assert words(" ".join(segment.text for segment in result.segments or [])) == words(SENTENCE)
     assert result.language == "english" and result.duration == pytest.approx(11.0)
 
@@ -161,7 +164,7 @@ def test_streamed_deltas_join_to_the_sentence(client: openai.OpenAI, jfk: tuple[
     events = list(client.audio.transcriptions.create(model="whisper-1", file=jfk, stream=True))
     deltas = "".join(event.delta for event in events if event.type == "transcript.text.delta")
     assert words(deltas) == words(SENTENCE)
-    assert events[-1].type == "transcript.text.done" and events[-1].text == BASE_SAYS
+    assert events[-1].type == "transcript.text.done" and events[-1].text == BASE_SAYS_WITHOUT_FLASH_ATTENTION
 
 
 @pytest.mark.parametrize("name", sorted(UPLOAD_FORMATS))
