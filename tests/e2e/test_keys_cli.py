@@ -74,4 +74,3 @@ def test_the_first_key_says_that_it_closes_an_open_server(data_dir: Path) -> Non
 def test_later_keys_do_not_repeat_the_warning(data_dir: Path) -> None:
     keys(data_dir, "create", "first")
     assert "now requires an API key" not in keys(data_dir, "create", "second").stderr
-
