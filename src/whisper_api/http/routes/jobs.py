@@ -74,11 +74,11 @@ async def create_job(request: Request, jobs: JobService, principal: Principal) -
             options=jobs.transcription.with_chunking(form.options, form.chunking),
             formats=formats,
             include_logprobs=form.include_logprobs,
-            callback_url=_url_field(fields, "callback_url"),
+            callback_url=one(fields, "callback_url"),
         ),
         upload=upload,
         file_id=one(fields, "file_id"),
-        url=_url_field(fields, "url"),
+        url=one(fields, "url"),
         owner=principal,
     )
     return job_object(job)
@@ -177,17 +177,7 @@ async def delete_job(jobs: JobService, principal: Principal, job_id: str) -> Del
     return Deleted(id=job_id, object="transcription.job")
 
 
-def _url_field(fields: Fields, name: str) -> str | None:
-    """A URL field, None when not sent; sent empty it is refused, not read as absent as other empty
-    fields are: whoever sends callback_url= expects a callback, and the document declares a URI."""
-    value = one(fields, name)
-    if value is None and name in fields:
-        raise bad_request(
-            f"'{name}' is empty: give an http:// or https:// URL, or leave it out.",
-            param=name,
-            code="invalid_url",
-        )
-    return value
+_URL_FIELDS = ("url", "callback_url")
 
 
 def _json_fields(body: bytes) -> Fields:
@@ -198,6 +188,15 @@ def _json_fields(body: bytes) -> Fields:
         raise bad_request("The body is not valid JSON.", code="invalid_json") from None
     if not isinstance(document, dict):
         raise bad_request("The body must be a JSON object.", code="invalid_json")
+    for name in _URL_FIELDS:
+        # A form's empty field is one left blank (browsers and Swagger send those), but JSON's "" is a
+        # value, and the document declares a URI: whoever sends callback_url "" expects a callback.
+        if isinstance(document.get(name), str) and not document[name].strip():
+            raise bad_request(
+                f"'{name}' is empty: give an http:// or https:// URL, or leave it out.",
+                param=name,
+                code="invalid_url",
+            )
     return {name: _as_strings(name, value) for name, value in document.items() if value is not None}
 
 
