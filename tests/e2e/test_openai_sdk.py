@@ -17,7 +17,7 @@ FAST = {"temperature_increment_on_fallback": 0}
 
 
 def test_json_response_parses_into_the_sdk_transcription_type(client: openai.OpenAI, jfk_wav: Path) -> None:
-    result = client.audio.transcriptions.create(model=MODEL, file=jfk_wav)
+    result = client.audio.transcriptions.create(model=MODEL, file=jfk_wav, extra_body=FAST)
     assert isinstance(result, Transcription)
     assert result.text
     assert result.usage is not None and result.usage.type == "duration" and result.usage.seconds == 11
