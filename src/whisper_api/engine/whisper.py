@@ -416,18 +416,6 @@ class WhisperContext:
             samples, end_of_text=self.model.end_of_text, first_timestamp=self.model.first_timestamp
         )
 
-    def _decoded_token(self, data: h.TokenData) -> DecodedToken:
-        return DecodedToken(
-            id=data.id,
-            timestamp_id=data.tid,
-            timestamp_prob=float(data.pt),
-            timestamp_prob_sum=float(data.ptsum),
-            voice_length=float(data.vlen),
-            # whisper.cpp leaves -1 where it did no DTW.
-            dtw_time=data.t_dtw * _TIME_UNIT if data.t_dtw >= 0 else None,
-            punctuation=is_punctuation(self.model.token_bytes(data.id).decode("utf-8", "replace")),
-        )
-
     def _segment(self, index: int, duration: float, clock: TokenClock | None) -> Segment:
         """Segment `index` of the last run, its times clamped to the audio (whisper pads the last window).
 
@@ -445,20 +433,22 @@ class WhisperContext:
             lib.whisper_full_get_token_data_from_state(state, index, position)
             for position in range(lib.whisper_full_n_tokens_from_state(state, index))
         ]
+        texts = [self.model.token_bytes(data.id) for data in decoded]
         if clock is None:
             times = [(data.t0 * _TIME_UNIT, data.t1 * _TIME_UNIT) for data in decoded]
         else:
-            times = clock.times([self._decoded_token(data) for data in decoded], start, end)
+            aligned = [_decoded_token(data, text) for data, text in zip(decoded, texts, strict=True)]
+            times = clock.times(aligned, start, end)
         tokens = [
             Token(
                 id=data.id,
-                bytes=self.model.token_bytes(data.id),
+                bytes=text,
                 logprob=float(data.plog),
                 start=clamped(token_start),
                 end=clamped(token_end),
                 special=data.id >= self.model.end_of_text,
             )
-            for data, (token_start, token_end) in zip(decoded, times, strict=True)
+            for data, text, (token_start, token_end) in zip(decoded, texts, times, strict=True)
         ]
         no_speech = lib.whisper_full_get_segment_no_speech_prob_from_state(state, index)
         return Segment(
@@ -507,6 +497,19 @@ def _condition_on_prompt_only(params: h.FullParams, prompt_tokens: int) -> None:
 
 def _floats(samples: np.ndarray) -> ctypes._Pointer[ctypes.c_float]:
     return samples.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+
+
+def _decoded_token(data: h.TokenData, text: bytes) -> DecodedToken:
+    return DecodedToken(
+        id=data.id,
+        timestamp_id=data.tid,
+        timestamp_prob=float(data.pt),
+        timestamp_prob_sum=float(data.ptsum),
+        voice_length=float(data.vlen),
+        # whisper.cpp leaves -1 where it did no DTW.
+        dtw_time=data.t_dtw * _TIME_UNIT if data.t_dtw >= 0 else None,
+        punctuation=is_punctuation(text.decode("utf-8", "replace")),
+    )
 
 
 def _finite(samples: np.ndarray) -> np.ndarray:
