@@ -12,25 +12,36 @@ from typing import TypeVar
 
 from litestar.connection import ASGIConnection
 
+from whisper_api.accounts.principal import Principal
 from whisper_api.accounts.service import AccountService, Charge, Meter
 from whisper_api.http.auth import authenticate
 
 T = TypeVar("T")
 
 
+def _accounts(connection: ASGIConnection) -> AccountService:
+    accounts: AccountService = connection.app.state.accounts
+    return accounts
+
+
 async def reserve(connection: ASGIConnection, *, surface: str, model: str, audio_seconds: float) -> Charge:
     """The price of `audio_seconds`, taken from the asking user's balance (InsufficientBalance if short)."""
-    accounts: AccountService = connection.app.state.accounts
     principal = await authenticate(connection)
-    return await accounts.charge(
-        principal, surface=surface, model=model, audio_seconds=audio_seconds
-    ).reserve()
+    return (
+        await _accounts(connection)
+        .charge(principal, surface=surface, model=model, audio_seconds=audio_seconds)
+        .reserve()
+    )
 
 
 async def meter(connection: ASGIConnection, *, surface: str, model: str) -> Meter:
     """A live stream's charge, paid by the second as audio arrives."""
-    accounts: AccountService = connection.app.state.accounts
-    return accounts.meter(await authenticate(connection), surface=surface, model=model)
+    return _accounts(connection).meter(await authenticate(connection), surface=surface, model=model)
+
+
+async def check_first_second(connection: ASGIConnection, principal: Principal) -> None:
+    """A stream that could not pay for its first second is refused before it starts."""
+    await _accounts(connection).check_balance(principal, 1)
 
 
 async def paid(charge: Charge, items: AsyncIterator[T]) -> AsyncIterator[T]:

@@ -159,8 +159,7 @@ async def listen_live(socket: WebSocket, service: TranscriptionService, live: Li
             principal = await authenticate(socket)
         except ApiError:
             raise ApiError(401, "Incorrect or missing API key.", code="invalid_auth") from None
-        # A stream that could not pay for its first second is refused before it starts.
-        await socket.app.state.accounts.check_balance(principal, 1)
+        await billing.check_first_second(socket, principal)
         query = deepgram.parse_listen_query(socket.query_params.dict())
         model = listen_model(service, query.model)
         service.check(model, query.options)

@@ -56,8 +56,7 @@ async def realtime_transcription(socket: WebSocket, service: TranscriptionServic
     """OpenAI's realtime API for transcription sessions, in its beta and GA event shapes."""
     try:
         principal = await authenticate(socket)
-        # A session that could not pay for its first second is refused before it starts.
-        await socket.app.state.accounts.check_balance(principal, 1)
+        await billing.check_first_second(socket, principal)
         intent = socket.query_params.get("intent", _TRANSCRIPTION)
         if intent != _TRANSCRIPTION:
             raise ApiError(
