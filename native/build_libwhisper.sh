@@ -57,5 +57,9 @@ find "$build" \( -name 'libwhisper.so*' -o -name 'libggml*.so*' -o -name 'libwhi
     -exec cp -P {} "$out/" \;
 if [[ "$backend" == cuda ]]; then
     cp -P "$cu"/lib/libcublas*.so* "$out/"
+    # The CUDA runtime the build linked, wherever the toolkit keeps it: a GPU machine may have the driver
+    # and no toolkit.
+    cudart="$(ldd "$out/libggml-cuda.so" | awk '/libcudart/ { print $3 }')"
+    cp -L "$cudart" "$out/"
 fi
 ls "$out"/libwhisper.so* "$out"/libwhisper*.dylib 2>/dev/null | head -n 1
