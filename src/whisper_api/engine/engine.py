@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import structlog
 
 from whisper_api.engine.catalog import ModelCatalog, ModelFile
-from whisper_api.engine.pool import CoreBudget, ModelPool, Submission, available_cores
+from whisper_api.engine.chunks import Stitch, plan
+from whisper_api.engine.pool import CoreBudget, ModelPool, Submission, Work, available_cores
 from whisper_api.engine.speech_only import SpeechCut
 from whisper_api.engine.types import DecodeOptions, LanguageGuess, SpeechRules, Transcript
 from whisper_api.engine.vad import Span, VadError, VoiceActivity
@@ -142,20 +144,19 @@ class Engine:
         on_segment: OnSegment | None = None,
         on_progress: OnProgress | None = None,
     ) -> Transcript:
-        def work(context: WhisperContext, should_abort: ShouldAbort) -> Transcript:
-            if options.speech_only is None:
-                return context.transcribe(
-                    samples,
-                    options,
-                    on_segment=on_segment,
-                    on_progress=on_progress,
-                    should_abort=should_abort,
-                )
-            return self._transcribe_speech(
-                context, samples, options, options.speech_only, on_segment, on_progress, should_abort
+        deadline = _deadline(timeout)
+        if options.speech_only is not None:
+            return await self._transcribe_speech(
+                model, samples, options, options.speech_only, deadline, on_segment, on_progress
             )
 
-        return await self.run(model, len(samples) / SAMPLE_RATE, work, timeout=timeout)
+        def work(context: WhisperContext, should_abort: ShouldAbort) -> Transcript:
+            return context.transcribe(
+                samples, options, on_segment=on_segment, on_progress=on_progress, should_abort=should_abort
+            )
+
+        pool = await self._admitted(model)
+        return await _outcome(pool, work, len(samples) / SAMPLE_RATE, deadline)
 
     async def detect_language(self, model: ModelFile, samples: np.ndarray) -> LanguageGuess:
         def work(context: WhisperContext, _should_abort: ShouldAbort) -> LanguageGuess:
@@ -178,30 +179,112 @@ class Engine:
         finally:
             detector.close()
 
-    def _transcribe_speech(
+    async def _transcribe_speech(
         self,
-        context: WhisperContext,
+        model: ModelFile,
         samples: np.ndarray,
         options: DecodeOptions,
         rules: SpeechRules,
+        deadline: float | None,
         on_segment: OnSegment | None,
         on_progress: OnProgress | None,
-        should_abort: ShouldAbort,
     ) -> Transcript:
-        """Transcribe only the speech VAD finds (speech_only.py); silence alone gives no segments."""
+        """Transcribe only the speech VAD finds (speech_only.py); silence alone gives no segments.
+
+        Speech longer than one window, where the pool can run several at once, is transcribed in chunks
+        on several states (`_transcribe_chunks`); shorter speech as one joined clip in one run.
+        """
+        pool = await self._admitted(model)
         duration = len(samples) / SAMPLE_RATE
-        cut = SpeechCut.of(self.speech(samples, rules))
-        if not cut.spans:
-            language = context.language(samples, options.language)
-            return Transcript(options.task, language, duration, (), options.temperature)
-        joined = context.transcribe(
-            cut.join(samples),
-            options,
-            on_segment=None if on_segment is None else lambda segment: on_segment(cut.segment(segment)),
-            on_progress=on_progress,
-            should_abort=should_abort,
-        )
-        return cut.transcript(joined, duration)
+        # Silero takes about 0.25 % of the audio's duration on one core (1.4 s for 10 minutes): off the
+        # event loop, on the same bounded executor as the service's language detection.
+        spans = await asyncio.to_thread(self.speech, samples, rules)
+        cuts = plan(spans, samples)
+        if len(cuts) > 1 and _parallel_chunks(pool) > 1:
+            stitch = Stitch(cuts, on_segment, on_progress)
+            return await self._transcribe_chunks(model, pool, samples, options, stitch, deadline)
+        cut = SpeechCut.of(spans)
+
+        def work(context: WhisperContext, should_abort: ShouldAbort) -> Transcript:
+            if not cut.spans:
+                language = context.language(samples, options.language)
+                return Transcript(options.task, language, duration, (), options.temperature)
+            joined = context.transcribe(
+                cut.join(samples),
+                options,
+                on_segment=None if on_segment is None else lambda segment: on_segment(cut.segment(segment)),
+                on_progress=on_progress,
+                should_abort=should_abort,
+            )
+            return cut.transcript(joined, duration)
+
+        return await _outcome(pool, work, cut.seconds or duration, deadline)
+
+    async def _transcribe_chunks(
+        self,
+        model: ModelFile,
+        pool: ModelPool,
+        samples: np.ndarray,
+        options: DecodeOptions,
+        stitch: Stitch,
+        deadline: float | None,
+    ) -> Transcript:
+        """Each of `stitch`'s cuts as a submission of its own, as many at once as the pool can run side
+        by side (`_parallel_chunks`), stitched back together in order (chunks.py).
+
+        The request was admitted once, like any; its chunks go to the pool as earlier ones finish, so it
+        never holds more than that many places in the queue, later chunks are never refused halfway, and
+        each is ranked as it is submitted: a short clip arriving meanwhile waits at most for one chunk.
+        If a chunk fails or the caller is cancelled, the other chunks are cancelled with it.
+        """
+        duration = len(samples) / SAMPLE_RATE
+        language: LanguageGuess | None = None
+        if options.language is None and model.multilingual:
+            # Detected once, from the first chunk's speech as one run would from its first window, so the
+            # transcript never switches language from chunk to chunk.
+            first = stitch.cuts[0]
+            language = await _outcome(
+                pool,
+                lambda context, _abort: context.language(first.join(samples), None),
+                first.seconds,
+                deadline,
+            )
+            options = replace(options, language=language.code)
+        # The prompt goes to every chunk, not just the first: in one run the prompt stays in the text each
+        # later window is conditioned on (until about 223 tokens of decoded text push it out), and its usual
+        # purposes, names and spellings and punctuation style, hold for the whole file. Chunked pipelines
+        # users know (faster-whisper's BatchedInferencePipeline, WhisperX) prompt every chunk alike.
+        slots = asyncio.Semaphore(_parallel_chunks(pool))
+
+        def chunk_work(number: int, cut: SpeechCut) -> Work:
+            def work(context: WhisperContext, should_abort: ShouldAbort) -> Transcript:
+                joined = context.transcribe(
+                    cut.join(samples),
+                    options,
+                    on_segment=functools.partial(stitch.segment, number),
+                    on_progress=functools.partial(stitch.progress, number),
+                    should_abort=should_abort,
+                )
+                stitch.finished(number)
+                return joined
+
+            return work
+
+        async def transcribe_chunk(number: int, cut: SpeechCut) -> Transcript:
+            async with slots:
+                return await _outcome(pool, chunk_work(number, cut), cut.seconds, deadline)
+
+        # Created together, so the first chunks are all queued before a context takes cores for one of
+        # them: each then gets its share of the cores rather than the first taking every core.
+        chunks = [asyncio.ensure_future(transcribe_chunk(n, cut)) for n, cut in enumerate(stitch.cuts)]
+        try:
+            parts = await asyncio.gather(*chunks)
+        finally:
+            for chunk in chunks:
+                chunk.cancel()
+            # Each cancelled chunk cancels its submission: none is left queued or running.
+            await asyncio.gather(*chunks, return_exceptions=True)
+        return stitch.transcript(parts, language or parts[0].language, duration)
 
     async def prepare(self, model: ModelFile) -> None:
         """Load `model` and check there is room in the queue, without queueing anything."""
@@ -217,16 +300,15 @@ class Engine:
         timeout: float | None = None,
     ):
         """Queue `work` for one of `model`'s contexts and wait for it; cancelling the caller aborts it."""
+        pool = await self._admitted(model)
+        return await _outcome(pool, work, audio_seconds, _deadline(timeout))
+
+    async def _admitted(self, model: ModelFile) -> ModelPool:
+        """`model`'s pool, loaded, once there is room in the queue for one more transcription."""
         self._admit()
         pool = await self._pool(model)
         self._admit()
-        deadline = time.monotonic() + timeout if timeout else None
-        submission: Submission = pool.submit(work, audio_seconds, deadline)
-        try:
-            return await asyncio.wrap_future(submission.result)
-        except asyncio.CancelledError:
-            submission.cancel()
-            raise
+        return pool
 
     def _admit(self) -> None:
         queued = sum(pool.queued for pool in self._pools.values())
@@ -296,3 +378,24 @@ class Engine:
             await asyncio.to_thread(pool.close, 30)
             metrics.MODELS_LOADED.set(len(self._pools))
             log.info("model_unloaded", model=model_id)
+
+
+def _deadline(timeout: float | None) -> float | None:
+    return time.monotonic() + timeout if timeout else None
+
+
+async def _outcome(pool: ModelPool, work: Work, audio_seconds: float, deadline: float | None) -> Any:
+    """`work` queued on `pool`, waited for; cancelling the caller aborts it."""
+    submission: Submission = pool.submit(work, audio_seconds, deadline)
+    try:
+        return await asyncio.wrap_future(submission.result)
+    except asyncio.CancelledError:
+        submission.cancel()
+        raise
+
+
+def _parallel_chunks(pool: ModelPool) -> int:
+    """Chunks of one request decoded at once: one per core the pool's runs can have side by side, on at
+    most every context; with more contexts than cores (the default, cores + 1), one stays free, so a
+    short clip arriving meanwhile starts on it at once (pausing a chunk for its cores)."""
+    return min(pool.contexts, pool.cores.cores // max(pool.threads, 1))

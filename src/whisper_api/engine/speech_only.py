@@ -35,8 +35,15 @@ class SpeechCut:
         starts, position = [], 0.0
         for span in spans:
             starts.append(position)
-            position += _samples(span.end) / SAMPLE_RATE - _samples(span.start) / SAMPLE_RATE + PAUSE_SECONDS
+            position += length(span) + PAUSE_SECONDS
         return cls(tuple(spans), tuple(starts))
+
+    @property
+    def seconds(self) -> float:
+        """Length of the joined audio."""
+        if not self.spans:
+            return 0.0
+        return self.joined_starts[-1] + length(self.spans[-1])
 
     def join(self, samples: np.ndarray) -> np.ndarray:
         """The speech of `samples`, span after span, with a short pause between."""
@@ -58,6 +65,11 @@ class SpeechCut:
     def transcript(self, joined: Transcript, duration: float) -> Transcript:
         """`joined`'s result on the original clip's clock."""
         return replace(joined.retimed(self.original_time), duration=duration)
+
+
+def length(span: Span) -> float:
+    """Seconds of `span` as cut from the audio (whole samples)."""
+    return (_samples(span.end) - _samples(span.start)) / SAMPLE_RATE
 
 
 def _samples(seconds: float) -> int:
