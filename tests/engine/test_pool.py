@@ -273,8 +273,52 @@ def test_a_long_run_pauses_for_a_short_clip_and_then_finishes(models_dir: Path) 
         pool.close(timeout=10)
 
 
-def test_a_paused_run_that_is_cancelled_stops_without_its_cores(models_dir: Path) -> None:
+def test_a_short_clip_runs_on_the_thread_and_cores_of_the_run_it_interrupts(models_dir: Path) -> None:
+    """Hosted there, it reuses that run's OpenMP pool instead of starting a second one beside it."""
+    pool = elastic_pool(models_dir / "ggml-mini.en.bin", contexts=2, cores=2)
+    started, finish = threading.Event(), threading.Event()
+    long_thread: list[int] = []
+
+    def long_work(context, should_abort):
+        long_thread.append(threading.get_ident())
+        return checking_until(finish, started)(context, should_abort)
+
+    try:
+        long = pool.submit(long_work, 600.0, None)
+        assert started.wait(10)
+        short = pool.submit(lambda context, _a: (context.threads, threading.get_ident()), 1.0, None)
+        assert short.result.result(timeout=10) == (2, long_thread[0])
+        finish.set()
+        assert long.result.result(timeout=10) == "long"
+    finally:
+        finish.set()
+        pool.close(timeout=10)
+
+
+def test_a_run_cancelled_while_it_hosts_a_clip_stops_once_the_clip_is_done(models_dir: Path) -> None:
     pool = elastic_pool(models_dir / "ggml-mini.en.bin", contexts=2, cores=1)
+    started, finish, release = threading.Event(), threading.Event(), threading.Event()
+    try:
+        long = pool.submit(checking_until(finish, started), 600.0, None)
+        assert started.wait(10)
+        short = pool.submit(blocker(release), 1.0, None)
+        while pool.cores.pauses == 0:
+            time.sleep(0.01)
+        long.cancel()
+        release.set()
+        assert short.result.result(timeout=10) == "released"
+        assert isinstance(long.result.exception(timeout=10), Aborted)
+    finally:
+        finish.set()
+        release.set()
+        pool.close(timeout=10)
+
+
+def test_a_paused_run_that_is_cancelled_stops_without_its_cores(models_dir: Path) -> None:
+    """Runs of a fixed width pause and give their cores back rather than host another run."""
+    pool = ModelPool("mini", models_dir / "ggml-mini.en.bin", contexts=2, threads=1, cores=CoreBudget(1))
+    for loaded in pool.start():
+        loaded.result(timeout=30)
     started, finish, release = threading.Event(), threading.Event(), threading.Event()
     try:
         long = pool.submit(checking_until(finish, started), 600.0, None)

@@ -14,9 +14,16 @@ Threads come from a `CoreBudget` the engine's pools share. A run starts with the
 moment (all of them when it is alone, a share when others are waiting to start) and keeps that many
 to its end, since whisper.cpp fixes them per call. The same order decides who runs: at every point
 where whisper.cpp checks for an abort (before each 30 s window, after each encoder and decoder pass)
-a run that a better-placed submission is waiting behind pauses inside the callback, its cores given
-back and its decoding state left as it is, and carries on when cores are free again: nothing is
-recomputed, so a paused run's transcript is the one it would have had.
+a run that a better-placed submission is waiting behind pauses inside the callback, its decoding state
+left as it is, and carries on afterwards: nothing is recomputed, so a paused run's transcript is the one
+it would have had.
+
+A paused run hosts the new run it made way for: the newcomer's work runs on the paused run's thread,
+inside that callback, with its cores. A run on several threads owns an OpenMP pool (libgomp's, per
+calling thread), and a paused run's pool stays alive; a second pool started beside it would make libgomp
+count more threads than cores and stop spin-waiting at barriers, which made the newcomer run at half
+speed (bench/head_of_line.py). On the paused run's thread the newcomer reuses its pool. A paused run only
+gives its cores back to wait for them again when the one it makes way for is itself a paused run.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import functools
 import heapq
 import itertools
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -63,13 +71,25 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-@dataclass(eq=False)
-class _Claim:
-    rank: Rank
-    #: Fewest cores it can start with: a paused run needs the width it was started with.
-    need: int
-    #: A new run, which takes what is free; a paused one resumes with exactly `need`.
-    flexible: bool
+class Handover:
+    """A hosted run's work, carried from its own context thread to the thread of the run hosting it."""
+
+    def __init__(self) -> None:
+        self._work: queue.SimpleQueue[Callable[[], Any]] = queue.SimpleQueue()
+        self._outcome: Future[Any] = Future()
+
+    def run_there(self, work: Callable[[], _T]) -> _T:
+        """On the hosted run's thread: have the host run `work`, and wait for its outcome."""
+        self._work.put(work)
+        return self._outcome.result()
+
+    def run_here(self) -> None:
+        """On the host's thread: run the work handed over, and pass its outcome back."""
+        work = self._work.get()
+        try:
+            self._outcome.set_result(work())
+        except BaseException as error:
+            self._outcome.set_exception(error)
 
 
 @dataclass(eq=False)
@@ -79,6 +99,19 @@ class Lease:
     rank: Rank
     width: int
     held: bool = True
+    #: Set for a run hosted on the thread of a run that paused for it (its cores are that run's).
+    handover: Handover | None = None
+
+
+@dataclass(eq=False)
+class _Claim:
+    rank: Rank
+    #: Fewest cores it can start with: a paused run needs the width it was started with.
+    need: int
+    #: A new run, which takes what is free; a paused one resumes with exactly `need`.
+    flexible: bool
+    #: The lease of a paused run's thread and cores, when one hosts this (new) run.
+    hosted: Lease | None = None
 
 
 class CoreBudget:
@@ -87,8 +120,8 @@ class CoreBudget:
     whisper.cpp's threads spin while they wait for each other, so more threads than cores slow every run
     down: the widths of the runs holding cores never add up to more than `cores`. Cores go to the
     best-ranked claim first (strict order, so a long file is never starved by later short ones that fit),
-    and a running run gives its cores back at its next checkpoint when a better-ranked claim is waiting
-    for them (`should_yield`, `pause`).
+    and a running run makes way at its next checkpoint when a better-ranked claim is waiting for them
+    (`should_yield`): it hosts a new run (`lend`, `take_back`) or gives its cores to a paused one (`pause`).
     """
 
     def __init__(self, cores: int) -> None:
@@ -111,9 +144,11 @@ class CoreBudget:
         with self._condition:
             if not self._wait_for_turn(claim, abandon):
                 return None
+            if claim.hosted is not None:
+                return claim.hosted
             width = claim.need
             if claim.flexible:
-                others = sum(1 for other in self._waiting if other.flexible) + crowd()
+                others = sum(1 for other in self._unserved() if other.flexible) + crowd()
                 width = self._free if others == 0 else max(1, self._free // (others + 1))
             self._free -= width
             return Lease(rank, width)
@@ -127,7 +162,32 @@ class CoreBudget:
     def should_yield(self, lease: Lease) -> bool:
         """Whether a better-ranked claim is waiting for cores that are not free."""
         with self._condition:
-            return any(claim.rank < lease.rank and claim.need > self._free for claim in self._waiting)
+            return any(claim.rank < lease.rank and claim.need > self._free for claim in self._unserved())
+
+    def lend(self, lease: Lease) -> tuple[Lease, Handover] | None:
+        """The lease and handover of the new run that `lease`'s run should host now, with its cores: the
+        best-ranked waiting claim when it is a new run ranked before it. None when that claim is a paused
+        run (which needs its own thread), or there is none."""
+        with self._condition:
+            best = min(self._unserved(), key=lambda waiting: waiting.rank, default=None)
+            if best is None or not best.flexible or best.rank >= lease.rank:
+                return None
+            handover = Handover()
+            best.hosted = Lease(best.rank, lease.width, handover=handover)
+            lease.held = False
+            self.pauses += 1
+            self._condition.notify_all()
+            return best.hosted, handover
+
+    def take_back(self, lease: Lease, guest: Lease, abandon: Callable[[], bool]) -> bool:
+        """After hosting `guest`: its cores are `lease`'s again (or, if it had given them up, they are
+        waited for); False if `abandon()` turned true first."""
+        with self._condition:
+            if guest.held:
+                guest.held = False
+                lease.held = True
+                return True
+            return self._resume(lease, abandon)
 
     def pause(self, lease: Lease, abandon: Callable[[], bool]) -> bool:
         """Give the lease's cores back and wait to get as many again; False if `abandon()` turned true
@@ -135,11 +195,7 @@ class CoreBudget:
         with self._condition:
             self._give_back(lease)
             self.pauses += 1
-            if not self._wait_for_turn(_Claim(lease.rank, lease.width, flexible=False), abandon):
-                return False
-            self._free -= lease.width
-            lease.held = True
-            return True
+            return self._resume(lease, abandon)
 
     def give_back(self, lease: Lease) -> None:
         with self._condition:
@@ -151,17 +207,30 @@ class CoreBudget:
             self._free += lease.width
             self._condition.notify_all()
 
+    def _unserved(self) -> list[_Claim]:
+        """Under the lock: the waiting claims no paused run hosts yet."""
+        return [claim for claim in self._waiting if claim.hosted is None]
+
+    def _resume(self, lease: Lease, abandon: Callable[[], bool]) -> bool:
+        """Under the lock: wait for the cores of a paused run's `lease` again."""
+        if not self._wait_for_turn(_Claim(lease.rank, lease.width, flexible=False), abandon):
+            return False
+        self._free -= lease.width
+        lease.held = True
+        return True
+
     def _wait_for_turn(self, claim: _Claim, abandon: Callable[[], bool]) -> bool:
-        """Under the lock: wait until `claim` is the best-ranked waiting and its cores are free."""
+        """Under the lock: wait until `claim` is the best-ranked waiting and its cores are free, or a
+        paused run hosts it (which then waits for its work, so that wins over `abandon`)."""
         self._waiting.append(claim)
         try:
-            while not abandon():
-                best = min(self._waiting, key=lambda waiting: waiting.rank)
+            while claim.hosted is None and not abandon():
+                best = min(self._unserved(), key=lambda waiting: waiting.rank)
                 if best is claim and self._free >= claim.need:
                     return True
                 # Polled rather than notified: cancellation and deadlines are set outside the budget.
                 self._condition.wait(_WAIT_POLL_SECONDS)
-            return False
+            return claim.hosted is not None
         finally:
             self._waiting.remove(claim)
             # The next best may be able to start now.
@@ -425,22 +494,34 @@ class ModelPool:
             self._finish(submission, "ok")
             submission.result.set_result(outcome)
         finally:
-            if lease is not None:
+            # A hosted run's cores go back to its host, which takes them back before answering.
+            if lease is not None and lease.handover is None:
                 self.cores.give_back(lease)
             metrics.IN_FLIGHT.labels(self.model_id).dec()
 
     def _run(self, context: WhisperContext, submission: Submission, lease: Lease) -> Any:
         def checkpoint() -> bool:
-            """whisper.cpp's abort check: True stops the run; a run others wait behind pauses here."""
-            if self.cores.should_yield(lease) and not self.cores.pause(lease, submission.should_abort):
-                return True
+            """whisper.cpp's abort check: True stops the run; a run others wait behind pauses here, hosting
+            them while they are new runs (module docstring)."""
+            while self.cores.should_yield(lease):
+                hosting = self.cores.lend(lease)
+                if hosting is None:
+                    if not self.cores.pause(lease, submission.should_abort):
+                        return True
+                    continue
+                guest, handover = hosting
+                handover.run_here()
+                if not self.cores.take_back(lease, guest, submission.should_abort):
+                    return True
             return submission.should_abort()
 
         context.threads = lease.width
+        run = functools.partial(submission.work, context, checkpoint)
+        if lease.handover is not None:
+            return lease.handover.run_there(run)
         if lease.width == 1:
-            return submission.work(context, checkpoint)
-        name = f"{threading.current_thread().name}-wide"
-        return _on_passing_thread(lambda: submission.work(context, checkpoint), name)
+            return run()
+        return _on_passing_thread(run, f"{threading.current_thread().name}-wide")
 
     def _crowd(self) -> int:
         """Submissions about to ask for cores: queued, and with an idle context to run on."""

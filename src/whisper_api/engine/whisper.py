@@ -2,8 +2,8 @@
 
 A `WhisperModel` is one copy of a model file's weights and vocabulary (a whisper.cpp context without a
 state); any number of `WhisperContext`s decode on it at once, each with its own `whisper_state`. A state is
-not thread-safe and whisper.cpp's OpenMP pool belongs to the calling thread, so each `WhisperContext` is
-created, used and closed by exactly one long-lived context thread (see `pool.py`). Every call into
+not thread-safe, so each `WhisperContext` is used by one thread at a time; since whisper.cpp's OpenMP pool
+belongs to the calling thread, which thread that is is the pool's choice (see `pool.py`). Every call into
 whisper.cpp releases the GIL: a language detection or a transcription never stalls the event loop.
 """
 
@@ -207,7 +207,7 @@ class WhisperModel:
 
 
 class WhisperContext:
-    """One decoding state on a `WhisperModel`. Create, use and `close()` it on one thread.
+    """One decoding state on a `WhisperModel`, used by one thread at a time.
 
     `threads` is how many threads a call uses unless told otherwise; the pool that owns the context sets it.
     """
