@@ -11,7 +11,9 @@ import asyncio
 import threading
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import replace
 from pathlib import Path
+from random import Random
 from typing import Any
 
 import numpy as np
@@ -21,8 +23,9 @@ from hypothesis import strategies as st
 
 from whisper_api.audio import decode_audio
 from whisper_api.engine.catalog import ModelCatalog
-from whisper_api.engine.chunks import plan
+from whisper_api.engine.chunks import Stitch, plan
 from whisper_api.engine.engine import Engine, EngineConfig
+from whisper_api.engine.speech_only import SpeechCut
 from whisper_api.engine.types import DecodeOptions, Segment, SpeechRules, Transcript
 from whisper_api.engine.vad import SAMPLE_RATE, Span
 from whisper_api.engine.whisper import WhisperContext
@@ -63,9 +66,12 @@ def around_runs(monkeypatch: pytest.MonkeyPatch, around: Around) -> None:
     monkeypatch.setattr(WhisperContext, "transcribe", transcribe)
 
 
-async def transcribed(subject: Engine, audio: np.ndarray, **callbacks: Any) -> Transcript:
+async def transcribed(
+    subject: Engine, audio: np.ndarray, options: DecodeOptions = SPEECH_ONLY, **callbacks: Any
+) -> Transcript:
     try:
-        return await subject.transcribe(subject.catalog.resolve("mini.en"), audio, SPEECH_ONLY, **callbacks)
+        model = subject.catalog.resolve("mini" if options.language is None else "mini.en")
+        return await subject.transcribe(model, audio, options, **callbacks)
     finally:
         await subject.close()
 
@@ -104,6 +110,29 @@ def test_a_span_longer_than_a_chunk_is_cut_at_its_quietest_moment() -> None:
     cuts = plan([Span(0.0, 50.0)], audio)
     assert [len(cut.spans) for cut in cuts] == [1, 1]
     assert 22.0 <= cuts[0].spans[0].end <= 22.3 and cuts[1].spans[0].start == cuts[0].spans[0].end
+
+
+@given(
+    st.lists(st.lists(st.integers(0, 100), max_size=5).map(sorted), min_size=1, max_size=4),
+    st.randoms(use_true_random=False),
+)
+def test_progress_over_chunks_is_one_percentage_that_never_goes_back(
+    percents: list[list[int]], order: Random
+) -> None:
+    cuts = [SpeechCut.of([Span(40.0 * n, 40.0 * n + 5 + 7 * n)]) for n in range(len(percents))]
+    reported: list[int] = []
+    stitch = Stitch(cuts, on_progress=reported.append)
+    # Each chunk reports its own rising percentages, then finishes; the chunks' turns interleave at random.
+    pending = {n: [*chunk, None] for n, chunk in enumerate(percents)}
+    while pending:
+        chunk = order.choice(sorted(pending))
+        percent = pending[chunk].pop(0)
+        if percent is None:
+            stitch.finished(chunk)
+            del pending[chunk]
+        else:
+            stitch.progress(chunk, percent)
+    assert reported == sorted(set(reported)) and reported[-1] == 100
 
 
 # -- the engine -----------------------------------------------------------------------------------
@@ -162,6 +191,23 @@ def test_streamed_segments_arrive_in_order_when_a_later_chunk_finishes_first(
     )
     assert second_finished.is_set() and len(streamed) >= 2
     assert streamed == list(transcript.segments)
+
+
+def test_the_language_is_detected_once_and_every_chunk_is_told_it(
+    models_dir: Path, vad_model: Path, jfk: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    languages: list[str | None] = []
+    real = WhisperContext.transcribe
+
+    def transcribe(self: WhisperContext, samples: np.ndarray, options: DecodeOptions, **kwargs: Any) -> Any:
+        languages.append(options.language)
+        return real(self, samples, options, **kwargs)
+
+    monkeypatch.setattr(WhisperContext, "transcribe", transcribe)
+    detecting = replace(SPEECH_ONLY, language=None)
+    transcript = asyncio.run(transcribed(two_by_one(models_dir, vad_model), repeated(jfk, 4), detecting))
+    assert transcript.language.candidates  # a guess, not a language given
+    assert languages == [transcript.language.code] * 2
 
 
 def test_cancelling_the_request_cancels_every_chunk(
