@@ -1,13 +1,15 @@
 """Real base weights: whisper.cpp (in-process, whisper-server, this service) against faster-whisper.
 
 One command prepares everything and measures every engine side by side in one run, on the same
-real whisper base weights (the CTranslate2 model faster-whisper loads, converted to ggml f16 and
-q8_0 by `whisper-api models import`), 2 threads, greedy and beam 5:
+real whisper base weights (the CTranslate2 model faster-whisper loads, converted to ggml f16, q8_0 and
+q4_0 by `whisper-api models import`), 2 threads, greedy and beam 5:
 
-    python -m bench.real_weights [--quick] [--modes greedy,beam5] [--engines NAME,...]
+    python -m bench.real_weights [--quick] [--modes greedy,beam5] [--engines NAME,...] [--medium]
 
-Engines: whisper.cpp f16 and q8_0 in-process (`_pywhispercpp`, the baseline is f16), `whisper-api
-serve` with no parallelism flags (its defaults), whisper.cpp's `whisper-server -t 2`, faster-whisper's
+Engines: whisper.cpp f16, q8_0 and q4_0 in-process (the baseline is f16), `whisper-api serve` with no
+parallelism flags (its defaults) on the f16 file and on the q4_0 one, the latter also with
+`--whisper-library` set to the `-DGGML_NATIVE=ON` build when it exists (`VARIANT=native
+native/build_libwhisper.sh cpu -DGGML_NATIVE=ON`), whisper.cpp's `whisper-server -t 2`, faster-whisper's
 `WhisperModel(cpu_threads=2)` in float32 and int8, and its `BatchedInferencePipeline` (int8, batch 8,
 its default Silero VAD chunking). Every engine runs in its own subprocess, one after another, so its
 peak RSS is its own (VmHWM of the server process, or of the worker process for in-process engines).
@@ -24,7 +26,8 @@ language given, flash attention on for whisper.cpp (its default).
 
 `--quick` (about 2 minutes on a quiet 2-core machine; the full run about 18): greedy only, one
 jfk.wav run, a 66 s file instead of the 10-minute one, 4 WER clips, throughput at 1 and 4 clients
-with a batch of 4.
+with a batch of 4. `--medium` keeps the whole WER set and throughput but takes the 66 s file for the
+long one (about 1 minute per engine).
 """
 
 from __future__ import annotations
@@ -115,6 +118,8 @@ JFK_TEXT = (
 _QUICK_CLIPS = ("jfk", "en-1", "de-1", "es-1")
 #: Key of the long file's transcript among a result's texts.
 LONG = "long"
+#: libwhisper tuned to this CPU (`VARIANT=native native/build_libwhisper.sh cpu -DGGML_NATIVE=ON`).
+NATIVE_LIBRARY = Path(__file__).resolve().parents[1] / ".cache/lib-cpu-native/libwhisper.so"
 
 
 # --- text ---------------------------------------------------------------------------------------
@@ -172,9 +177,9 @@ def assemble_ct2(dest: Path = CT2_DIR) -> Path:
 
 
 def convert_ggml(ct2: Path, dest: Path = GGML_DIR) -> dict[str, Path]:
-    """ggml f16 and q8_0 files from the CTranslate2 model, by the project's own converter."""
+    """ggml f16, q8_0 and q4_0 files from the CTranslate2 model, by the project's own converter."""
     models = {}
-    for quantize in ("f16", "q8_0"):
+    for quantize in ("f16", "q8_0", "q4_0"):
         target = dest / quantize
         found = sorted(target.glob("ggml-*.bin"))
         if not found:
@@ -234,7 +239,10 @@ class Engine:
 ENGINES = (
     Engine("whisper.cpp f16", serves=False),
     Engine("whisper.cpp q8_0", serves=False),
+    Engine("whisper.cpp q4_0", serves=False),
     Engine("whisper-api serve", serves=True),
+    Engine("whisper-api serve q4_0", serves=True),
+    Engine("whisper-api serve q4_0 native", serves=True),
     Engine("whisper-server", serves=True),
     Engine("faster-whisper float32", serves=True),
     Engine("faster-whisper int8", serves=True),
@@ -265,13 +273,15 @@ def open_engine(name: str, beam: int, models: dict[str, Path]) -> Iterator[tuple
     if name.startswith("whisper.cpp "):
         with InProcessWhisper(models[name.split()[-1]], THREADS, beam_size=beam) as whisper:
             yield (lambda path, language: whisper.transcribe(samples(path), language)), os.getpid()
-    elif name in ("whisper-api serve", "whisper-server"):
-        f16 = models["f16"]
+    elif name.startswith("whisper-api serve") or name == "whisper-server":
         server: WhisperApiServer | WhisperCppServer
         if name == "whisper-server":
-            server = WhisperCppServer(f16, THREADS)
+            server = WhisperCppServer(models["f16"], THREADS)
         else:
-            server = WhisperApiServer(f16.parent, f16.stem.removeprefix("ggml-"), None, None)
+            weights = models["q4_0" if "q4_0" in name else "f16"]
+            native = ["--whisper-library", str(NATIVE_LIBRARY)] if name.endswith(" native") else []
+            model = weights.stem.removeprefix("ggml-")
+            server = WhisperApiServer(weights.parent, model, None, None, extra_args=native)
         # beam_size=1 would be a beam search of one for the service; greedy is leaving it out.
         fields = {"condition_on_previous_text": "false"} | ({"beam_size": str(beam)} if beam > 1 else {})
         # whisper-server ends every segment's text with a newline; in-process, segments join as they
@@ -455,6 +465,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run, see above")
     parser.add_argument("--modes", help="comma-separated: greedy,beam5 (default both; quick greedy)")
     parser.add_argument("--engines", help="comma-separated engine names (default all)")
+    parser.add_argument("--medium", action="store_true", help="the 66 s file as the long one, see above")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--plan", help=argparse.SUPPRESS)
@@ -465,6 +476,8 @@ def main() -> None:
         return
     modes = (args.modes or ("greedy" if args.quick else "greedy,beam5")).split(",")
     names = args.engines.split(",") if args.engines else [engine.name for engine in ENGINES]
+    if not NATIVE_LIBRARY.exists() and not args.engines:
+        names = [name for name in names if not name.endswith(" native")]
     engines = [engine for engine in ENGINES if engine.name in names]
     if unknown := set(names) - {engine.name for engine in engines} or set(modes) - set(MODES):
         parser.error(f"unknown engine or mode: {sorted(unknown)}")
@@ -473,11 +486,10 @@ def main() -> None:
     print(f"real_weights: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine_line()}", flush=True)
     ct2 = assemble_ct2()
     ggml = convert_ggml(ct2)
-    long_name = "66s" if args.quick else "10min"
+    minute = args.quick or args.medium
+    long_name = "66s" if minute else "10min"
     long_path = (
-        bench_audio("jfk-66s.wav", minute_clip)
-        if args.quick
-        else bench_audio("jfk-605s.wav", ten_minute_clip)
+        bench_audio("jfk-66s.wav", minute_clip) if minute else bench_audio("jfk-605s.wav", ten_minute_clip)
     )
     plan = Plan(
         jfk_repeats=1 if args.quick else 3,

@@ -89,7 +89,7 @@ def test_an_english_only_model_imports_as_dot_en_and_loads(fixtures_dir: Path, t
         context.close()
 
 
-@pytest.mark.parametrize("quantization", ["q8_0", "q5_0", "q5_1"])
+@pytest.mark.parametrize("quantization", ["q8_0", "q5_0", "q5_1", "q4_0"])
 def test_a_quantised_import_loads_and_runs(synthetic_ct2: Path, tmp_path: Path, quantization: str) -> None:
     imported = import_ct2(synthetic_ct2, tmp_path, quantization=quantization)  # type: ignore[arg-type]
     context = WhisperContext.load(imported.path)
@@ -293,12 +293,18 @@ def _read_variables(path: Path) -> dict[str, np.ndarray]:
 
 
 def dequantize(blob: bytes, kind: str, count: int) -> np.ndarray:
-    """ggml-common.h's blocks read back: value = d * (q - 16) for q5_0, d * q + m for q5_1, d * q for q8_0."""
+    """ggml-common.h's blocks read back: value = d * (q - 16) for q5_0, d * (q - 8) for q4_0, d * q + m for
+    q5_1, d * q for q8_0."""
     blocks = count // BLOCK
     if kind == "q8_0":
         raw = np.frombuffer(blob, np.uint8).reshape(blocks, 34)
         d = raw[:, :2].copy().view("<f2").astype(np.float32)
         return (raw[:, 2:].view(np.int8) * d).reshape(-1)
+    if kind == "q4_0":
+        raw = np.frombuffer(blob, np.uint8).reshape(blocks, 18)
+        d = raw[:, :2].copy().view("<f2").astype(np.float32)
+        q = np.concatenate([raw[:, 2:] & 0x0F, raw[:, 2:] >> 4], axis=1).astype(np.int32)
+        return ((q - 8) * d).reshape(-1)
     width = 22 if kind == "q5_0" else 24
     raw = np.frombuffer(blob, np.uint8).reshape(blocks, width)
     d = raw[:, :2].copy().view("<f2").astype(np.float32)
@@ -317,12 +323,13 @@ HALF_EPS, HALF_TINY = 2.0**-11, 2.0**-25  # an f16 rounding: relative in range, 
 
 
 def error_bound(block: np.ndarray, kind: str) -> np.ndarray:
-    """The most a value may move: half a step (a whole one at q5_0's clipped end), plus the scale's (and
-    q5_1's minimum's) rounding to f16 times the largest quant."""
+    """The most a value may move: half a step (a whole one at q5_0's and q4_0's clipped end), plus the
+    scale's (and q5_1's minimum's) rounding to f16 times the largest quant."""
     if kind == "q8_0":
         step, steps, rounding = np.abs(block).max() / 127, 127, 0.5
-    elif kind == "q5_0":
-        step, steps, rounding = np.abs(block).max() / 16, 16, 1.0
+    elif kind in ("q5_0", "q4_0"):
+        levels = 16 if kind == "q5_0" else 8
+        step, steps, rounding = np.abs(block).max() / levels, levels, 1.0
     else:
         step, steps, rounding = (block.max() - block.min()) / 31, 31, 0.5
     scale_error = steps * max(step * HALF_EPS, HALF_TINY)
@@ -337,7 +344,7 @@ blocks_of_values = st.integers(1, 4).flatmap(
 )
 
 
-@pytest.mark.parametrize("kind", ["q8_0", "q5_0", "q5_1"])
+@pytest.mark.parametrize("kind", ["q8_0", "q5_0", "q5_1", "q4_0"])
 @settings(max_examples=200, deadline=None)
 @given(values=blocks_of_values)
 def test_dequantised_blocks_are_within_the_formats_error(kind: str, values: np.ndarray) -> None:
@@ -365,7 +372,7 @@ def _ggml_base() -> ctypes.CDLL | None:
     return None
 
 
-GGML_TYPES = {"q8_0": 8, "q5_0": 6, "q5_1": 7}
+GGML_TYPES = {"q8_0": 8, "q5_0": 6, "q5_1": 7, "q4_0": 2}
 # Away from float32's subnormals, where ggml's C (an infinite inverse scale cast to an integer) is undefined.
 ordinary_blocks = st.integers(1, 4).flatmap(
     lambda n: hnp.arrays(
@@ -378,7 +385,7 @@ ordinary_blocks = st.integers(1, 4).flatmap(
 )
 
 
-@pytest.mark.parametrize("kind", ["q8_0", "q5_0", "q5_1"])
+@pytest.mark.parametrize("kind", ["q8_0", "q5_0", "q5_1", "q4_0"])
 @settings(max_examples=50, deadline=None)
 @given(values=ordinary_blocks)
 def test_blocks_are_byte_for_byte_what_ggml_writes(kind: str, values: np.ndarray) -> None:

@@ -450,9 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
     importing.add_argument("path", type=Path, help="Directory with model.bin, config.json, vocabulary.")
     importing.add_argument(
         "--quantize",
-        choices=("f16", "q8_0", "q5_0", "q5_1"),
+        choices=("f16", "q8_0", "q5_0", "q5_1", "q4_0"),
         default="f16",
-        help="Weight type: f16 (default, as the source), or q8_0 / q5_0 / q5_1 (smaller, faster on CPUs).",
+        help="Weight type: f16 (default, as the source), or q8_0 / q5_0 / q5_1 / q4_0 (smaller; q8_0 and "
+        "q4_0 are faster on CPUs).",
     )
     importing.add_argument("--name", help="Model name (default: from its size and type, e.g. base-q8_0).")
     importing.add_argument("--force", action="store_true", help="Replace a model of the same name.")

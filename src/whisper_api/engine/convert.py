@@ -1,5 +1,5 @@
 """`whisper-api models import DIR`: a CTranslate2 Whisper model (faster-whisper's and speaches' format) as a
-whisper.cpp ggml file, in f16 or quantised to q8_0 / q5_0 / q5_1 by this module, with numpy alone.
+whisper.cpp ggml file, in f16 or quantised to q8_0 / q5_0 / q5_1 / q4_0 by this module, with numpy alone.
 
 CTranslate2's model.bin: u32 binary version, the spec's name, u32 revision, then its variables (name,
 u8 rank, u32 dims, u8 dtype, u32 byte count, bytes) and aliases (name → name); strings are a u16 length
@@ -29,7 +29,7 @@ from whisper_api import __version__
 from whisper_api.engine.catalog import FILE_PREFIX, MODEL_SUFFIX, GgmlHeader, size_name
 from whisper_api.engine.download import PARTIAL_SUFFIX, DownloadError, model_name
 
-Quantization = Literal["f16", "q8_0", "q5_0", "q5_1"]
+Quantization = Literal["f16", "q8_0", "q5_0", "q5_1", "q4_0"]
 QUANTIZATIONS: tuple[Quantization, ...] = get_args(Quantization)
 SIDECAR_SUFFIX = ".json"
 SOURCE_FORMAT = "ctranslate2"
@@ -47,14 +47,15 @@ _CT2_DTYPES: dict[int, np.dtype] = {
 }
 
 # ggml's tensor types and whisper.cpp's file types (ggml_ftype) for each weight type.
-_GGML_F32, _GGML_F16, _GGML_Q5_0, _GGML_Q5_1, _GGML_Q8_0 = 0, 1, 6, 7, 8
+_GGML_F32, _GGML_F16, _GGML_Q4_0, _GGML_Q5_0, _GGML_Q5_1, _GGML_Q8_0 = 0, 1, 2, 6, 7, 8
 _TENSOR_TYPES: dict[Quantization, int] = {
     "f16": _GGML_F16,
     "q8_0": _GGML_Q8_0,
     "q5_0": _GGML_Q5_0,
     "q5_1": _GGML_Q5_1,
+    "q4_0": _GGML_Q4_0,
 }
-_FILE_TYPES: dict[Quantization, int] = {"f16": 1, "q8_0": 7, "q5_0": 8, "q5_1": 9}
+_FILE_TYPES: dict[Quantization, int] = {"f16": 1, "q8_0": 7, "q5_0": 8, "q5_1": 9, "q4_0": 2}
 # whisper.cpp's quantize tool stores ftype + 1000 * ggml's quantisation-format version (2 since 2023).
 _QUANT_FORMAT_VERSION = 2000
 BLOCK = 32
@@ -393,7 +394,7 @@ def quantize(values: np.ndarray, kind: Quantization) -> bytes:
     """`values` (rows a multiple of 32 long) in ggml's blocks of 32, as ggml's reference quantisers do.
 
     q8_0: f16 scale, 32 int8. q5_0: f16 scale, u32 fifth bits, 16 bytes of nibbles. q5_1: f16 scale,
-    f16 minimum, the same bits and nibbles.
+    f16 minimum, the same bits and nibbles. q4_0: f16 scale, 16 bytes of nibbles.
     """
     if kind == "f16":
         return values.astype("<f2").tobytes()
@@ -402,11 +403,16 @@ def quantize(values: np.ndarray, kind: Quantization) -> bytes:
         d = np.abs(x).max(axis=1) / np.float32(127)
         q = _round_half_away(x * _safe_inverse(d)[:, None]).astype(np.int8)
         return np.hstack([_half(d), q.view(np.uint8)]).tobytes()
-    if kind == "q5_0":
+    if kind in ("q5_0", "q4_0"):
+        # The value of largest magnitude maps to the lowest level, -16 or -8, keeping its sign.
+        levels = 16 if kind == "q5_0" else 8
         extreme = x[np.arange(len(x)), np.abs(x).argmax(axis=1)]
-        d = extreme / np.float32(-16)
-        q = np.minimum(31, np.trunc(x * _safe_inverse(d)[:, None] + np.float32(16.5))).astype(np.uint8)
+        d = extreme / np.float32(-levels)
+        scaled = np.trunc(x * _safe_inverse(d)[:, None] + np.float32(levels + 0.5))
+        q = np.minimum(2 * levels - 1, scaled).astype(np.uint8)
         nibbles, high = _five_bits(q)
+        if kind == "q4_0":
+            return np.hstack([_half(d), nibbles]).tobytes()
         return np.hstack([_half(d), high.view(np.uint8).reshape(-1, 4), nibbles]).tobytes()
     if kind == "q5_1":
         low, top = x.min(axis=1), x.max(axis=1)
