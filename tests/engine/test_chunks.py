@@ -43,7 +43,7 @@ def jfk(jfk_wav: Path) -> np.ndarray:
 
 
 def repeated(jfk: np.ndarray, times: int) -> np.ndarray:
-    """jfk.wav `times` over: 11 s with four phrases each, so 4 times is about 35 s of joined speech."""
+    """jfk.wav `times` over: 11 s with four phrases each, so 4 times is two chunks of 18 s of speech."""
     return np.tile(jfk, times)
 
 
@@ -173,10 +173,13 @@ def test_the_stitched_transcript_is_in_order_on_the_original_clock_with_consecut
 def test_streamed_segments_arrive_in_order_when_a_later_chunk_finishes_first(
     models_dir: Path, vad_model: Path, jfk: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    second_finished = threading.Event()
+    subject, audio = two_by_one(models_dir, vad_model), repeated(jfk, 4)
+    first_chunk = plan(subject.speech(audio, SpeechRules()), audio)[0].join(audio)
+    first_held, second_finished = threading.Event(), threading.Event()
 
     def around(samples: np.ndarray, run: Callable[[], Any]) -> Any:
-        if len(samples) > 20 * SAMPLE_RATE:  # the first chunk (~30 s; the second is ~6 s) waits
+        if np.array_equal(samples, first_chunk):
+            first_held.set()
             assert second_finished.wait(WAIT)
             return run()
         try:
@@ -186,10 +189,8 @@ def test_streamed_segments_arrive_in_order_when_a_later_chunk_finishes_first(
 
     around_runs(monkeypatch, around)
     streamed: list[Segment] = []
-    transcript = asyncio.run(
-        transcribed(two_by_one(models_dir, vad_model), repeated(jfk, 4), on_segment=streamed.append)
-    )
-    assert second_finished.is_set() and len(streamed) >= 2
+    transcript = asyncio.run(transcribed(subject, audio, on_segment=streamed.append))
+    assert first_held.is_set() and len(streamed) >= 2
     assert streamed == list(transcript.segments)
 
 

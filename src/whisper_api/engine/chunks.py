@@ -28,16 +28,29 @@ _QUIET_SECONDS = 0.1
 
 
 def plan(spans: Sequence[Span], samples: np.ndarray, limit: float = CHUNK_SECONDS) -> list[SpeechCut]:
-    """`spans` grouped, in order, into cuts of at most `limit` seconds of joined speech each.
+    """`spans` grouped, in order, into as few cuts of at most `limit` seconds of joined speech as they
+    fit in, as even as the spans allow (chunks decoded side by side then end about together).
 
     A span is cut only when it alone is longer than `limit`: at its quietest moment in the second half
     of each `limit`, so no piece is shorter than half a chunk.
     """
+    pieces = [part for span in spans for part in _pieces(span, samples, limit)]
+    fewest = _grouped(pieces, limit, enough=limit)
+    if len(fewest) < 2:
+        return fewest
+    joined = sum(length(piece) for piece in pieces) + PAUSE_SECONDS * (len(pieces) - 1)
+    even = _grouped(pieces, limit, enough=joined / len(fewest))
+    return even if len(even) == len(fewest) else fewest
+
+
+def _grouped(pieces: Sequence[Span], limit: float, enough: float) -> list[SpeechCut]:
+    """`pieces` in order, a new group begun when the next would take one past `limit`, or further from
+    `enough` seconds than it is without it."""
     groups: list[list[Span]] = []
     joined = 0.0
-    for piece in (part for span in spans for part in _pieces(span, samples, limit)):
+    for piece in pieces:
         longer = joined + PAUSE_SECONDS + length(piece)
-        if groups and longer <= limit:
+        if groups and longer <= limit and longer - enough < enough - joined:
             groups[-1].append(piece)
             joined = longer
         else:
