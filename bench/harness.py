@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
-from typing import IO, Protocol, TypeVar
+from typing import IO, NamedTuple, Protocol, TypeVar
 
 import httpx
 import numpy as np
@@ -719,17 +719,39 @@ def scrape_metrics(base_url: str) -> dict[str, float]:
 
 
 def bench_parser(description: str) -> argparse.ArgumentParser:
-    """The options every benchmark script shares: --quick and --model."""
+    """The options every benchmark script shares: --quick, --model and --weights."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="smoke mode: fewer, shorter runs")
     parser.add_argument("--model", choices=sorted(_MODEL_SPECS), default="tiny.en",
                         help="synthetic model dimensions (default tiny.en)")  # fmt: skip
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        help="a ggml model file instead of the synthetic model, e.g. the real base that "
+        "bench.real_weights converts (.cache/bench-models/real-base/ggml/f16/ggml-base.bin)",
+    )
     return parser
 
 
 def bench_model(name: str) -> Path:
     """The synthetic model `name`, made if missing."""
     return make_models(names=(name,))[name]
+
+
+class BenchModel(NamedTuple):
+    path: Path
+    #: The name the service knows it by.
+    name: str
+    #: What a report calls it.
+    label: str
+
+
+def chosen_model(args: argparse.Namespace) -> BenchModel:
+    """The model `bench_parser`'s options chose: `--weights` if given, else the synthetic `--model`."""
+    if args.weights is not None:
+        path = args.weights.resolve()
+        return BenchModel(path, path.stem.removeprefix("ggml-"), path.name)
+    return BenchModel(bench_model(args.model), args.model, f"synthetic {args.model}")
 
 
 # --- self-check ---------------------------------------------------------------------------------

@@ -29,8 +29,8 @@ from bench.harness import (
     WhisperApiServer,
     WhisperCppServer,
     bench_audio,
-    bench_model,
     bench_parser,
+    chosen_model,
     foreign_note,
     long_clip,
     run_quietly,
@@ -103,19 +103,19 @@ def main() -> None:
     parser.add_argument("--long-seconds", type=float, default=60, help="long clip, whole jfk repeats (66)")
     args = parser.parse_args()
     repeats = args.repeats or (1 if args.quick else 3)
-    model = bench_model(args.model)
+    model, model_name, label = chosen_model(args)
     long_seconds = 20 if args.quick else args.long_seconds
     samples = long_clip(long_seconds)
     long = bench_audio(f"jfk-{samples.size // 16_000}s.wav", lambda: samples)
 
     print(
-        f"head-of-line: synthetic {args.model}; short jfk.wav (11 s) sent {DELAY:.0f} s after "
+        f"head-of-line: {label}; short jfk.wav (11 s) sent {DELAY:.0f} s after "
         f"{long.name} ({samples.size / 16_000:.0f} s); median of {repeats}; flash attention on (both)"
     )
     systems: dict[str, tuple[Server, int]] = {
         f"whisper.cpp -t {CORES}": (lambda: WhisperCppServer(model, threads=CORES, extra_args=["-fa"]), 1),
         OURS: (
-            lambda: WhisperApiServer(model.parent, args.model, None, None, extra_args=["--flash-attn"]),
+            lambda: WhisperApiServer(model.parent, model_name, None, None, extra_args=["--flash-attn"]),
             2,
         ),
     }

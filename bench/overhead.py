@@ -23,8 +23,8 @@ from bench.harness import (
     Transcribe,
     WhisperApiServer,
     bench_audio,
-    bench_model,
     bench_parser,
+    chosen_model,
     foreign_note,
     long_clip,
     report,
@@ -108,16 +108,16 @@ def main() -> None:
     parser = bench_parser(__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, help="timed runs per clip (default 7, 66 s clip 5)")
     args = parser.parse_args()
-    model = bench_model(args.model)
+    model, model_name, label = chosen_model(args)
     long = bench_audio("jfk-66s.wav", lambda: long_clip(60))
     plan = [(JFK_WAV, args.repeats or (2 if args.quick else 7))]
     if not args.quick:
         plan.append((long, args.repeats or 5))
 
-    print(f"overhead: synthetic {args.model}, threads={THREADS}, flash attention on (both sides)")
+    print(f"overhead: {label}, threads={THREADS}, flash attention on (both sides)")
     print(f"machine: {wait_until_quiet()}")
     flash = ["--flash-attn"]
-    server = WhisperApiServer(model.parent, args.model, contexts=None, threads=None, extra_args=flash)
+    server = WhisperApiServer(model.parent, model_name, contexts=None, threads=None, extra_args=flash)
     with InProcessWhisper(model, THREADS, flash_attn=True) as whisper, server as transcribe:
         for clip, repeats in plan:
             measure(clip, repeats, whisper, server, transcribe)

@@ -28,8 +28,8 @@ from bench.harness import (
     Transcribe,
     WhisperApiServer,
     WhisperCppServer,
-    bench_model,
     bench_parser,
+    chosen_model,
     foreign_note,
     read_wav,
     run_quietly,
@@ -97,17 +97,17 @@ def main() -> None:
     args = parser.parse_args()
     batch = args.batch or (2 if args.quick else 8)
     concurrency = [int(c) for c in (args.clients or ("1,2" if args.quick else "1,2,4,8")).split(",")]
-    model = bench_model(args.model)
+    model, model_name, label = chosen_model(args)
     flash = ["--flash-attn"]
     systems: dict[str, tuple[Server, int]] = {
         "whisper.cpp": (lambda: WhisperCppServer(model, threads=CORES, extra_args=["-fa"]), 1),
-        OURS: (lambda: WhisperApiServer(model.parent, args.model, None, None, extra_args=flash), 2),
-        "whisper-api 2x1": (lambda: WhisperApiServer(model.parent, args.model, 2, 1, extra_args=flash), 2),
+        OURS: (lambda: WhisperApiServer(model.parent, model_name, None, None, extra_args=flash), 2),
+        "whisper-api 2x1": (lambda: WhisperApiServer(model.parent, model_name, 2, 1, extra_args=flash), 2),
     }
     if args.omp_active:
         systems[OMP_ACTIVE] = (lambda: WhisperCppServer(model, CORES, extra_args=["-fa"], env=SPIN), 1)
     print(
-        f"throughput: synthetic {args.model}; batch of {batch} x jfk.wav (11 s) per cell; "
+        f"throughput: {label}; batch of {batch} x jfk.wav (11 s) per cell; "
         "audio s per wall s (ratio vs whisper.cpp at the same concurrency); flash attention on (all)"
     )
     results = {
@@ -119,7 +119,7 @@ def main() -> None:
     for clients in concurrency:
         cells = [f"{r[clients]:>8.2f} ({r[clients] / baseline[clients]:.2f}x)" for r in results.values()]
         print(f"{clients:>7}" + "".join(f"  {cell:>22}" for cell in cells))
-    goal(model, args.model, flash)
+    goal(model, model_name, flash)
 
 
 def goal(model: Path, name: str, flash: list[str]) -> None:
