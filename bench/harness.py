@@ -364,8 +364,11 @@ class WhisperApiServer(_ServerUnderTest):
         return command
 
     def fields(self) -> dict[str, str]:
+        # The language given, as whisper-server assumes it ("en"): a multilingual model (the real base)
+        # would otherwise spend an encoder pass on detecting it.
         return {
             "model": self.default_model,
+            "language": "en",
             "temperature": "0",
             "temperature_increment_on_fallback": "0",
             "response_format": "json",
