@@ -23,6 +23,7 @@ import structlog
 from whisper_api.accounts.service import AccountService
 from whisper_api.accounts.store import AccountStore
 from whisper_api.engine.catalog import ModelCatalog, ModelNotFound
+from whisper_api.engine.cpus import available_cores
 from whisper_api.engine.download import DownloadError, pull
 from whisper_api.engine.engine import Engine, EngineConfig
 from whisper_api.jobs.callbacks import CallbackSender
@@ -137,7 +138,7 @@ def compose(settings: Settings, process: Process) -> Components:
 
 def build_engine(settings: Settings) -> Engine:
     catalog = ModelCatalog(settings.models_dir, settings.default_model, settings.model_aliases)
-    contexts, threads = settings.parallelism()
+    contexts, threads = settings.parallelism(available_cores())
     config = EngineConfig(
         contexts=contexts,
         threads=threads,

@@ -255,9 +255,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
 
-    def parallelism(self, cores: int | None = None) -> tuple[int, int]:
-        """(contexts, threads): K × T ≤ cores unless both were set explicitly; T = 0 is elastic."""
-        cores = cores or os.cpu_count() or 1
+    def parallelism(self, cores: int) -> tuple[int, int]:
+        """(contexts, threads) on `cores` cores: K × T ≤ cores unless both were set explicitly; T = 0 is
+        elastic."""
         if self.threads:
             return self.contexts or max(1, cores // self.threads), self.threads
         # Elastic threads share the cores, so more contexts cost only memory: one more than cores lets a

@@ -15,7 +15,8 @@ import structlog
 
 from whisper_api.engine.catalog import ModelCatalog, ModelFile
 from whisper_api.engine.chunks import Stitch, plan
-from whisper_api.engine.pool import CoreBudget, ModelPool, Submission, Work, available_cores
+from whisper_api.engine.cpus import available_cores
+from whisper_api.engine.pool import CoreBudget, ModelPool, Submission, Work
 from whisper_api.engine.speech_only import SpeechCut
 from whisper_api.engine.types import DecodeOptions, LanguageGuess, SpeechRules, Transcript
 from whisper_api.engine.vad import Span, VadError, VoiceActivity

@@ -31,7 +31,6 @@ from __future__ import annotations
 import functools
 import heapq
 import itertools
-import os
 import queue
 import threading
 import time
@@ -61,14 +60,6 @@ Work = Callable[[WhisperContext, ShouldAbort], Any]
 Rank = tuple[float, int]
 _order = itertools.count()
 _T = TypeVar("_T")
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its affinity, which a container's cpuset narrows)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 class Handover:
