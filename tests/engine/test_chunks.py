@@ -8,8 +8,9 @@ Real whisper.cpp runs (the synthetic model, one segment per window) on jfk.wav r
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
@@ -22,13 +23,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from whisper_api.audio import decode_audio
-from whisper_api.engine.catalog import ModelCatalog
+from whisper_api.engine.catalog import ModelCatalog, ModelFile
 from whisper_api.engine.chunks import Stitch, plan
 from whisper_api.engine.engine import Engine, EngineConfig
 from whisper_api.engine.speech_only import SpeechCut
 from whisper_api.engine.types import DecodeOptions, Segment, SpeechRules, Transcript
 from whisper_api.engine.vad import SAMPLE_RATE, Span
-from whisper_api.engine.whisper import WhisperContext
+from whisper_api.engine.whisper import Aborted, WhisperContext
 
 SPEECH_ONLY = DecodeOptions(
     language="en", temperature_increment_on_fallback=0.0, speech_only=SpeechRules(), word_timestamps=True
@@ -211,41 +212,82 @@ def test_the_language_is_detected_once_and_every_chunk_is_told_it(
     assert languages == [transcript.language.code] * 2
 
 
-def test_cancelling_the_request_cancels_every_chunk(
+def test_cancelling_the_request_aborts_every_chunk(
     models_dir: Path, vad_model: Path, jfk: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runs: list[int] = []
-    two_running, cancelled = threading.Event(), threading.Event()
+    chunks = HeldChunks(monkeypatch)
 
-    def around(samples: np.ndarray, run: Callable[[], Any]) -> Any:
-        runs.append(len(samples))
-        if len(runs) == 2:
-            two_running.set()
-        assert cancelled.wait(WAIT)
-        return run()  # aborted by now: whisper.cpp stops at its first check
+    async def cancelled(subject: Engine, model: ModelFile, audio: np.ndarray) -> None:
+        request = asyncio.ensure_future(subject.transcribe(model, audio, SPEECH_ONLY))
+        assert await asyncio.to_thread(chunks.two_running.wait, WAIT)
+        request.cancel()
+        with suppress(asyncio.CancelledError):
+            await request
 
-    around_runs(monkeypatch, around)
+    assert chunks.after(cancelled, models_dir, vad_model, repeated(jfk, 8)) == (2, ["aborted"] * 2, 0)
 
-    async def scenario() -> tuple[int, int]:
-        subject = two_by_one(models_dir, vad_model)
-        model = subject.catalog.resolve("mini.en")
-        request = asyncio.ensure_future(subject.transcribe(model, repeated(jfk, 8), SPEECH_ONLY))
+
+def test_a_failing_chunk_aborts_the_others_and_fails_the_request(
+    models_dir: Path, vad_model: Path, jfk: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chunks = HeldChunks(monkeypatch, failing=True)
+
+    async def failed(subject: Engine, model: ModelFile, audio: np.ndarray) -> None:
+        with pytest.raises(RuntimeError, match="chunk failed"):
+            await subject.transcribe(model, audio, SPEECH_ONLY)
+
+    assert chunks.after(failed, models_dir, vad_model, repeated(jfk, 8)) == (2, ["aborted"], 0)
+
+
+class HeldChunks:
+    """Chunk runs held until the request has ended, then run for real, which whisper.cpp aborts at its
+    first check if the chunk was cancelled. With `failing`, the first run fails once a second is under way."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, failing: bool = False) -> None:
+        self.failing = failing
+        self.two_running, self.request_ended = threading.Event(), threading.Event()
+        self.outcomes: list[str] = []
+        self._started = itertools.count(1)
+        around_runs(monkeypatch, self.around)
+
+    def around(self, _samples: np.ndarray, run: Callable[[], Any]) -> Any:
+        if next(self._started) == 2:
+            self.two_running.set()
+        elif self.failing:
+            assert self.two_running.wait(WAIT)
+            raise RuntimeError("a chunk failed")
+        assert self.request_ended.wait(WAIT)
         try:
-            assert await asyncio.to_thread(two_running.wait, WAIT)
-            request.cancel()
-            with suppress(asyncio.CancelledError):
-                await request
-            cancelled.set()
-            # Both contexts free at once: no chunk is left running on either.
-            both_free = threading.Barrier(2, timeout=WAIT)
-            await asyncio.gather(*(subject.run(model, 1.0, lambda _c, _a: both_free.wait()) for _ in "ab"))
-            return len(runs), subject._pools[model.id].queued
-        finally:
-            cancelled.set()
-            await subject.close()
+            return run()
+        except Aborted:
+            self.outcomes.append("aborted")
+            raise
 
-    runs_started, queued = asyncio.run(scenario())
-    assert (runs_started, queued) == (2, 0)  # three chunks: the third never started
+    def after(
+        self,
+        request: Callable[[Engine, ModelFile, np.ndarray], Awaitable[None]],
+        models_dir: Path,
+        vad_model: Path,
+        audio: np.ndarray,
+    ) -> tuple[int, list[str], int]:
+        """Runs started, outcomes of the held ones and submissions left queued, once `request` (three
+        chunks of `audio`) has ended and both contexts are free at once (no chunk left on either)."""
+
+        async def scenario() -> tuple[int, list[str], int]:
+            subject = two_by_one(models_dir, vad_model)
+            model = subject.catalog.resolve("mini.en")
+            try:
+                await request(subject, model, audio)
+                self.request_ended.set()
+                both_free = threading.Barrier(2, timeout=WAIT)
+                probes = (subject.run(model, 1.0, lambda _c, _a: both_free.wait()) for _ in "ab")
+                await asyncio.gather(*probes)
+                return next(self._started) - 1, self.outcomes, subject._pools[model.id].queued
+            finally:
+                self.request_ended.set()
+                await subject.close()
+
+        return asyncio.run(scenario())
 
 
 def test_speech_within_one_window_takes_one_run(

@@ -272,8 +272,11 @@ class Engine:
             return work
 
         async def transcribe_chunk(number: int, cut: SpeechCut) -> Transcript:
-            async with slots:
-                return await _outcome(pool, chunk_work(number, cut), cut.seconds, deadline)
+            await slots.acquire()
+            part: Transcript = await _outcome(pool, chunk_work(number, cut), cut.seconds, deadline)
+            # Only a chunk that finished makes room for the next: after a failure no other one starts.
+            slots.release()
+            return part
 
         # Created together, so the first chunks are all queued before a context takes cores for one of
         # them: each then gets its share of the cores rather than the first taking every core.
