@@ -235,8 +235,8 @@ class Engine:
 
         The request was admitted once, like any; its chunks go to the pool as earlier ones finish, so it
         never holds more than that many places in the queue, later chunks are never refused halfway, and
-        each is ranked as it is submitted: a short clip arriving meanwhile waits at most for one chunk.
-        If a chunk fails or the caller is cancelled, the other chunks are cancelled with it.
+        each is ranked as it is submitted: a short clip arriving meanwhile goes ahead of the chunks still
+        to come. If a chunk fails or the caller is cancelled, the other chunks are cancelled with it.
         """
         duration = len(samples) / SAMPLE_RATE
         language: LanguageGuess | None = None
