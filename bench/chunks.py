@@ -51,6 +51,7 @@ VAD_MODEL = FIXTURES / "models" / "ggml-silero-v5.1.2.bin"
 REAL_BASE = GGML_DIR / "f16" / "ggml-base.bin"
 OPTIONS = DecodeOptions(language="en", temperature_increment_on_fallback=0.0, speech_only=SpeechRules())
 JFK_SECONDS = 11.0
+WARM_UP_SECONDS = 66
 
 
 def engine(model: Path, contexts: int | None) -> Engine:
@@ -85,10 +86,10 @@ def measure(model: Path, clip: Path, repeats: int, loop: asyncio.AbstractEventLo
     chunked, joined = engine(model, None), engine(model, 1)
     texts: dict[str, str] = {}
 
-    def transcriber(name: str, subject: Engine) -> Callable[[], object]:
+    def transcriber(name: str, subject: Engine, audio: np.ndarray = samples) -> Callable[[], object]:
         def transcribe() -> None:
             model_file = subject.catalog.resolve(subject.default_model)
-            texts[name] = loop.run_until_complete(subject.transcribe(model_file, samples, OPTIONS)).text
+            texts[name] = loop.run_until_complete(subject.transcribe(model_file, audio, OPTIONS)).text
 
         return transcribe
 
@@ -96,8 +97,9 @@ def measure(model: Path, clip: Path, repeats: int, loop: asyncio.AbstractEventLo
     at_once = f"chunks ({chunked.config.contexts} contexts, elastic threads)"
     sides = [(one_run, transcriber(one_run, joined)), (at_once, transcriber(at_once, chunked))]
     try:
-        for _, transcribe in sides:  # warm-ups: loading, first-call costs a running server pays once
-            transcribe()
+        # Warm-ups on two chunks' worth at most: loading, first-call costs a running server pays once.
+        for name, subject in ((one_run, joined), (at_once, chunked)):
+            transcriber(name, subject, samples[: WARM_UP_SECONDS * 16_000])()
         print(f"\n{clip.name} ({seconds:.0f} s audio): {describe(chunked, samples)}")
         times: dict[str, list[float]] = {name: [] for name, _ in sides}
         foreign: list[float] = []
