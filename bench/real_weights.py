@@ -424,8 +424,9 @@ def print_report(results: list[Result], plan: Plan, long_name: str) -> None:
         base = next((result for result in rows if result.engine == BASELINE), rows[0])
         print(f"\n{mode} (beam {MODES[mode]}), {THREADS} threads; ratio = median / {base.engine}'s, same run")
         wer_heads = "".join(f"  {'WER ' + language:>8}" for language in languages)
+        width = max(len(result.engine) for result in results)
         print(
-            f"{'engine':<24}  {'jfk s':>7} {'ratio':>6}  {long_name + ' s':>11} {'ratio':>6}"
+            f"{'engine':<{width}}  {'jfk s':>7} {'ratio':>6}  {long_name + ' s':>11} {'ratio':>6}"
             f"  {'RSS MiB':>8}{wer_heads}  {'WER all':>8}  {'WER ' + long_name:>10}  jfk text = baseline's"
         )
         for result in rows:
@@ -436,7 +437,7 @@ def print_report(results: list[Result], plan: Plan, long_name: str) -> None:
             every = wer([(clip.text, result.texts[clip.id]) for clip in plan.clips])
             same = normalise(result.texts.get("jfk", "")) == normalise(base.texts.get("jfk", ""))
             print(
-                f"{result.engine:<24}  {_median(result.jfk_s):>7.2f} "
+                f"{result.engine:<{width}}  {_median(result.jfk_s):>7.2f} "
                 f"{_median(result.jfk_s) / _median(base.jfk_s):>6.2f}  {_median(result.long_s):>11.1f} "
                 f"{_median(result.long_s) / _median(base.long_s):>6.2f}  {result.peak_rss_mib:>8.0f}"
                 + "".join(f"  {100 * value:>7.1f}%" for value in wers)
@@ -446,11 +447,11 @@ def print_report(results: list[Result], plan: Plan, long_name: str) -> None:
         served = [result for result in rows if result.throughput]
         if served:
             print(f"\nthroughput, {mode}: audio s per wall s, {plan.batch} x jfk.wav shared by N clients")
-            print(f"{'engine':<24}" + "".join(f"  {f'{clients} clients':>10}" for clients in plan.clients))
+            heads = "".join(f"  {f'{clients} clients':>10}" for clients in plan.clients)
+            print(f"{'engine':<{width}}{heads}")
             for result in served:
-                print(
-                    f"{result.engine:<24}" + "".join(f"  {result.throughput[c]:>10.2f}" for c in plan.clients)
-                )
+                rates = "".join(f"  {result.throughput[c]:>10.2f}" for c in plan.clients)
+                print(f"{result.engine:<{width}}{rates}")
     print(f"\n{foreign_note([load for result in results for load in result.foreign_cores])}")
     print("\ntranscripts (jfk):")
     for result in results:
