@@ -257,6 +257,15 @@ def test_a_lone_run_takes_every_core(models_dir: Path) -> None:
         pool.close(timeout=10)
 
 
+def test_a_run_capped_at_one_thread_takes_one_core_even_alone(models_dir: Path) -> None:
+    pool = elastic_pool(models_dir / "ggml-mini.en.bin", contexts=2, cores=2)
+    try:
+        capped = pool.submit(lambda context, _a: context.threads, 5.0, None, widest=1)
+        assert capped.result.result(timeout=10) == 1
+    finally:
+        pool.close(timeout=10)
+
+
 def test_a_long_run_pauses_for_a_short_clip_and_then_finishes(models_dir: Path) -> None:
     pool = elastic_pool(models_dir / "ggml-mini.en.bin", contexts=2, cores=1)
     started, finish = threading.Event(), threading.Event()

@@ -255,7 +255,11 @@ class Engine:
         # later window is conditioned on (until about 223 tokens of decoded text push it out), and its usual
         # purposes, names and spellings and punctuation style, hold for the whole file. Chunked pipelines
         # users know (faster-whisper's BatchedInferencePipeline, WhisperX) prompt every chunk alike.
-        slots = asyncio.Semaphore(_parallel_chunks(pool))
+        side_by_side = _parallel_chunks(pool)
+        slots = asyncio.Semaphore(side_by_side)
+        # Each chunk takes at most its share of the cores, so the first one does not take them all before
+        # the others are queued.
+        widest = max(1, pool.cores.cores // side_by_side)
 
         def chunk_work(number: int, cut: SpeechCut) -> Work:
             def work(context: WhisperContext, should_abort: ShouldAbort) -> Transcript:
@@ -273,13 +277,12 @@ class Engine:
 
         async def transcribe_chunk(number: int, cut: SpeechCut) -> Transcript:
             await slots.acquire()
-            part: Transcript = await _outcome(pool, chunk_work(number, cut), cut.seconds, deadline)
+            part: Transcript = await _outcome(pool, chunk_work(number, cut), cut.seconds, deadline, widest)
             # Only a chunk that finished makes room for the next: after a failure no other one starts.
             slots.release()
             return part
 
-        # Created together, so the first chunks are all queued before a context takes cores for one of
-        # them: each then gets its share of the cores rather than the first taking every core.
+        # Created together, so the first chunks are queued at once and decoded side by side.
         chunks = [asyncio.ensure_future(transcribe_chunk(n, cut)) for n, cut in enumerate(stitch.cuts)]
         try:
             parts = await asyncio.gather(*chunks)
@@ -388,9 +391,11 @@ def _deadline(timeout: float | None) -> float | None:
     return time.monotonic() + timeout if timeout else None
 
 
-async def _outcome(pool: ModelPool, work: Work, audio_seconds: float, deadline: float | None) -> Any:
-    """`work` queued on `pool`, waited for; cancelling the caller aborts it."""
-    submission: Submission = pool.submit(work, audio_seconds, deadline)
+async def _outcome(
+    pool: ModelPool, work: Work, audio_seconds: float, deadline: float | None, widest: int | None = None
+) -> Any:
+    """`work` queued on `pool` (at most `widest` threads), waited for; cancelling the caller aborts it."""
+    submission: Submission = pool.submit(work, audio_seconds, deadline, widest=widest)
     try:
         return await asyncio.wrap_future(submission.result)
     except asyncio.CancelledError:

@@ -124,12 +124,18 @@ class CoreBudget:
         self.pauses = 0
 
     def take(
-        self, rank: Rank, fixed: int | None, crowd: Callable[[], int], abandon: Callable[[], bool]
+        self,
+        rank: Rank,
+        fixed: int | None,
+        crowd: Callable[[], int],
+        abandon: Callable[[], bool],
+        widest: int | None = None,
     ) -> Lease | None:
         """Cores for a new run, waiting for its turn; None if `abandon()` turns true meanwhile.
 
         `fixed` threads if given; otherwise all the free cores when no other new run is waiting for any,
-        else an even share of them among the waiting runs and the `crowd()` about to ask.
+        else an even share of them among the waiting runs and the `crowd()` about to ask, and at most
+        `widest`. A run hosted by a paused one takes that run's width whatever `widest` says.
         """
         claim = _Claim(rank, min(fixed or 1, self.cores), flexible=fixed is None)
         with self._condition:
@@ -141,6 +147,7 @@ class CoreBudget:
             if claim.flexible:
                 others = sum(1 for other in self._unserved() if other.flexible) + crowd()
                 width = self._free if others == 0 else max(1, self._free // (others + 1))
+                width = min(width, widest or width)
             self._free -= width
             return Lease(rank, width)
 
@@ -264,6 +271,8 @@ class Submission:
     work: Work
     audio_seconds: float
     deadline: float | None
+    #: The most threads it may run with (elastic threads only); None: as many as are free.
+    widest: int | None = None
     submitted_at: float = field(default_factory=time.monotonic)
     result: Future[Any] = field(default_factory=Future)
     rank: Rank = (0.0, 0)
@@ -355,8 +364,12 @@ class ModelPool:
 
     # -- queue -------------------------------------------------------------------------------
 
-    def submit(self, work: Work, audio_seconds: float, deadline: float | None) -> Submission:
-        submission = Submission(work, audio_seconds, deadline)
+    def submit(
+        self, work: Work, audio_seconds: float, deadline: float | None, *, widest: int | None = None
+    ) -> Submission:
+        """Queue `work`; `widest` caps its threads, so that pieces of one request submitted together
+        (engine.py's chunks) run side by side rather than the first taking every core."""
+        submission = Submission(work, audio_seconds, deadline, widest)
         # One order across pools: runs of every model share the cores by it.
         submission.rank = (submission.submitted_at + audio_seconds * SHORT_FIRST_WEIGHT, next(_order))
         with self._condition:
@@ -466,7 +479,9 @@ class ModelPool:
             if submission.past_deadline():
                 raise TimedOut()
             fixed = self.threads or None
-            lease = self.cores.take(submission.rank, fixed, self._crowd, submission.should_abort)
+            lease = self.cores.take(
+                submission.rank, fixed, self._crowd, submission.should_abort, submission.widest
+            )
             if lease is None:
                 raise Aborted()
             outcome = self._run(context, submission, lease)
