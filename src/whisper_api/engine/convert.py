@@ -379,11 +379,15 @@ def _safe_inverse(d: np.ndarray) -> np.ndarray:
     return np.divide(np.float32(1.0), d, out=np.zeros_like(d), where=np.abs(d) >= np.finfo(np.float32).tiny)
 
 
-def _five_bits(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """q5 blocks' low nibbles (element j with j + 16 in one byte) and their fifth bits as a u32 mask."""
-    nibbles = (q[:, :16] & 0x0F) | ((q[:, 16:] & 0x0F) << 4)
+def _nibbles(q: np.ndarray) -> np.ndarray:
+    """q4/q5 blocks' low nibbles: element j with element j + 16 in one byte."""
+    return ((q[:, :16] & 0x0F) | ((q[:, 16:] & 0x0F) << 4)).astype(np.uint8)
+
+
+def _fifth_bits(q: np.ndarray) -> np.ndarray:
+    """q5 blocks' fifth bits, as 4 bytes of a little-endian u32 mask per block."""
     high = ((q.astype(np.uint32) >> 4) & 1) << np.arange(BLOCK, dtype=np.uint32)
-    return nibbles.astype(np.uint8), np.bitwise_or.reduce(high, axis=1).astype("<u4")
+    return np.bitwise_or.reduce(high, axis=1).astype("<u4").view(np.uint8).reshape(-1, 4)
 
 
 def _half(x: np.ndarray) -> np.ndarray:
@@ -410,16 +414,14 @@ def quantize(values: np.ndarray, kind: Quantization) -> bytes:
         d = extreme / np.float32(-levels)
         scaled = np.trunc(x * _safe_inverse(d)[:, None] + np.float32(levels + 0.5))
         q = np.minimum(2 * levels - 1, scaled).astype(np.uint8)
-        nibbles, high = _five_bits(q)
         if kind == "q4_0":
-            return np.hstack([_half(d), nibbles]).tobytes()
-        return np.hstack([_half(d), high.view(np.uint8).reshape(-1, 4), nibbles]).tobytes()
+            return np.hstack([_half(d), _nibbles(q)]).tobytes()
+        return np.hstack([_half(d), _fifth_bits(q), _nibbles(q)]).tobytes()
     if kind == "q5_1":
         low, top = x.min(axis=1), x.max(axis=1)
         d = (top - low) / np.float32(31)
         q = np.trunc((x - low[:, None]) * _safe_inverse(d)[:, None] + np.float32(0.5)).astype(np.uint8)
-        nibbles, high = _five_bits(q)
-        return np.hstack([_half(d), _half(low), high.view(np.uint8).reshape(-1, 4), nibbles]).tobytes()
+        return np.hstack([_half(d), _half(low), _fifth_bits(q), _nibbles(q)]).tobytes()
     raise ValueError(f"unknown quantization {kind!r}")
 
 

@@ -76,11 +76,15 @@ class Handover:
 
     def run_here(self) -> None:
         """On the host's thread: run the work handed over, and pass its outcome back."""
-        work = self._work.get()
-        try:
-            self._outcome.set_result(work())
-        except BaseException as error:
-            self._outcome.set_exception(error)
+        _settle(self._outcome, self._work.get())
+
+
+def _settle(outcome: Future[_T], call: Callable[[], _T]) -> None:
+    """`outcome` resolved with what `call()` returns or raises, for a thread that waits on it."""
+    try:
+        outcome.set_result(call())
+    except BaseException as error:
+        outcome.set_exception(error)
 
 
 @dataclass(eq=False)
@@ -244,14 +248,7 @@ def _on_passing_thread(call: Callable[[], _T], name: str) -> _T:
     threads on a thread that then ends takes its pool with it, so the context threads keep none.
     """
     outcome: Future[_T] = Future()
-
-    def run() -> None:
-        try:
-            outcome.set_result(call())
-        except BaseException as error:
-            outcome.set_exception(error)
-
-    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread = threading.Thread(target=_settle, args=(outcome, call), name=name, daemon=True)
     thread.start()
     thread.join()
     return outcome.result()
