@@ -239,6 +239,41 @@ def test_a_failing_chunk_aborts_the_others_and_fails_the_request(
     assert chunks.after(failed, models_dir, vad_model, repeated(jfk, 8)) == (2, ["aborted"], 0)
 
 
+def test_chunks_not_yet_queued_count_in_the_backlog_until_the_request_ends(
+    models_dir: Path, vad_model: Path, jfk: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    subject, audio = two_by_one(models_dir, vad_model), repeated(jfk, 8)
+    cuts = plan(subject.speech(audio, SpeechRules()), audio)
+    started, two_running, release = itertools.count(1), threading.Event(), threading.Event()
+
+    def around(_samples: np.ndarray, run: Callable[[], Any]) -> Any:
+        if next(started) == 2:
+            two_running.set()
+        assert release.wait(WAIT)
+        return run()
+
+    around_runs(monkeypatch, around)
+
+    async def backlogs() -> tuple[float, float]:
+        model = subject.catalog.resolve("mini.en")
+        try:
+            request = asyncio.ensure_future(subject.transcribe(model, audio, SPEECH_ONLY))
+            assert await asyncio.to_thread(two_running.wait, WAIT)
+            pool = subject._pools[model.id]
+            during = pool.backlog_audio()
+            release.set()
+            await request
+            return during, pool.backlog_audio()
+        finally:
+            release.set()
+            await subject.close()
+
+    during, after = asyncio.run(backlogs())
+    assert len(cuts) == 3
+    assert during == pytest.approx(sum(cut.seconds for cut in cuts))
+    assert after == 0
+
+
 class HeldChunks:
     """Chunk runs held until the request has ended, then run for real, which whisper.cpp aborts at its
     first check if the chunk was cancelled. With `failing`, the first run fails once a second is under way."""

@@ -275,22 +275,27 @@ class Engine:
 
             return work
 
-        async def transcribe_chunk(number: int, cut: SpeechCut) -> Transcript:
-            await slots.acquire()
-            part: Transcript = await _outcome(pool, chunk_work(number, cut), cut.seconds, deadline, widest)
-            # Only a chunk that finished makes room for the next: after a failure no other one starts.
-            slots.release()
-            return part
+        # Chunks not yet queued still count in the backlog a refused caller is told to wait out.
+        with pool.upcoming(sum(cut.seconds for cut in stitch.cuts)) as submitted:
 
-        # Created together, so the first chunks are queued at once and decoded side by side.
-        chunks = [asyncio.ensure_future(transcribe_chunk(n, cut)) for n, cut in enumerate(stitch.cuts)]
-        try:
-            parts = await asyncio.gather(*chunks)
-        finally:
-            for chunk in chunks:
-                chunk.cancel()
-            # Each cancelled chunk cancels its submission: none is left queued or running.
-            await asyncio.gather(*chunks, return_exceptions=True)
+            async def transcribe_chunk(number: int, cut: SpeechCut) -> Transcript:
+                await slots.acquire()
+                submitted(cut.seconds)
+                work = chunk_work(number, cut)
+                part: Transcript = await _outcome(pool, work, cut.seconds, deadline, widest)
+                # Only a chunk that finished makes room for the next: after a failure no other one starts.
+                slots.release()
+                return part
+
+            # Created together, so the first chunks are queued at once and decoded side by side.
+            chunks = [asyncio.ensure_future(transcribe_chunk(n, cut)) for n, cut in enumerate(stitch.cuts)]
+            try:
+                parts = await asyncio.gather(*chunks)
+            finally:
+                for chunk in chunks:
+                    chunk.cancel()
+                # Each cancelled chunk cancels its submission: none is left queued or running.
+                await asyncio.gather(*chunks, return_exceptions=True)
         return stitch.transcript(parts, language or parts[0].language, duration)
 
     async def prepare(self, model: ModelFile) -> None:

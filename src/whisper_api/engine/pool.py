@@ -34,8 +34,9 @@ import itertools
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -322,6 +323,8 @@ class ModelPool:
         self._condition = threading.Condition()
         self._closing = False
         self._running: set[Submission] = set()
+        #: audio callers have said they will submit (a long file's chunks not yet queued)
+        self._upcoming = 0.0
         self._threads: list[threading.Thread] = []
         self._loaded: list[Future[None]] = []
         self._rtf = _INITIAL_RTF
@@ -398,12 +401,36 @@ class ModelPool:
             self._condition.notify_all()
         return True
 
-    def backlog_seconds(self) -> float:
-        """Estimated seconds until a newly queued submission would start."""
+    @contextmanager
+    def upcoming(self, audio_seconds: float) -> Iterator[Callable[[float], None]]:
+        """Count `audio_seconds` that the caller will submit piece by piece in the backlog, until it
+        submits them or leaves: the caller reports each piece's seconds to the function it is given as it
+        submits that piece, so a long file's chunks count while they still wait their turn to be queued."""
+        left = audio_seconds
+
+        def submitted(seconds: float) -> None:
+            nonlocal left
+            with self._condition:
+                left -= seconds
+                self._upcoming -= seconds
+
+        with self._condition:
+            self._upcoming += audio_seconds
+        try:
+            yield submitted
+        finally:
+            with self._condition:
+                self._upcoming -= left
+
+    def backlog_audio(self) -> float:
+        """Seconds of audio queued, running, or still to be submitted by a caller (`upcoming`)."""
         with self._condition:
             audio = sum(submission.audio_seconds for _, submission in self._heap)
-            audio += sum(submission.audio_seconds for submission in self._running)
-        return audio * self._rtf / min(self.contexts, self.cores.cores)
+            return audio + sum(submission.audio_seconds for submission in self._running) + self._upcoming
+
+    def backlog_seconds(self) -> float:
+        """Estimated seconds until a newly queued submission would start."""
+        return self.backlog_audio() * self._rtf / min(self.contexts, self.cores.cores)
 
     # -- context threads -----------------------------------------------------------------------------
 
