@@ -94,3 +94,12 @@ def test_import_refuses_to_replace_a_model_without_force(faster_whisper_dir: Pat
 def test_the_command_offers_every_quantisation_the_converter_writes(quantization: str) -> None:
     args = build_parser().parse_args(["models", "import", "somewhere", "--quantize", quantization])
     assert args.quantize == quantization
+
+
+def test_an_unknown_quantisation_is_refused_with_the_ones_offered(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit:
+        build_parser().parse_args(["models", "import", "somewhere", "--quantize", "q3_K"])
+    assert exit.value.code == 2
+    error = capsys.readouterr().err
+    assert "invalid choice: 'q3_K'" in error and all(f"'{q}'" in error for q in QUANTIZATIONS)
+    assert "Traceback" not in error

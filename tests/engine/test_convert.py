@@ -25,9 +25,11 @@ from tests.support.ct2 import (
     write_synthetic_ct2_model,
 )
 from whisper_api.audio import decode_audio
+from whisper_api.binding.library import load
 from whisper_api.engine.catalog import GgmlHeader, ModelCatalog, read_header
 from whisper_api.engine.convert import (
     BLOCK,
+    BY_GGML,
     ConversionError,
     CT2Model,
     default_name,
@@ -89,7 +91,7 @@ def test_an_english_only_model_imports_as_dot_en_and_loads(fixtures_dir: Path, t
         context.close()
 
 
-@pytest.mark.parametrize("quantization", ["q8_0", "q5_0", "q5_1", "q4_0"])
+@pytest.mark.parametrize("quantization", ["q8_0", "q5_0", "q5_1", "q4_0", "iq4_nl"])
 def test_a_quantised_import_loads_and_runs(synthetic_ct2: Path, tmp_path: Path, quantization: str) -> None:
     imported = import_ct2(synthetic_ct2, tmp_path, quantization=quantization)  # type: ignore[arg-type]
     context = WhisperContext.load(imported.path)
@@ -97,6 +99,35 @@ def test_a_quantised_import_loads_and_runs(synthetic_ct2: Path, tmp_path: Path, 
         context.transcribe(np.zeros(16_000, np.float32), FAST, threads=1)
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def synthetic_ct2_256(tiny_fixture: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """256 wide: rows of whole k-quant super-blocks, as in base (512) and every larger size."""
+    return write_synthetic_ct2_model(
+        tmp_path_factory.mktemp("ct2-256") / "tiny", fixture_vocabulary(tiny_fixture), state=256, heads=4
+    )
+
+
+def test_a_k_quant_import_loads_and_runs(synthetic_ct2_256: Path, tmp_path: Path) -> None:
+    imported = import_ct2(synthetic_ct2_256, tmp_path, quantization="q4_K")
+    header = read_header(imported.path)
+    assert header is not None and header.ftype == 2012  # ggml_ftype 12, mostly q4_K
+    context = WhisperContext.load(imported.path)
+    try:
+        context.transcribe(np.zeros(16_000, np.float32), FAST, threads=1)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("quantization", ["q4_K", "q5_K", "q6_K"])
+def test_a_k_quant_of_rows_short_of_256_is_refused_and_leaves_nothing(
+    synthetic_ct2: Path, tmp_path: Path, quantization: str
+) -> None:
+    # No per-tensor fallback to a 32-block type, as llama.cpp has: whisper.cpp would refuse the file.
+    with pytest.raises(ConversionError, match=rf"rows of 64 values; {quantization} needs a multiple of 256"):
+        import_ct2(synthetic_ct2, tmp_path, quantization=quantization)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_header_describes_the_model(synthetic_ct2: Path, tmp_path: Path) -> None:
@@ -372,7 +403,7 @@ def _ggml_base() -> ctypes.CDLL | None:
     return None
 
 
-GGML_TYPES = {"q8_0": 8, "q5_0": 6, "q5_1": 7, "q4_0": 2}
+GGML_TYPES = {"q8_0": 8, "q5_0": 6, "q5_1": 7, "q4_0": 2, "q4_K": 12, "q5_K": 13, "q6_K": 14, "iq4_nl": 20}
 # Away from float32's subnormals, where ggml's C (an infinite inverse scale cast to an integer) is undefined.
 ordinary_blocks = st.integers(1, 4).flatmap(
     lambda n: hnp.arrays(
@@ -398,6 +429,47 @@ def test_blocks_are_byte_for_byte_what_ggml_writes(kind: str, values: np.ndarray
         GGML_TYPES[kind], source.ctypes.data, ctypes.addressof(out), 0, 1, values.size, None
     )
     assert quantize(values, kind) == out.raw[:size]  # type: ignore[arg-type]
+
+
+class _TypeTraits(ctypes.Structure):
+    """ggml.h's struct ggml_type_traits: its to_float reads a type's blocks back."""
+
+    _fields_ = (
+        ("type_name", ctypes.c_char_p),
+        ("blck_size", ctypes.c_int64),
+        ("blck_size_interleave", ctypes.c_int64),
+        ("type_size", ctypes.c_size_t),
+        ("is_quantized", ctypes.c_bool),
+        ("to_float", ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(ctypes.c_float), ctypes.c_int64)),
+        ("from_float_ref", ctypes.c_void_p),
+    )
+
+
+def ggml_dequantize(blob: bytes, kind: str, count: int) -> np.ndarray:
+    library = load()
+    library.ggml_get_type_traits.restype = ctypes.POINTER(_TypeTraits)
+    library.ggml_get_type_traits.argtypes = [ctypes.c_int]
+    traits = library.ggml_get_type_traits(GGML_TYPES[kind]).contents
+    assert traits.type_name.decode() == kind
+    values = np.empty(count, np.float32)
+    traits.to_float(blob, values.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), count)
+    return values
+
+
+@pytest.mark.parametrize(("kind", "bound"), [("q4_K", 0.1), ("q5_K", 0.05), ("q6_K", 0.03), ("iq4_nl", 0.1)])
+def test_ggml_quantised_rows_read_back_close_to_their_values(kind: str, bound: float) -> None:
+    # Rows a million times apart in scale: one quantised with another's scales would read back far off.
+    values = np.random.default_rng(0).standard_normal((3, 512)) * np.array([[1e-3], [1.0], [1e3]])
+    matrix = values.astype(np.float32)
+    restored = ggml_dequantize(quantize(matrix, kind), kind, matrix.size).reshape(matrix.shape)  # type: ignore[arg-type]
+    relative_rms = np.sqrt(((restored - matrix) ** 2).mean(axis=1) / (matrix**2).mean(axis=1))
+    assert (relative_rms < bound).all()
+
+
+def test_no_type_ggml_quantises_needs_an_importance_matrix() -> None:
+    # ggml aborts the process when one that needs it is quantised without.
+    library = load()
+    assert not any(library.ggml_quantize_requires_imatrix(GGML_TYPES[kind]) for kind in BY_GGML)
 
 
 def test_f16_is_numpys_half_precision() -> None:

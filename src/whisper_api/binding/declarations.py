@@ -1,4 +1,5 @@
-"""whisper.h 1.8.5 in ctypes: its structs, callback types and function signatures, one to one.
+"""whisper.h 1.8.5 in ctypes: its structs, callback types and function signatures, one to one; and the
+few functions of ggml.h (its quantiser) that `models import` calls.
 
 Written by hand from the header in the pywhispercpp 1.5.1 sdist (native/fetch_whisper_cpp.py puts it at
 .cache/whisper.cpp/include/whisper.h). The order and types of every struct's fields are the C ABI: a field
@@ -59,6 +60,12 @@ AHEADS_LARGE_V3_TURBO = 14
 
 # enum ggml_log_level
 LOG_NONE, LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_CONT = range(6)
+
+# enum ggml_type (ggml.h): the tensor types a whisper.cpp model file stores.
+GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q4_0 = 0, 1, 2
+GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q8_0 = 6, 7, 8
+GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K = 12, 13, 14
+GGML_TYPE_IQ4_NL = 20
 
 
 class Ahead(Structure):
@@ -347,6 +354,11 @@ FUNCTIONS: dict[str, tuple[Any, list[Any]]] = {
     "whisper_bench_ggml_mul_mat": (c_int, [c_int]),
     "whisper_bench_ggml_mul_mat_str": (c_char_p, [c_int]),
     "whisper_log_set": (None, [LogCallback, c_void_p]),
+    # ggml.h's quantiser. libwhisper links ggml, and dlsym on libwhisper's handle searches the libraries it
+    # depends on too, so these come from the same ggml the model will later run on.
+    "ggml_quantize_requires_imatrix": (c_bool, [c_int]),
+    "ggml_quantize_chunk": (c_size_t, [c_int, _floats, c_void_p, c_int64, c_int64, c_int64, _floats]),
+    "ggml_row_size": (c_size_t, [c_int, c_int64]),
 }
 
 

@@ -1,5 +1,7 @@
 """`whisper-api models import DIR`: a CTranslate2 Whisper model (faster-whisper's and speaches' format) as a
-whisper.cpp ggml file, in f16 or quantised to q8_0 / q5_0 / q5_1 / q4_0 by this module, with numpy alone.
+whisper.cpp ggml file, in f16 or quantised: to q8_0 / q5_0 / q5_1 / q4_0 by this module with numpy, to
+q4_K / q5_K / q6_K / iq4_nl by ggml's own quantiser in the process's libwhisper (those search each block
+for its best scales; a numpy copy of the search would be a second implementation to keep byte-exact).
 
 CTranslate2's model.bin: u32 binary version, the spec's name, u32 revision, then its variables (name,
 u8 rank, u32 dims, u8 dtype, u32 byte count, bytes) and aliases (name → name); strings are a u16 length
@@ -10,6 +12,7 @@ cross-attention's key/value into one matrix each, which whisper.cpp wants apart.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime
 import hashlib
 import json
@@ -26,10 +29,12 @@ from typing import BinaryIO, Literal, get_args
 import numpy as np
 
 from whisper_api import __version__
+from whisper_api.binding import declarations as h
+from whisper_api.binding.library import LibraryError, load
 from whisper_api.engine.catalog import FILE_PREFIX, MODEL_SUFFIX, GgmlHeader, size_name
 from whisper_api.engine.download import PARTIAL_SUFFIX, DownloadError, model_name
 
-Quantization = Literal["f16", "q8_0", "q5_0", "q5_1", "q4_0"]
+Quantization = Literal["f16", "q8_0", "q5_0", "q5_1", "q4_0", "q4_K", "q5_K", "q6_K", "iq4_nl"]
 QUANTIZATIONS: tuple[Quantization, ...] = get_args(Quantization)
 SIDECAR_SUFFIX = ".json"
 SOURCE_FORMAT = "ctranslate2"
@@ -47,18 +52,35 @@ _CT2_DTYPES: dict[int, np.dtype] = {
 }
 
 # ggml's tensor types and whisper.cpp's file types (ggml_ftype) for each weight type.
-_GGML_F32, _GGML_F16, _GGML_Q4_0, _GGML_Q5_0, _GGML_Q5_1, _GGML_Q8_0 = 0, 1, 2, 6, 7, 8
 _TENSOR_TYPES: dict[Quantization, int] = {
-    "f16": _GGML_F16,
-    "q8_0": _GGML_Q8_0,
-    "q5_0": _GGML_Q5_0,
-    "q5_1": _GGML_Q5_1,
-    "q4_0": _GGML_Q4_0,
+    "f16": h.GGML_TYPE_F16,
+    "q8_0": h.GGML_TYPE_Q8_0,
+    "q5_0": h.GGML_TYPE_Q5_0,
+    "q5_1": h.GGML_TYPE_Q5_1,
+    "q4_0": h.GGML_TYPE_Q4_0,
+    "q4_K": h.GGML_TYPE_Q4_K,
+    "q5_K": h.GGML_TYPE_Q5_K,
+    "q6_K": h.GGML_TYPE_Q6_K,
+    "iq4_nl": h.GGML_TYPE_IQ4_NL,
 }
-_FILE_TYPES: dict[Quantization, int] = {"f16": 1, "q8_0": 7, "q5_0": 8, "q5_1": 9, "q4_0": 2}
+_FILE_TYPES: dict[Quantization, int] = {
+    "f16": 1,
+    "q8_0": 7,
+    "q5_0": 8,
+    "q5_1": 9,
+    "q4_0": 2,
+    "q4_K": 12,
+    "q5_K": 13,
+    "q6_K": 14,
+    "iq4_nl": 19,
+}
+#: The types ggml's quantiser writes (the others are numpy's, below).
+BY_GGML: frozenset[Quantization] = frozenset({"q4_K", "q5_K", "q6_K", "iq4_nl"})
 # whisper.cpp's quantize tool stores ftype + 1000 * ggml's quantisation-format version (2 since 2023).
 _QUANT_FORMAT_VERSION = 2000
 BLOCK = 32
+#: The k-quants' super-blocks (QK_K): a row must hold whole ones.
+SUPER_BLOCK = 256
 
 # The byte-level BPE tokens (GPT-2's 50256 and <|endoftext|>, or the multilingual 50257) come first in
 # both tokenizers; whisper.cpp names every special token after them itself, so files hold only these.
@@ -394,12 +416,33 @@ def _half(x: np.ndarray) -> np.ndarray:
     return x.astype("<f2").view(np.uint8).reshape(-1, 2)
 
 
-def quantize(values: np.ndarray, kind: Quantization) -> bytes:
-    """`values` (rows a multiple of 32 long) in ggml's blocks of 32, as ggml's reference quantisers do.
+def _row_block(kind: Quantization) -> int:
+    return SUPER_BLOCK if kind.endswith("_K") else BLOCK
 
-    q8_0: f16 scale, 32 int8. q5_0: f16 scale, u32 fifth bits, 16 bytes of nibbles. q5_1: f16 scale,
-    f16 minimum, the same bits and nibbles. q4_0: f16 scale, 16 bytes of nibbles.
+
+def _ggml_quantize(values: np.ndarray, kind: Quantization) -> bytes:
+    """`values`, row by row (its last axis), by ggml's quantiser in the process's libwhisper."""
+    library = load()
+    ggml_type = _TENSOR_TYPES[kind]
+    rows = np.ascontiguousarray(values, dtype=np.float32).reshape(-1, values.shape[-1])
+    out = np.empty(library.ggml_row_size(ggml_type, rows.shape[1]) * len(rows), np.uint8)
+    source = rows.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+    # No importance matrix: none of BY_GGML's types needs one (a test asks ggml), and the loss it recovers
+    # would need calibration audio this import does not have.
+    written = library.ggml_quantize_chunk(ggml_type, source, out.ctypes.data, 0, *rows.shape, None)
+    return out[:written].tobytes()
+
+
+def quantize(values: np.ndarray, kind: Quantization) -> bytes:
+    """`values` (rows a multiple of 32 long, 256 for the k-quants) in ggml's type `kind`.
+
+    The types in BY_GGML are ggml's own quantiser's output; the others are written here as ggml's reference
+    quantisers write them, in blocks of 32. q8_0: f16 scale, 32 int8. q5_0: f16 scale, u32 fifth bits,
+    16 bytes of nibbles. q5_1: f16 scale, f16 minimum, the same bits and nibbles. q4_0: f16 scale, 16 bytes
+    of nibbles.
     """
+    if kind in BY_GGML:
+        return _ggml_quantize(values, kind)
     if kind == "f16":
         return values.astype("<f2").tobytes()
     x = np.ascontiguousarray(values, dtype=np.float32).reshape(-1, BLOCK)
@@ -435,9 +478,9 @@ def _write_tensor(
     out.write(struct.pack("<3i", data.ndim, len(encoded), ggml_type))
     out.write(struct.pack(f"<{data.ndim}i", *reversed(data.shape)))  # ggml lists dimensions innermost first
     out.write(encoded)
-    if ggml_type == _GGML_F32:
+    if ggml_type == h.GGML_TYPE_F32:
         out.write(data.astype("<f4").tobytes())
-    elif ggml_type == _GGML_F16:
+    elif ggml_type == h.GGML_TYPE_F16:
         out.write(data.astype("<f2").tobytes())
     else:
         out.write(quantize(data, quantization))
@@ -445,12 +488,17 @@ def _write_tensor(
 
 def _tensor_type(name: str, data: np.ndarray, storage: Storage, quantization: Quantization) -> int:
     if storage == "f32":
-        return _GGML_F32
+        return h.GGML_TYPE_F32
     if storage == "conv":
-        return _GGML_F16  # whisper.cpp's convolutions run in f16 whatever the weight type
-    if quantization != "f16" and data.shape[-1] % BLOCK:
+        return h.GGML_TYPE_F16  # whisper.cpp's convolutions run in f16 whatever the weight type
+    block = _row_block(quantization)
+    if quantization != "f16" and data.shape[-1] % block:
+        # llama.cpp would store such a tensor in a 32-block type instead; whisper.cpp cannot load that:
+        # it makes every matrix in the file's one type and refuses a tensor of another size.
+        fallback = ", and whisper.cpp keeps every matrix of a file in one type: iq4_nl, q5_0 or q8_0 fit"
         raise ConversionError(
-            f"{name} has rows of {data.shape[-1]} values; {quantization} needs a multiple of {BLOCK}."
+            f"{name} has rows of {data.shape[-1]} values; {quantization} needs a multiple of {block}"
+            f"{fallback if block == SUPER_BLOCK else ''}."
         )
     return _TENSOR_TYPES[quantization]
 
@@ -511,6 +559,11 @@ def import_ct2(
         raise ConversionError(f"{source} has no model.bin: not a CTranslate2 model directory.")
     if quantization not in QUANTIZATIONS:
         raise ConversionError(f"unknown quantization {quantization!r}; one of {', '.join(QUANTIZATIONS)}.")
+    if quantization in BY_GGML:
+        try:
+            load()
+        except LibraryError as error:
+            raise ConversionError(f"{quantization} needs ggml's quantiser, in libwhisper: {error}.") from None
     with CT2Model(model_bin) as model:
         if model.spec != _CT2_SPEC:
             raise ConversionError(
@@ -569,6 +622,7 @@ def _sha256(path: Path) -> str:
 
 
 __all__ = [
+    "BY_GGML",
     "QUANTIZATIONS",
     "CT2Model",
     "ConversionError",
