@@ -21,6 +21,7 @@ import os
 import re
 import struct
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +33,7 @@ from whisper_api import __version__
 from whisper_api.binding import declarations as h
 from whisper_api.binding.library import LibraryError, load
 from whisper_api.engine.catalog import FILE_PREFIX, MODEL_SUFFIX, GgmlHeader, size_name
+from whisper_api.engine.cpus import available_cores
 from whisper_api.engine.download import PARTIAL_SUFFIX, DownloadError, model_name
 
 Quantization = Literal["f16", "q8_0", "q5_0", "q5_1", "q4_0", "q4_K", "q5_K", "q6_K", "iq4_nl"]
@@ -425,11 +427,24 @@ def _ggml_quantize(values: np.ndarray, kind: Quantization) -> bytes:
     library = load()
     ggml_type = _TENSOR_TYPES[kind]
     rows = np.ascontiguousarray(values, dtype=np.float32).reshape(-1, values.shape[-1])
-    out = np.empty(library.ggml_row_size(ggml_type, rows.shape[1]) * len(rows), np.uint8)
+    n_rows, n_per_row = rows.shape
+    out = np.empty(library.ggml_row_size(ggml_type, n_per_row) * n_rows, np.uint8)
     source = rows.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
-    # No importance matrix: none of BY_GGML's types needs one (a test asks ggml), and the loss it recovers
-    # would need calibration audio this import does not have.
-    written = library.ggml_quantize_chunk(ggml_type, source, out.ctypes.data, 0, *rows.shape, None)
+
+    def chunk(first: int, end: int) -> int:
+        # No importance matrix: none of BY_GGML's types needs one (a test asks ggml), and the loss it
+        # recovers would need calibration audio this import does not have.
+        return int(
+            library.ggml_quantize_chunk(
+                ggml_type, source, out.ctypes.data, first * n_per_row, end - first, n_per_row, None
+            )
+        )
+
+    # The search for each block's scales is the import's longest part (iq4_nl's most of all). ctypes lets
+    # go of the GIL, and ggml writes each range of rows at its own offset, so every core takes a range.
+    bounds = np.linspace(0, n_rows, min(n_rows, available_cores()) + 1).astype(int).tolist()
+    with ThreadPoolExecutor(len(bounds) - 1) as pool:
+        written = sum(pool.map(chunk, bounds[:-1], bounds[1:]))
     return out[:written].tobytes()
 
 
