@@ -91,7 +91,7 @@ def test_an_english_only_model_imports_as_dot_en_and_loads(fixtures_dir: Path, t
         context.close()
 
 
-@pytest.mark.parametrize("quantization", ["q8_0", "q5_0", "q5_1", "q4_0", "iq4_nl"])
+@pytest.mark.parametrize("quantization", ["bf16", "q8_0", "q5_0", "q5_1", "q4_0", "iq4_nl"])
 def test_a_quantised_import_loads_and_runs(synthetic_ct2: Path, tmp_path: Path, quantization: str) -> None:
     imported = import_ct2(synthetic_ct2, tmp_path, quantization=quantization)  # type: ignore[arg-type]
     context = WhisperContext.load(imported.path)
@@ -403,7 +403,7 @@ def _ggml_base() -> ctypes.CDLL | None:
     return None
 
 
-GGML_TYPES = {"q8_0": 8, "q5_0": 6, "q5_1": 7, "q4_0": 2, "q4_K": 12, "q5_K": 13, "q6_K": 14, "iq4_nl": 20}
+GGML_TYPES = {"q8_0": 8, "q5_0": 6, "q5_1": 7, "q4_0": 2, "q4_K": 12, "q5_K": 13, "q6_K": 14, "iq4_nl": 20, "bf16": 30}
 # Away from float32's subnormals, where ggml's C (an infinite inverse scale cast to an integer) is undefined.
 ordinary_blocks = st.integers(1, 4).flatmap(
     lambda n: hnp.arrays(

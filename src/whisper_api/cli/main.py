@@ -450,11 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
     importing.add_argument("path", type=Path, help="Directory with model.bin, config.json, vocabulary.")
     importing.add_argument(
         "--quantize",
-        choices=("f16", "q8_0", "q5_0", "q5_1", "q4_0", "q4_K", "q5_K", "q6_K", "iq4_nl"),
+        choices=("f16", "bf16", "q8_0", "q5_0", "q5_1", "q4_0", "q4_K", "q5_K", "q6_K", "iq4_nl"),
         default="f16",
-        help="Weight type: f16 (default, as the source), or q8_0 / q5_0 / q5_1 / q4_0 (smaller; q8_0 and "
-        "q4_0 are faster on CPUs), or ggml's q4_K / q5_K / q6_K (base and larger) / iq4_nl, which keep "
-        "more accuracy per bit.",
+        help="Weight type: f16 (default, as the source), bf16 (faster than f16 with a libwhisper built for a "
+        "CPU with AVX512-BF16), or q8_0 / q5_0 / q5_1 / q4_0 (smaller; q8_0 and q4_0 are faster on CPUs), "
+        "or ggml's q4_K / q5_K / q6_K (base and larger) / iq4_nl, which keep more accuracy per bit.",
     )
     importing.add_argument("--name", help="Model name (default: from its size and type, e.g. base-q8_0).")
     importing.add_argument("--force", action="store_true", help="Replace a model of the same name.")

@@ -1,7 +1,8 @@
 """`whisper-api models import DIR`: a CTranslate2 Whisper model (faster-whisper's and speaches' format) as a
-whisper.cpp ggml file, in f16 or quantised: to q8_0 / q5_0 / q5_1 / q4_0 by this module with numpy, to
-q4_K / q5_K / q6_K / iq4_nl by ggml's own quantiser in the process's libwhisper (those search each block
-for its best scales; a numpy copy of the search would be a second implementation to keep byte-exact).
+whisper.cpp ggml file, in f16 or bf16 or quantised: to q8_0 / q5_0 / q5_1 / q4_0 by this module with
+numpy, to q4_K / q5_K / q6_K / iq4_nl (and bf16) by ggml's own converter in the process's libwhisper (the
+quantisers search each block for its best scales; a numpy copy of the search would be a second
+implementation to keep byte-exact).
 
 CTranslate2's model.bin: u32 binary version, the spec's name, u32 revision, then its variables (name,
 u8 rank, u32 dims, u8 dtype, u32 byte count, bytes) and aliases (name → name); strings are a u16 length
@@ -36,7 +37,7 @@ from whisper_api.engine.catalog import FILE_PREFIX, MODEL_SUFFIX, GgmlHeader, si
 from whisper_api.engine.cpus import available_cores
 from whisper_api.engine.download import PARTIAL_SUFFIX, DownloadError, model_name
 
-Quantization = Literal["f16", "q8_0", "q5_0", "q5_1", "q4_0", "q4_K", "q5_K", "q6_K", "iq4_nl"]
+Quantization = Literal["f16", "bf16", "q8_0", "q5_0", "q5_1", "q4_0", "q4_K", "q5_K", "q6_K", "iq4_nl"]
 QUANTIZATIONS: tuple[Quantization, ...] = get_args(Quantization)
 SIDECAR_SUFFIX = ".json"
 SOURCE_FORMAT = "ctranslate2"
@@ -56,6 +57,7 @@ _CT2_DTYPES: dict[int, np.dtype] = {
 # ggml's tensor types and whisper.cpp's file types (ggml_ftype) for each weight type.
 _TENSOR_TYPES: dict[Quantization, int] = {
     "f16": h.GGML_TYPE_F16,
+    "bf16": h.GGML_TYPE_BF16,
     "q8_0": h.GGML_TYPE_Q8_0,
     "q5_0": h.GGML_TYPE_Q5_0,
     "q5_1": h.GGML_TYPE_Q5_1,
@@ -67,6 +69,7 @@ _TENSOR_TYPES: dict[Quantization, int] = {
 }
 _FILE_TYPES: dict[Quantization, int] = {
     "f16": 1,
+    "bf16": 24,
     "q8_0": 7,
     "q5_0": 8,
     "q5_1": 9,
@@ -77,9 +80,11 @@ _FILE_TYPES: dict[Quantization, int] = {
     "iq4_nl": 19,
 }
 #: The types ggml's quantiser writes (the others are numpy's, below).
-BY_GGML: frozenset[Quantization] = frozenset({"q4_K", "q5_K", "q6_K", "iq4_nl"})
+BY_GGML: frozenset[Quantization] = frozenset({"bf16", "q4_K", "q5_K", "q6_K", "iq4_nl"})
 # whisper.cpp's quantize tool stores ftype + 1000 * ggml's quantisation-format version (2 since 2023).
 _QUANT_FORMAT_VERSION = 2000
+#: 16-bit floats, no blocks: any row length, and no quantisation-format version in the file type
+_UNQUANTISED: frozenset[Quantization] = frozenset({"f16", "bf16"})
 BLOCK = 32
 #: The k-quants' super-blocks (QK_K): a row must hold whole ones.
 SUPER_BLOCK = 256
@@ -241,7 +246,7 @@ def hyperparameters(model: CT2Model, quantization: Quantization) -> GgmlHeader:
         n_text_head=model.scalar("decoder/num_heads"),
         n_text_layer=_layers(model, "decoder"),
         n_mels=model.shape("encoder/conv1/weight")[1],
-        ftype=_FILE_TYPES[quantization] + (_QUANT_FORMAT_VERSION if quantization != "f16" else 0),
+        ftype=_FILE_TYPES[quantization] + (0 if quantization in _UNQUANTISED else _QUANT_FORMAT_VERSION),
     )
     # whisper.cpp asserts the first and divides by the heads; a model failing these would not load.
     if (
@@ -419,6 +424,8 @@ def _half(x: np.ndarray) -> np.ndarray:
 
 
 def _row_block(kind: Quantization) -> int:
+    if kind in _UNQUANTISED:
+        return 1
     return SUPER_BLOCK if kind.endswith("_K") else BLOCK
 
 
@@ -507,7 +514,7 @@ def _tensor_type(name: str, data: np.ndarray, storage: Storage, quantization: Qu
     if storage == "conv":
         return h.GGML_TYPE_F16  # whisper.cpp's convolutions run in f16 whatever the weight type
     block = _row_block(quantization)
-    if quantization != "f16" and data.shape[-1] % block:
+    if data.shape[-1] % block:
         # llama.cpp would store such a tensor in a 32-block type instead; whisper.cpp cannot load that:
         # it makes every matrix in the file's one type and refuses a tensor of another size.
         fallback = ", and whisper.cpp keeps every matrix of a file in one type: iq4_nl, q5_0 or q8_0 fit"
