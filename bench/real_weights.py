@@ -27,7 +27,7 @@ not run) with a paired bootstrap 95 % interval over clips: "equal within noise" 
 Same decoding everywhere: temperature 0 without fallback, no conditioning on previous text, the
 language given, flash attention on for whisper.cpp (its default).
 
-`--quick` (about 2 minutes on a quiet 2-core machine; the full run about 18): greedy only, one
+`--quick` (about 2 minutes on a quiet 2-core machine; the full run about 32): greedy only, one
 jfk.wav run, a 66 s file instead of the 10-minute one, 5 WER clips, throughput at 1 and 4 clients
 with a batch of 4. `--medium` keeps the whole WER set and throughput but takes the 66 s file for the
 long one.
@@ -428,7 +428,8 @@ def describe_set(clips: Sequence[Clip]) -> str:
         for clip in group:
             with wave.open(clip.path, "rb") as wav:
                 frames += wav.getnframes()
-        return f"{len(group)} clips, {words} words, {frames / SAMPLE_RATE / 60:.1f} min"
+        clips = "clip" if len(group) == 1 else "clips"
+        return f"{len(group)} {clips}, {words} words, {frames / SAMPLE_RATE / 60:.1f} min"
 
     subsets = "; ".join(f"{name} {size(group)}" for name, group in _by_subset(clips).items())
     return f"{size(clips)} ({subsets})"
