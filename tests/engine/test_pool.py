@@ -257,6 +257,18 @@ def test_a_lone_run_takes_every_core(models_dir: Path) -> None:
         pool.close(timeout=10)
 
 
+def test_a_run_starting_while_another_request_is_still_decoded_leaves_it_a_share_of_the_cores(
+    models_dir: Path,
+) -> None:
+    pool = elastic_pool(models_dir / "ggml-mini.en.bin", contexts=2, cores=2)
+    try:
+        with pool.cores.arriving():
+            assert pool.submit(lambda context, _a: context.threads, 5.0, None).result.result(timeout=10) == 1
+        assert pool.submit(lambda context, _a: context.threads, 5.0, None).result.result(timeout=10) == 2
+    finally:
+        pool.close(timeout=10)
+
+
 def test_a_run_capped_at_one_thread_takes_one_core_even_alone(models_dir: Path) -> None:
     pool = elastic_pool(models_dir / "ggml-mini.en.bin", contexts=2, cores=2)
     try:

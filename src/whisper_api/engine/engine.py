@@ -6,6 +6,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -297,6 +298,11 @@ class Engine:
                 # Each cancelled chunk cancels its submission: none is left queued or running.
                 await asyncio.gather(*chunks, return_exceptions=True)
         return stitch.transcript(parts, language or parts[0].language, duration)
+
+    def arriving(self) -> AbstractContextManager[None]:
+        """Mark a request whose audio is being decoded for a run: runs starting meanwhile share the cores
+        with it (CoreBudget.arriving)."""
+        return self.cores.arriving()
 
     async def prepare(self, model: ModelFile) -> None:
         """Load `model` and check there is room in the queue, without queueing anything."""

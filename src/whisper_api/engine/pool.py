@@ -125,8 +125,24 @@ class CoreBudget:
         self._free = self.cores
         self._waiting: list[_Claim] = []
         self._condition = threading.Condition()
+        #: Requests whose audio is still being decoded, each about to ask for cores.
+        self._arriving = 0
         #: Times a run paused for a better-ranked one.
         self.pauses = 0
+
+    @contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Count a request that will ask for cores once its audio is decoded: a run starting meanwhile
+        leaves it an even share rather than taking every free core. Clients sending several requests at
+        once are otherwise seen one by one, as each finishes decoding: the first took every core, the
+        others queued behind it, and an odd one out was left to run alone on one core at the end."""
+        with self._condition:
+            self._arriving += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._arriving -= 1
 
     def take(
         self,
@@ -139,8 +155,9 @@ class CoreBudget:
         """Cores for a new run, waiting for its turn; None if `abandon()` turns true meanwhile.
 
         `fixed` threads if given; otherwise all the free cores when no other new run is waiting for any,
-        else an even share of them among the waiting runs and the `crowd()` about to ask, and at most
-        `widest`. A run hosted by a paused one takes that run's width whatever `widest` says.
+        else an even share of them among the waiting runs, the `crowd()` about to ask and the requests
+        `arriving`, and at most `widest`. A run hosted by a paused one takes that run's width whatever
+        `widest` says.
         """
         claim = _Claim(rank, min(fixed or 1, self.cores), flexible=fixed is None)
         with self._condition:
@@ -150,7 +167,7 @@ class CoreBudget:
                 return claim.hosted
             width = claim.need
             if claim.flexible:
-                others = sum(1 for other in self._unserved() if other.flexible) + crowd()
+                others = sum(1 for other in self._unserved() if other.flexible) + crowd() + self._arriving
                 width = self._free if others == 0 else max(1, self._free // (others + 1))
                 width = min(width, widest or width)
             self._free -= width

@@ -110,10 +110,12 @@ class TranscriptionService:
         """
         try:
             limit = max_seconds or self.limits.max_audio_seconds
-            if raw is None:
-                samples = await asyncio.to_thread(decode_audio, upload, max_seconds=limit)
-            else:
-                samples = await asyncio.to_thread(decode_raw, upload, raw, max_seconds=limit)
+            # Every caller runs the model next: until then, runs starting leave it a share of the cores.
+            with self.engine.arriving():
+                if raw is None:
+                    samples = await asyncio.to_thread(decode_audio, upload, max_seconds=limit)
+                else:
+                    samples = await asyncio.to_thread(decode_raw, upload, raw, max_seconds=limit)
         except AudioError as error:
             metrics.DECODE_FAILURES.labels(error.code).inc()
             raise
