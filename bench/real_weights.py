@@ -1,15 +1,17 @@
 """Real base weights: whisper.cpp (in-process, whisper-server, this service) against faster-whisper.
 
 One command prepares everything and measures every engine side by side in one run, on the same
-real whisper base weights (the CTranslate2 model faster-whisper loads, converted to ggml f16, q8_0 and
-q4_0 by `whisper-api models import`), 2 threads, greedy and beam 5:
+real whisper base weights (the CTranslate2 model faster-whisper loads, converted by `whisper-api models
+import` to ggml f16, bf16, q8_0, q4_0, q4_K, q5_K, q6_K and iq4_nl), 2 threads, greedy and beam 5:
 
     python -m bench.real_weights [--quick] [--modes greedy,beam5] [--engines NAME,...] [--medium]
 
-Engines: whisper.cpp f16, q8_0 and q4_0 in-process (the baseline is f16), `whisper-api serve` with no
-parallelism flags (its defaults) on the f16 file and on the q4_0 one, the latter also with
-`--whisper-library` set to the `-DGGML_NATIVE=ON` build when it exists (`VARIANT=native
-native/build_libwhisper.sh cpu -DGGML_NATIVE=ON`), whisper.cpp's `whisper-server -t 2`, faster-whisper's
+Engines (`DEFAULT_ENGINES` without --engines; any weight type can be named: `whisper.cpp TYPE`,
+`whisper-api serve TYPE [native]`): whisper.cpp f16, q8_0 and q4_0 in-process (the baseline is f16),
+`whisper-api serve` with no parallelism flags (its defaults) on the f16 file and on the q4_0 one, and
+with `--whisper-library` set to the `-DGGML_NATIVE=ON` build when it exists (`VARIANT=native
+native/build_libwhisper.sh cpu -DGGML_NATIVE=ON`) on the bf16, q4_0 and iq4_nl ones, whisper.cpp's
+`whisper-server -t 2`, faster-whisper's
 `WhisperModel(cpu_threads=2)` in float32 and int8, and its `BatchedInferencePipeline` (int8, batch 8,
 its default Silero VAD chunking). Every engine runs in its own subprocess, one after another, so its
 peak RSS is its own (VmHWM of the server process, or of the worker process for in-process engines).
@@ -319,9 +321,9 @@ def assemble_ct2(dest: Path = CT2_DIR) -> Path:
 
 
 def convert_ggml(ct2: Path, dest: Path = GGML_DIR) -> dict[str, Path]:
-    """ggml f16, q8_0 and q4_0 files from the CTranslate2 model, by the project's own converter."""
+    """ggml files of every type in WEIGHTS from the CTranslate2 model, by the project's own converter."""
     models = {}
-    for quantize in ("f16", "q8_0", "q4_0"):
+    for quantize in WEIGHTS:
         target = dest / quantize
         found = sorted(target.glob("ggml-*.bin"))
         if not found:
@@ -464,19 +466,35 @@ class Engine:
     serves: bool
 
 
+#: The weight types converted; an engine named "whisper.cpp TYPE" or "whisper-api serve TYPE [native]" runs
+#: that file (the service's without a type runs f16).
+WEIGHTS = ("f16", "bf16", "q8_0", "q4_0", "q4_K", "q5_K", "q6_K", "iq4_nl")
 ENGINES = (
-    Engine("whisper.cpp f16", serves=False),
-    Engine("whisper.cpp q8_0", serves=False),
-    Engine("whisper.cpp q4_0", serves=False),
+    *(Engine(f"whisper.cpp {weights}", serves=False) for weights in WEIGHTS),
     Engine("whisper-api serve", serves=True),
     Engine("whisper-api serve q4_0", serves=True),
-    Engine("whisper-api serve q4_0 native", serves=True),
+    *(Engine(f"whisper-api serve {weights} native", serves=True) for weights in WEIGHTS),
     Engine("whisper-server", serves=True),
     Engine("faster-whisper float32", serves=True),
     Engine("faster-whisper int8", serves=True),
     Engine("fw batched int8", serves=False),
 )
 BASELINE = ENGINES[0].name
+#: What a run without --engines measures.
+DEFAULT_ENGINES = (
+    "whisper.cpp f16",
+    "whisper.cpp q8_0",
+    "whisper.cpp q4_0",
+    "whisper-api serve",
+    "whisper-api serve q4_0",
+    "whisper-api serve bf16 native",
+    "whisper-api serve q4_0 native",
+    "whisper-api serve iq4_nl native",
+    "whisper-server",
+    "faster-whisper float32",
+    "faster-whisper int8",
+    "fw batched int8",
+)
 #: What every engine's WER is compared with, when it ran (else the baseline): the engine to match.
 WER_REFERENCE = "faster-whisper float32"
 BOOTSTRAP_RESAMPLES = 10_000
@@ -510,7 +528,7 @@ def open_engine(name: str, beam: int, models: dict[str, Path]) -> Iterator[tuple
         if name == "whisper-server":
             server = WhisperCppServer(models["f16"], THREADS)
         else:
-            weights = models["q4_0" if "q4_0" in name else "f16"]
+            weights = models[next((w for w in name.split()[2:] if w in WEIGHTS), "f16")]
             native = ["--whisper-library", str(NATIVE_LIBRARY)] if name.endswith(" native") else []
             model = weights.stem.removeprefix("ggml-")
             server = WhisperApiServer(weights.parent, model, None, None, extra_args=native)
@@ -763,7 +781,7 @@ def main() -> None:
         _worker_main(args)
         return
     modes = (args.modes or ("greedy" if args.quick else "greedy,beam5")).split(",")
-    names = args.engines.split(",") if args.engines else [engine.name for engine in ENGINES]
+    names = args.engines.split(",") if args.engines else list(DEFAULT_ENGINES)
     if not NATIVE_LIBRARY.exists() and not args.engines:
         names = [name for name in names if not name.endswith(" native")]
     engines = [engine for engine in ENGINES if engine.name in names]
