@@ -403,7 +403,17 @@ def _ggml_base() -> ctypes.CDLL | None:
     return None
 
 
-GGML_TYPES = {"q8_0": 8, "q5_0": 6, "q5_1": 7, "q4_0": 2, "q4_K": 12, "q5_K": 13, "q6_K": 14, "iq4_nl": 20, "bf16": 30}
+GGML_TYPES = {
+    "q8_0": 8,
+    "q5_0": 6,
+    "q5_1": 7,
+    "q4_0": 2,
+    "q4_K": 12,
+    "q5_K": 13,
+    "q6_K": 14,
+    "iq4_nl": 20,
+    "bf16": 30,
+}
 # Away from float32's subnormals, where ggml's C (an infinite inverse scale cast to an integer) is undefined.
 ordinary_blocks = st.integers(1, 4).flatmap(
     lambda n: hnp.arrays(
