@@ -20,13 +20,21 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
+from collections.abc import Mapping
 from pathlib import Path
 
-from bench.harness import JFK_WAV, WhisperApiServer, bench_audio, machine_line, minute_clip
+from bench.harness import (
+    JFK_WAV,
+    SAMPLE_RATE,
+    Transcribe,
+    WhisperApiServer,
+    bench_audio,
+    machine_line,
+    minute_clip,
+    read_wav,
+)
 from bench.real_weights import NATIVE_LIBRARY, WEIGHTS, assemble_ct2, convert_ggml
+from bench.throughput import batch_wall_seconds
 
 THREADS = 2
 BATCH = 8
@@ -34,37 +42,23 @@ CLIENTS = (1, 4, 8)
 #: faster-whisper's compute types, the first being the reference of the ratios
 COMPUTE_TYPES = ("int8", "float32")
 OPTIONS = {"beam_size": 1, "temperature": 0.0, "condition_on_previous_text": False, "language": "en"}
+#: the same decoding asked of the service
+FIELDS = {"condition_on_previous_text": "false", "language": "en"}
 
 
-def faster_whisper(ct2: Path, compute_type: str) -> Callable[[Path], str]:
+def faster_whisper(ct2: Path, compute_type: str) -> Transcribe:
     from faster_whisper import WhisperModel  # type: ignore[import-untyped]
     from faster_whisper.audio import decode_audio  # type: ignore[import-untyped]
 
     model = WhisperModel(str(ct2), device="cpu", compute_type=compute_type, cpu_threads=THREADS)
 
-    def transcribe(path: Path) -> str:
+    def transcribe(path: Path | str, fields: Mapping[str, str] | None = None) -> tuple[float, str]:
+        started = time.perf_counter()
         segments, _ = model.transcribe(decode_audio(str(path)), **OPTIONS)
-        return "".join(segment.text for segment in segments)  # a generator: decoding happens here
+        text = "".join(segment.text for segment in segments)  # a generator: decoding happens here
+        return time.perf_counter() - started, text
 
     return transcribe
-
-
-def timed(call: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    call()
-    return time.perf_counter() - started
-
-
-def throughput(transcribe: Callable[[Path], str], clients: int, audio_seconds: float) -> float:
-    """Audio seconds per wall second for BATCH jfk.wav shared by `clients` concurrent clients."""
-
-    def client(_: int) -> None:
-        for _ in range(BATCH // clients):
-            transcribe(JFK_WAV)
-
-    with ThreadPoolExecutor(clients) as pool:
-        wall = timed(lambda: list(pool.map(client, range(clients))))
-    return BATCH * audio_seconds / wall
 
 
 def main() -> None:
@@ -82,16 +76,19 @@ def main() -> None:
     ct2 = assemble_ct2()
     weights = convert_ggml(ct2)[args.weights]
     long_path = bench_audio("jfk-66s.wav", minute_clip)
-    jfk_seconds = 11.0
+    jfk_seconds = read_wav(JFK_WAV).size / SAMPLE_RATE
     service_name = f"service {args.weights}{' native' if args.native else ''}"
     extra = ["--whisper-library", str(NATIVE_LIBRARY)] if args.native else []
     server = WhisperApiServer(
         weights.parent, weights.stem.removeprefix("ggml-"), None, None, extra_args=extra
     )
     with server as http_transcribe:
-        fields = {"condition_on_previous_text": "false", "language": "en"}
-        engines: dict[str, Callable[[Path], str]] = {
-            service_name: lambda path: http_transcribe(path, fields)[1],
+
+        def service(path: Path | str, fields: Mapping[str, str] | None = None) -> tuple[float, str]:
+            return http_transcribe(path, {**FIELDS, **(fields or {})})
+
+        engines: dict[str, Transcribe] = {
+            service_name: service,
             **{f"faster-whisper {kind}": faster_whisper(ct2, kind) for kind in COMPUTE_TYPES},
         }
         for transcribe in engines.values():  # loaded, warmed, and the long file's audio cached
@@ -101,11 +98,11 @@ def main() -> None:
         for number in range(args.rounds):
             order = list(engines.items())
             for name, transcribe in order if number % 2 == 0 else order[::-1]:
-                jfk = [timed(partial(transcribe, JFK_WAV)) for _ in range(3)]
+                jfk = [transcribe(JFK_WAV)[0] for _ in range(3)]
                 figures.setdefault(("jfk.wav s", name), []).extend(jfk)
-                figures.setdefault(("66 s s", name), []).append(timed(partial(transcribe, long_path)))
+                figures.setdefault(("66 s s", name), []).append(transcribe(long_path)[0])
                 for clients in CLIENTS:
-                    rate = throughput(transcribe, clients, jfk_seconds)
+                    rate = BATCH * jfk_seconds / batch_wall_seconds(transcribe, BATCH, clients)
                     figures.setdefault((f"{clients} clients audio s/s", name), []).append(rate)
             print(f"round {number + 1} of {args.rounds} done; {machine_line()}", flush=True)
 
