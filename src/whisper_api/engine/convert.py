@@ -31,7 +31,7 @@ from typing import BinaryIO, Literal, get_args
 import numpy as np
 
 from whisper_api import __version__
-from whisper_api.binding import declarations as h
+from whisper_api.binding import declarations
 from whisper_api.binding.library import LibraryError, load
 from whisper_api.engine.catalog import FILE_PREFIX, MODEL_SUFFIX, GgmlHeader, size_name
 from whisper_api.engine.cpus import available_cores
@@ -56,16 +56,16 @@ _CT2_DTYPES: dict[int, np.dtype] = {
 
 # ggml's tensor types and whisper.cpp's file types (ggml_ftype) for each weight type.
 _TENSOR_TYPES: dict[Quantization, int] = {
-    "f16": h.GGML_TYPE_F16,
-    "bf16": h.GGML_TYPE_BF16,
-    "q8_0": h.GGML_TYPE_Q8_0,
-    "q5_0": h.GGML_TYPE_Q5_0,
-    "q5_1": h.GGML_TYPE_Q5_1,
-    "q4_0": h.GGML_TYPE_Q4_0,
-    "q4_K": h.GGML_TYPE_Q4_K,
-    "q5_K": h.GGML_TYPE_Q5_K,
-    "q6_K": h.GGML_TYPE_Q6_K,
-    "iq4_nl": h.GGML_TYPE_IQ4_NL,
+    "f16": declarations.GGML_TYPE_F16,
+    "bf16": declarations.GGML_TYPE_BF16,
+    "q8_0": declarations.GGML_TYPE_Q8_0,
+    "q5_0": declarations.GGML_TYPE_Q5_0,
+    "q5_1": declarations.GGML_TYPE_Q5_1,
+    "q4_0": declarations.GGML_TYPE_Q4_0,
+    "q4_K": declarations.GGML_TYPE_Q4_K,
+    "q5_K": declarations.GGML_TYPE_Q5_K,
+    "q6_K": declarations.GGML_TYPE_Q6_K,
+    "iq4_nl": declarations.GGML_TYPE_IQ4_NL,
 }
 _FILE_TYPES: dict[Quantization, int] = {
     "f16": 1,
@@ -500,9 +500,9 @@ def _write_tensor(
     out.write(struct.pack("<3i", data.ndim, len(encoded), ggml_type))
     out.write(struct.pack(f"<{data.ndim}i", *reversed(data.shape)))  # ggml lists dimensions innermost first
     out.write(encoded)
-    if ggml_type == h.GGML_TYPE_F32:
+    if ggml_type == declarations.GGML_TYPE_F32:
         out.write(data.astype("<f4").tobytes())
-    elif ggml_type == h.GGML_TYPE_F16:
+    elif ggml_type == declarations.GGML_TYPE_F16:
         out.write(data.astype("<f2").tobytes())
     else:
         out.write(quantize(data, quantization))
@@ -510,9 +510,9 @@ def _write_tensor(
 
 def _tensor_type(name: str, data: np.ndarray, storage: Storage, quantization: Quantization) -> int:
     if storage == "f32":
-        return h.GGML_TYPE_F32
+        return declarations.GGML_TYPE_F32
     if storage == "conv":
-        return h.GGML_TYPE_F16  # whisper.cpp's convolutions run in f16 whatever the weight type
+        return declarations.GGML_TYPE_F16  # whisper.cpp's convolutions run in f16 whatever the weight type
     block = _row_block(quantization)
     if data.shape[-1] % block:
         # llama.cpp would store such a tensor in a 32-block type instead; whisper.cpp cannot load that:
