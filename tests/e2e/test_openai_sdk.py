@@ -145,7 +145,10 @@ def test_models_are_listed_with_openai_fields_and_extras(client: openai.OpenAI) 
     assert extras["weight_type"] == "f16" and extras["family"] is None  # mini dimensions are no real family
 
 
-@pytest.mark.parametrize("alias", ["ggml-mini.en", "mini.en", "ggml-mini.en.bin", "whisper-1"])
+@pytest.mark.parametrize(
+    "alias",
+    ["ggml-mini.en", "mini.en", "ggml-mini.en.bin", "whisper-1", "gpt-4o-transcribe", "gpt-transcribe"],
+)
 def test_model_aliases_resolve_to_the_model_file(client: openai.OpenAI, alias: str) -> None:
     assert client.models.retrieve(alias).id == "ggml-mini.en"
 

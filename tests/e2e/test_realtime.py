@@ -158,7 +158,12 @@ def test_beta_clients_get_the_beta_events_and_their_settings_echoed(trained_serv
             created = await receive(connection)
             update = {
                 "input_audio_format": "g711_ulaw",
-                "input_audio_transcription": {"model": "whisper-1", "language": "en", "prompt": "Mutton"},
+                # OpenAI's own model name, as its realtime examples send it: the default model here.
+                "input_audio_transcription": {
+                    "model": "gpt-4o-transcribe",
+                    "language": "en",
+                    "prompt": "Mutton",
+                },
                 "turn_detection": {"type": "server_vad", "silence_duration_ms": 800},
                 "include": ["item.input_audio_transcription.logprobs"],
             }
@@ -172,7 +177,7 @@ def test_beta_clients_get_the_beta_events_and_their_settings_echoed(trained_serv
     session = updated["session"]
     assert session["input_audio_format"] == "g711_ulaw"
     assert session["input_audio_transcription"] == {
-        "model": "whisper-1",
+        "model": "gpt-4o-transcribe",
         "language": "en",
         "prompt": "Mutton",
     }

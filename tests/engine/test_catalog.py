@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import TRAINED_MODEL
 from whisper_api.engine import catalog as catalog_module
-from whisper_api.engine.catalog import GGML_MAGIC, ModelCatalog, ModelNotFound, read_header
+from whisper_api.engine.catalog import GGML_MAGIC, OPENAI_MODELS, ModelCatalog, ModelNotFound, read_header
 
 SYNTHETIC_IDS = ["ggml-mini", "ggml-mini.en"]
 
@@ -159,6 +159,17 @@ def test_resolve_accepts_id_file_name_and_short_name(models_dir: Path, name: str
 @pytest.mark.parametrize("default", ["ggml-mini.en", "ggml-mini.en.bin", "mini.en"])
 def test_whisper_1_means_the_default_model_in_any_form(models_dir: Path, default: str) -> None:
     assert ModelCatalog(models_dir, default).resolve("whisper-1").id == "ggml-mini.en"
+
+
+@pytest.mark.parametrize("name", sorted(OPENAI_MODELS))
+def test_every_openai_model_name_means_the_default_model(models_dir: Path, name: str) -> None:
+    assert ModelCatalog(models_dir, "mini.en").resolve(name).id == "ggml-mini.en"
+
+
+def test_an_operators_alias_of_an_openai_model_name_wins_over_the_default(models_dir: Path) -> None:
+    catalog = ModelCatalog(models_dir, "mini.en", {"gpt-4o-transcribe": "mini"})
+    assert catalog.resolve("gpt-4o-transcribe").id == "ggml-mini"
+    assert catalog.resolve("gpt-4o-mini-transcribe").id == "ggml-mini.en"
 
 
 def test_ids_are_case_sensitive(models_dir: Path) -> None:

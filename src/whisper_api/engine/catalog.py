@@ -17,8 +17,18 @@ GGML_MAGIC = 0x67676D6C
 HEADER = struct.Struct("<I11i")
 MODEL_SUFFIX = ".bin"
 FILE_PREFIX = "ggml-"
-#: OpenAI's model name; clients send it unchanged, so it stands for the catalog's default model.
-OPENAI_ALIAS = "whisper-1"
+#: OpenAI's speech-to-text model names (its SDKs' AudioModel): clients send them unchanged, so each stands
+#: for the catalog's default model unless an operator's alias names it.
+OPENAI_MODELS = frozenset(
+    {
+        "whisper-1",
+        "gpt-transcribe",
+        "gpt-4o-transcribe",
+        "gpt-4o-mini-transcribe",
+        "gpt-4o-mini-transcribe-2025-12-15",
+        "gpt-4o-transcribe-diarize",
+    }
+)
 #: English-only vocabularies have 51864 tokens; every multilingual one has at least 51865.
 MULTILINGUAL_VOCAB = 51865
 _VAD_HEADER_BYTES = 64
@@ -233,12 +243,12 @@ class ModelCatalog:
         return sorted(models, key=lambda m: m.id)
 
     def resolve(self, name: str) -> ModelFile:
-        """The model `name` refers to: an id, a file name, a short name, an operator's alias, or
-        "whisper-1" for the default."""
+        """The model `name` refers to: an id, a file name, a short name, an operator's alias, or one
+        of OpenAI's model names ("whisper-1", "gpt-4o-transcribe", ...) for the default."""
         requested = name.strip()
         wanted = self.aliases.get(requested, requested)
         default = self.default_model.strip()
-        if wanted == OPENAI_ALIAS:  # the default model may be named by an alias too
+        if wanted in OPENAI_MODELS:  # the default model may be named by an alias too
             wanted = self.aliases.get(default, default)
         by_id = {m.id: m for m in self.list()}
         if _is_safe_name(wanted):
@@ -248,7 +258,7 @@ class ModelCatalog:
         raise ModelNotFound(
             requested,
             list(by_id),
-            default_model=default if requested == OPENAI_ALIAS else None,
+            default_model=default if requested in OPENAI_MODELS else None,
             alias_of=wanted if requested in self.aliases else None,
         )
 
@@ -306,6 +316,7 @@ def _model_file(path: Path, size: int, created: int, h: GgmlHeader) -> ModelFile
 
 __all__ = [
     "GGML_MAGIC",
+    "OPENAI_MODELS",
     "GgmlHeader",
     "ModelCatalog",
     "ModelFile",

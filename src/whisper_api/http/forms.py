@@ -61,7 +61,11 @@ class FormFields(msgspec.Struct, kw_only=True):
     """The scalar fields of /v1/audio/translations: names, types, bounds, defaults and descriptions."""
 
     model: (
-        Annotated[str, Meta(description="Model id, short name, or whisper-1 for the default model.")] | None
+        Annotated[
+            str,
+            Meta(description="Model id, short name, or OpenAI's (whisper-1, gpt-4o-transcribe): default."),
+        ]
+        | None
     ) = None
     prompt: Annotated[str, Meta(max_length=MAX_PROMPT_CHARS, description=_PROMPT)] | None = None
     initial_prompt: (
