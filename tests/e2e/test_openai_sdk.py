@@ -173,3 +173,16 @@ def test_logprobs_are_included_when_asked(client: openai.OpenAI, jfk_wav: Path) 
     )
     assert result.logprobs
     assert all(entry.logprob <= 0 and entry.bytes for entry in result.logprobs)
+
+
+def test_files_auto_paginate_oldest_first_with_order_asc(client: openai.OpenAI, jfk_wav: Path) -> None:
+    audio = jfk_wav.read_bytes()
+    # Distinct bytes: the same content would be one file.
+    made = [
+        client.files.create(file=(f"order-{n}.wav", audio + bytes(n + 1)), purpose="user_data").id
+        for n in range(3)
+    ]
+    # limit=1: the SDK's iterator fetches each next page with after=<last id>, in the order asked for.
+    oldest_first = [file.id for file in client.files.list(limit=1, order="asc") if file.id in made]
+    newest_first = [file.id for file in client.files.list(limit=1, order="desc") if file.id in made]
+    assert oldest_first == made and newest_first == made[::-1]

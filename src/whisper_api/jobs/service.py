@@ -132,8 +132,16 @@ class JobService:
         record = await self.file(file_id, owner=owner)
         return record, await asyncio.to_thread(self.media.read, record.sha256)
 
-    async def list_files(self, *, limit: int, after: str | None, owner: Principal) -> Page:
-        return await self.store.call(self.store.list_files, limit=limit, after=after, owner=owner.owner_scope)
+    async def list_files(
+        self, *, limit: int, after: str | None, owner: Principal, oldest_first: bool = False
+    ) -> Page:
+        return await self.store.call(
+            self.store.list_files,
+            limit=limit,
+            after=after,
+            owner=owner.owner_scope,
+            oldest_first=oldest_first,
+        )
 
     async def file_page(self, *, owner: Principal, offset: int, limit: int) -> tuple[list[FileRecord], int]:
         """One page of the owner's files, newest first, and how many there are in all."""

@@ -285,10 +285,15 @@ class Store:
             ).first()
         return None if row is None else _file(row)
 
-    def list_files(self, *, limit: int, after: str | None = None, owner: str | None = None) -> Page:
-        query = _owned(sa.select(files).order_by(files.c.id.desc()), files, owner)
+    def list_files(
+        self, *, limit: int, after: str | None = None, owner: str | None = None, oldest_first: bool = False
+    ) -> Page:
+        """A page of files, newest first (ids grow with time) or oldest first; `after` is the last id of
+        the page before, in the same order."""
+        order = files.c.id.asc() if oldest_first else files.c.id.desc()
+        query = _owned(sa.select(files).order_by(order), files, owner)
         if after is not None:
-            query = query.where(files.c.id < after)
+            query = query.where(files.c.id > after if oldest_first else files.c.id < after)
         with self.reading() as connection:
             rows = connection.execute(query.limit(limit + 1)).all()
         return Page(tuple(_file(row) for row in rows[:limit]), len(rows) > limit)

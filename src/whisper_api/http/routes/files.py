@@ -8,7 +8,7 @@ stores nothing.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 from litestar import Request, Response, delete, get, post
@@ -49,15 +49,20 @@ async def upload_files(request: Request, jobs: JobService, principal: Principal)
     "/v1/files",
     guards=[require_api_key],
     responses=errors(400, 401),
-    summary="List uploaded files, newest first",
+    summary="List uploaded files, newest first unless order=asc",
 )
 async def list_files(
     jobs: JobService,
     principal: Principal,
     limit: Annotated[int, Parameter(ge=1, le=10_000)] = 100,
-    after: Annotated[str | None, Parameter(description="Return files after (older than) this id.")] = None,
+    after: Annotated[
+        str | None, Parameter(description="Return the files that come after this id in `order`.")
+    ] = None,
+    order: Annotated[
+        Literal["asc", "desc"], Parameter(description="By creation time: desc, newest first, or asc.")
+    ] = "desc",
 ) -> FileList:
-    page = await jobs.list_files(limit=limit, after=after, owner=principal)
+    page = await jobs.list_files(limit=limit, after=after, owner=principal, oldest_first=order == "asc")
     return file_list([file_object(record) for record in page.items], page.has_more)
 
 
