@@ -32,6 +32,7 @@ from whisper_api.service.live import (
     LiveTranscriber,
     PhraseFailed,
     PhraseResult,
+    UtteranceEnd,
 )
 from whisper_api.service.transcription import Limits, TranscriptionService
 
@@ -222,6 +223,23 @@ def test_silence_alone_gives_no_results(synthetic: TranscriptionService) -> None
             await stream.close()
 
     assert run(scenario()) == []
+
+
+def test_utterance_end_follows_the_results_of_the_phrase_it_ends(synthetic: TranscriptionService) -> None:
+    """Fed faster than it is transcribed, the silence after a phrase is scored before its result is ready."""
+    clip = CLIPS["en-1"]
+
+    async def scenario() -> list[LiveEvent]:
+        stream = live_stream(synthetic, utterance_end_ms=1000)
+        try:
+            await stream.feed(clip.samples(), silence(1.5))
+            await stream.transcriber.finish()
+            return stream.events
+        finally:
+            await stream.close()
+
+    kinds = [type(event) for event in run(scenario()) if isinstance(event, PhraseResult | UtteranceEnd)]
+    assert kinds == [PhraseResult, UtteranceEnd]
 
 
 def test_a_phrase_past_the_length_cap_is_finalised_in_consecutive_pieces(

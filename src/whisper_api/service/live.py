@@ -155,7 +155,7 @@ class LiveTranscriber:
         self._utterance_open = False
         #: The number the next final phrase gets.
         self._phrase = 0
-        self._jobs: asyncio.Queue[_Work | None] = asyncio.Queue()
+        self._jobs: asyncio.Queue[_Work | UtteranceEnd | None] = asyncio.Queue()
         self._running = False
         self._worker = asyncio.ensure_future(self._work())
         self.failure: BaseException | None = None
@@ -260,7 +260,9 @@ class LiveTranscriber:
             and silence >= _samples(live.utterance_end_ms / 1000)
         ):
             self._utterance_open = False
-            await self._emit(UtteranceEnd(self._last_speech / SAMPLE_RATE))
+            # Queued behind the phrases it ends, so it follows their results (as Deepgram's does):
+            # clients flush the words they gathered on it.
+            self._jobs.put_nowait(UtteranceEnd(self._last_speech / SAMPLE_RATE))
 
     async def _maybe_interim(self) -> None:
         start = self._phrase_start
@@ -309,6 +311,9 @@ class LiveTranscriber:
     async def _work(self) -> None:
         try:
             while (work := await self._jobs.get()) is not None:
+                if isinstance(work, UtteranceEnd):
+                    await self._emit(work)
+                    continue
                 self._running = True
                 offset = work.start / SAMPLE_RATE
                 try:
