@@ -6,7 +6,13 @@ from pathlib import Path
 
 import openai
 import pytest
-from openai.types.audio import Transcription, TranscriptionVerbose, Translation
+from openai.types.audio import (
+    Transcription,
+    TranscriptionTextDeltaEvent,
+    TranscriptionTextDoneEvent,
+    TranscriptionVerbose,
+    Translation,
+)
 
 from tests.e2e.conftest import Server
 
@@ -105,6 +111,19 @@ def test_streaming_deltas_join_to_the_done_text(client: openai.OpenAI, long_wav:
     assert len(deltas) >= 3  # one per segment; 66 s is at least three windows
     assert len(done) == 1 and events[-1] is done[0]
     assert done[0].text == "".join(deltas)
+
+
+def test_a_gpt_4o_transcribe_stream_with_logprobs_carries_each_deltas_own_tokens(
+    client: openai.OpenAI, jfk_wav: Path
+) -> None:
+    stream = client.audio.transcriptions.create(
+        model="gpt-4o-mini-transcribe", file=jfk_wav, stream=True, include=["logprobs"], extra_body=FAST
+    )
+    *deltas, done = list(stream)
+    assert deltas and all(isinstance(event, TranscriptionTextDeltaEvent) for event in deltas)
+    assert isinstance(done, TranscriptionTextDoneEvent) and done.logprobs
+    assert all(delta.logprobs for delta in deltas)
+    assert [p.token for d in deltas for p in d.logprobs or []] == [p.token for p in done.logprobs]
 
 
 def test_first_delta_arrives_while_whisper_is_still_running(server: Server, very_long_wav: Path) -> None:

@@ -218,6 +218,8 @@ def test_without_turn_detection_a_commit_transcribes_the_g711_buffer(trained_ser
     assert completed["transcript"]
     assert completed["usage"]["seconds"] == pytest.approx(len(clip.samples()) / SAMPLE_RATE, abs=0.35)
     assert completed["logprobs"] and all(p["logprob"] <= 0 for p in completed["logprobs"])
+    deltas = of(events, "conversation.item.input_audio_transcription.delta")
+    assert [p for delta in deltas for p in delta["logprobs"]] == completed["logprobs"]
 
 
 def test_a_cleared_buffer_leaves_nothing_to_commit(trained_server: Server) -> None:

@@ -467,6 +467,8 @@ class TranscriptionDelta(ServerEvent, tag="conversation.item.input_audio_transcr
     item_id: str
     delta: str
     content_index: int = 0
+    #: With include item.input_audio_transcription.logprobs: the delta's own tokens.
+    logprobs: list[Logprob] | None = None
 
 
 class DurationUsage(msgspec.Struct):

@@ -123,9 +123,10 @@ _EVENT = Schema(
         "data": Schema(
             type=OpenAPIType.STRING,
             content_media_type="application/json",
-            description='`{"type": "transcript.text.delta", "delta"}` per segment, then `{"type": '
-            '"transcript.text.done", "text", "usage", "logprobs"?}`; with response_format=verbose_json '
-            "each delta also has the segment's `start` and `end` and the done event the whole body as "
+            description='`{"type": "transcript.text.delta", "delta", "logprobs"?}` per segment, then '
+            '`{"type": "transcript.text.done", "text", "usage", "logprobs"?}`; with '
+            "response_format=verbose_json each delta also has the segment's `start` and `end` and the "
+            "done event the whole body as "
             '`transcript`. An error after the status line arrives as `{"error": {message, type, param, '
             "code}}`.",
         ),

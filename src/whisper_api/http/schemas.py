@@ -64,6 +64,8 @@ class VerboseTranscription(msgspec.Struct, omit_defaults=True):
 
 class TextDelta(msgspec.Struct, tag_field="type", tag="transcript.text.delta", omit_defaults=True):
     delta: str
+    #: With include[]=logprobs: the delta's own tokens, as OpenAI's delta events carry them.
+    logprobs: list[Logprob] | None = None
     # Extras, when streaming verbose_json: where the segment lies in the audio (progress, seeking).
     start: float | None = None
     end: float | None = None
@@ -106,7 +108,11 @@ def usage(transcript: Transcript) -> Usage:
 
 
 def logprobs(transcript: Transcript) -> list[Logprob]:
-    return [_logprob(token) for segment in transcript.segments for token in segment.text_tokens]
+    return [logprob for segment in transcript.segments for logprob in segment_logprobs(segment)]
+
+
+def segment_logprobs(segment: Segment) -> list[Logprob]:
+    return [_logprob(token) for token in segment.text_tokens]
 
 
 def _logprob(token: Token) -> Logprob:

@@ -116,7 +116,10 @@ async def _events(
                 delta = item.text if deltas else item.text.lstrip()
                 if delta:
                     deltas.append(delta)
-                    event = schemas.TextDelta(delta=delta)
+                    event = schemas.TextDelta(
+                        delta=delta,
+                        logprobs=schemas.segment_logprobs(item) if form.include_logprobs else None,
+                    )
                     if timed:
                         event.start, event.end = item.start, item.end
                     yield _sse(event)

@@ -23,7 +23,7 @@ from whisper_api.http import billing, handshake, realtime
 from whisper_api.http.auth import authenticate, offers_token_subprotocol
 from whisper_api.http.errors import ApiError, to_api_error
 from whisper_api.http.json_input import decode_json
-from whisper_api.http.schemas import logprobs
+from whisper_api.http.schemas import logprobs, segment_logprobs
 from whisper_api.service.live import (
     LiveEvent,
     LiveService,
@@ -254,7 +254,13 @@ class _Session:
             delta = event.segment.text if said else event.segment.text.lstrip()
             if delta:
                 said.append(delta)
-                await self._send(realtime.TranscriptionDelta(item_id=self._item(event.phrase), delta=delta))
+                await self._send(
+                    realtime.TranscriptionDelta(
+                        item_id=self._item(event.phrase),
+                        delta=delta,
+                        logprobs=segment_logprobs(event.segment) if self.settings.logprobs else None,
+                    )
+                )
         elif isinstance(event, PhraseFailed) and event.is_final:
             # That turn is lost, not the session: OpenAI's answer to a transcription that failed.
             self.deltas.pop(event.phrase, None)
