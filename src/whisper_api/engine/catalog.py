@@ -17,8 +17,9 @@ GGML_MAGIC = 0x67676D6C
 HEADER = struct.Struct("<I11i")
 MODEL_SUFFIX = ".bin"
 FILE_PREFIX = "ggml-"
-#: OpenAI's speech-to-text model names (its SDKs' AudioModel): clients send them unchanged, so each stands
-#: for the catalog's default model unless an operator's alias names it.
+#: OpenAI's speech-to-text model names (its SDKs' AudioModel, and the realtime transcription models):
+#: clients send them unchanged, so each stands for the catalog's default model unless an operator's alias
+#: names it.
 OPENAI_MODELS = frozenset(
     {
         "whisper-1",
@@ -27,6 +28,8 @@ OPENAI_MODELS = frozenset(
         "gpt-4o-mini-transcribe",
         "gpt-4o-mini-transcribe-2025-12-15",
         "gpt-4o-transcribe-diarize",
+        "gpt-live-transcribe",
+        "gpt-realtime-whisper",
     }
 )
 #: English-only vocabularies have 51864 tokens; every multilingual one has at least 51865.
