@@ -109,12 +109,12 @@ def test_deepgram_srt_takes_the_subtitle_options(trained_server: Server) -> None
 def test_deepgram_refuses_a_parameter_it_does_not_read_in_its_own_shape(trained_server: Server) -> None:
     response = httpx.post(
         f"{trained_server.base_url}/v1/listen",
-        params={"paragraphs": "true"},
+        params={"summarize": "v2"},
         headers={"Authorization": f"Token {API_KEY}", "Content-Type": "audio/flac"},
         content=CLIP.path.read_bytes(),
     )
     assert response.status_code == 400
-    assert response.json()["err_code"] == "UNSUPPORTED_VALUE" and "paragraphs" in response.json()["err_msg"]
+    assert response.json()["err_code"] == "UNSUPPORTED_VALUE" and "summarize" in response.json()["err_msg"]
 
 
 @pytest.mark.parametrize(

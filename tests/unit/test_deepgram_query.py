@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from whisper_api.audio.stream import RawFormat
-from whisper_api.http.deepgram import parse_listen_query
+from whisper_api.engine.types import LanguageGuess, Transcript, Word
+from whisper_api.http.deepgram import parse_listen_query, prerecorded
 from whisper_api.http.errors import ApiError
 
 
@@ -41,7 +42,9 @@ def test_keywords_and_keyterms_join_the_prompt() -> None:
     assert request.options.prompt == "Cooking show. MUTTON, TURNIPS, KUBERNETES"
 
 
-@pytest.mark.parametrize("name", ["diarize", "multichannel", "paragraphs", "summarize", "redact", "callback"])
+@pytest.mark.parametrize(
+    "name", ["diarize", "multichannel", "summarize", "redact", "callback", "dictation", "measurements"]
+)
 def test_features_whisper_lacks_are_refused_when_asked_for(name: str) -> None:
     with pytest.raises(ApiError) as refused:
         parse(**{name: "true"})
@@ -114,3 +117,81 @@ def test_subtitles_take_the_subtitle_options_and_tsv_is_a_format() -> None:
     request = parse(response_format="srt", max_line_width="32", max_line_count="2")
     assert (request.subtitles.max_line_width, request.subtitles.max_line_count) == (32, 2)
     assert parse(response_format="tsv").response_format == "tsv"
+
+
+def test_tags_and_extra_pairs_are_read_for_the_metadata() -> None:
+    request = parse(tag=["billing", "night-shift"], extra=["ticket:42", "url:http://x"])
+    assert request.tags == ("billing", "night-shift")
+    assert request.extra == {"ticket": "42", "url": "http://x"}
+
+
+@pytest.mark.parametrize(
+    ("params", "param"), [({"extra": "no-colon"}, "extra"), ({"version": "2024-01"}, "version")]
+)
+def test_an_extra_without_a_key_or_a_version_but_latest_is_a_400(params: dict[str, str], param: str) -> None:
+    assert parse(version="latest").response_format == "json"
+    with pytest.raises(ApiError) as refused:
+        parse(**params)
+    assert refused.value.body.error.param == param
+
+
+@pytest.mark.parametrize(
+    ("params", "paragraphs"), [({}, False), ({"paragraphs": "true"}, True), ({"smart_format": "true"}, True)]
+)
+def test_paragraphs_come_with_paragraphs_or_smart_format(params: dict[str, str], paragraphs: bool) -> None:
+    assert parse(**params).paragraphs is paragraphs
+
+
+def answer(words: list[Word], **params: str):  # type: ignore[no-untyped-def]
+    transcript = Transcript("transcribe", LanguageGuess("en", "english", 1.0), 9.0, (), 0.0, tuple(words))
+    return prerecorded(
+        transcript, request_id="r", sha256="", model_id="m", duration=9.0, query=parse(**params)
+    )
+
+
+#: Two sentences a long pause apart, the first with a short pause inside it.
+SPOKEN = [
+    Word("Hello", 0.0, 0.4, 0.9),
+    Word("there.", 1.0, 1.4, 0.9),
+    Word("How", 1.5, 1.7, 0.9),
+    Word("are", 1.7, 1.9, 0.9),
+    Word("you?", 1.9, 2.2, 0.9),
+    Word("Fine.", 4.0, 4.5, 0.9),
+]
+
+
+def test_utterances_end_where_words_pause_for_utt_split() -> None:
+    default = answer(SPOKEN, utterances="true").results.utterances
+    assert [u.transcript for u in default] == ["Hello there. How are you?", "Fine."]
+    assert (default[0].start, default[0].end) == (0.0, 2.2)
+    shorter = answer(SPOKEN, utterances="true", utt_split="0.5").results.utterances
+    assert [u.transcript for u in shorter] == ["Hello", "there. How are you?", "Fine."]
+
+
+def test_paragraphs_are_sentences_broken_at_a_pause_after_a_sentence() -> None:
+    paragraphs = answer(SPOKEN, paragraphs="true").results.channels[0].alternatives[0].paragraphs
+    assert paragraphs.transcript == "\nHello there. How are you?\n\nFine."
+    first, second = paragraphs.paragraphs
+    assert [s.text for s in first.sentences] == ["Hello there.", "How are you?"]
+    assert (first.num_words, first.start, first.end, second.num_words) == (5, 0.0, 2.2, 1)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b.", "c?", "d,"]), st.floats(0, 3), st.floats(0, 2)), max_size=30
+    ),
+    st.floats(0, 2),
+)
+def test_utterances_and_paragraphs_keep_every_word_in_order(
+    spoken: list[tuple[str, float, float]], pause: float
+) -> None:
+    words, clock = [], 0.0
+    for text, gap, length in spoken:
+        words.append(Word(text, clock + gap, clock + gap + length, 0.5))
+        clock += gap + length
+    body = answer(words, utterances="true", paragraphs="true", utt_split=str(pause))
+    said = [w.word for w in words]
+    assert [w.punctuated_word for u in body.results.utterances for w in u.words] == said
+    paragraphs = body.results.channels[0].alternatives[0].paragraphs.paragraphs
+    assert " ".join(s.text for p in paragraphs for s in p.sentences).split() == said
+    assert sum(p.num_words for p in paragraphs) == len(words)

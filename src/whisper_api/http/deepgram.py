@@ -3,7 +3,8 @@
 Pre-recorded answers and live messages are built here from the engine's Transcript. What Deepgram
 offers and whisper.cpp cannot do is refused where ignoring it would mislead (diarize, multichannel),
 and accepted where whisper already does it (punctuate, smart_format: whisper writes punctuated,
-capitalised text with digits).
+capitalised text with digits). Utterances and paragraphs are formed from the timed words, as Deepgram
+forms them: an utterance ends at a pause, a paragraph at a sentence's end followed by a pause.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import msgspec
 from whisper_api.audio.stream import RAW_ENCODINGS, RAW_MAX_CHANNELS, RAW_SAMPLE_RATES, RawFormat
 from whisper_api.engine.types import DecodeOptions, Segment, Transcript, Word
 from whisper_api.http.errors import bad_request
-from whisper_api.http.fields import FALSE_WORDS, Fields, flag, integer, one
+from whisper_api.http.fields import FALSE_WORDS, Fields, flag, integer, one, ranged
 from whisper_api.http.forms import (
     MAX_PROMPT_CHARS,
     SUBTITLE_FIELDS,
@@ -37,7 +38,6 @@ DEEPGRAM_MODELS = ("nova-3", "nova-2", "nova", "enhanced", "general", "base")
 _UNSUPPORTED = {
     "diarize": "speaker diarization is not available with whisper.cpp models",
     "multichannel": "channels are mixed to mono; per-channel transcripts are not available",
-    "paragraphs": "paragraphs are not formed; utterances=true splits the transcript at pauses",
     "summarize": "audio intelligence is not available",
     "topics": "audio intelligence is not available",
     "intents": "audio intelligence is not available",
@@ -46,6 +46,8 @@ _UNSUPPORTED = {
     "redact": "redaction is not available",
     "profanity_filter": "profanity filtering is not available",
     "filler_words": "whisper leaves filler words out",
+    "dictation": "spoken punctuation commands are transcribed as the words spoken",
+    "measurements": "measurements are written as whisper writes them",
     "search": "search is not available",
     "replace": "replacement is not available",
     "callback": "answers are synchronous here; /v1/transcription-jobs takes a callback_url",
@@ -57,9 +59,14 @@ _ALWAYS = {
     "numerals": "whisper writes numbers as digits",
 }
 #: Every other parameter /v1/listen reads (`token`: a WebSocket's key; mip_opt_out: nothing is kept to
-#: train on either way).
+#: train on either way; version: the one version of each model).
 _READ = (
     "model",
+    "version",
+    "tag",
+    "extra",
+    "paragraphs",
+    "utt_split",
     "language",
     "detect_language",
     "prompt",
@@ -82,6 +89,13 @@ _READ = (
     *SUBTITLE_FIELDS,
 )
 _RESPONSE_FORMATS = ("json", "srt", "vtt", "tsv")
+#: Deepgram's default pause (seconds) between words that ends an utterance.
+DEFAULT_UTT_SPLIT = 0.8
+#: A pause after a sentence this long (seconds) starts a new paragraph.
+PARAGRAPH_PAUSE = 1.0
+#: The longest `tag` or `extra` value echoed back.
+MAX_LABEL_CHARS = 256
+_SENTENCE_ENDS = (".", "?", "!", "…", "。", "？", "！")
 
 Query = Fields
 
@@ -97,6 +111,12 @@ class ListenRequest:
     subtitles: SubtitleOptions
     detect_language: bool
     utterances: bool
+    #: Seconds of silence between words that start a new utterance.
+    utt_split: float
+    paragraphs: bool
+    #: Deepgram's `tag` labels and `extra` key:value pairs, echoed in the metadata.
+    tags: tuple[str, ...]
+    extra: dict[str, str]
     #: Raw audio (encoding given) or None for containerised audio.
     raw: RawFormat | None
     live: LiveOptions
@@ -156,6 +176,34 @@ def _raw_format(query: Query) -> RawFormat | None:
     return RawFormat(encoding, sample_rate, channels)  # type: ignore[arg-type]  # checked just above
 
 
+def _labels(query: Query, name: str) -> list[str]:
+    labels = [value.strip() for value in query.get(name, ()) if value.strip()]
+    for label in labels:
+        if len(label) > MAX_LABEL_CHARS:
+            raise bad_request(
+                f"Each '{name}' must be at most {MAX_LABEL_CHARS} characters, got {len(label)}.",
+                param=name,
+                code="string_above_max_length",
+            )
+    return labels
+
+
+def _extra(query: Query) -> dict[str, str]:
+    """Deepgram's `extra=key:value` pairs."""
+    pairs = {}
+    for item in _labels(query, "extra"):
+        key, colon, value = item.partition(":")
+        if not colon or not key.strip():
+            raise bad_request(f"'extra' must be key:value, got {item[:100]!r}.", param="extra")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _utt_split(query: Query) -> float:
+    seconds = ranged(query, "utt_split", float, "a number of seconds", 0.0, 60.0)
+    return DEFAULT_UTT_SPLIT if seconds is None else seconds
+
+
 def _refuse_what_is_not_done(query: Query) -> None:
     for name, reason in _UNSUPPORTED.items():
         raw = one(query, name)
@@ -166,6 +214,13 @@ def _refuse_what_is_not_done(query: Query) -> None:
             raise bad_request(
                 f"'{name}=false' cannot be honoured: {reason}.", param=name, code="unsupported_value"
             )
+    version = one(query, "version")
+    if version is not None and version != "latest":
+        raise bad_request(
+            f"'version' must be 'latest': each model here has one version; got {version[:100]!r}.",
+            param="version",
+            code="unsupported_value",
+        )
     refuse_unknown(query, (*_READ, *_UNSUPPORTED, *_ALWAYS))
 
 
@@ -203,6 +258,11 @@ def parse_listen_query(query: Query) -> ListenRequest:
         subtitles=subtitles,
         detect_language=detect,
         utterances=flag(query, "utterances", False),
+        utt_split=_utt_split(query),
+        # Deepgram's smart_format includes paragraphs.
+        paragraphs=flag(query, "paragraphs", False) or flag(query, "smart_format", False),
+        tags=tuple(_labels(query, "tag")),
+        extra=_extra(query),
         raw=_raw_format(query),
         live=live,
     )
@@ -219,10 +279,30 @@ class DeepgramWord(msgspec.Struct):
     punctuated_word: str
 
 
-class Alternative(msgspec.Struct):
+class Sentence(msgspec.Struct):
+    text: str
+    start: float
+    end: float
+
+
+class Paragraph(msgspec.Struct):
+    sentences: list[Sentence]
+    num_words: int
+    start: float
+    end: float
+
+
+class Paragraphs(msgspec.Struct):
+    #: The paragraphs' text, each after a newline and a blank line between them (Deepgram's layout).
+    transcript: str
+    paragraphs: list[Paragraph]
+
+
+class Alternative(msgspec.Struct, omit_defaults=True):
     transcript: str
     confidence: float
     words: list[DeepgramWord]
+    paragraphs: Paragraphs | None = None
 
 
 class Channel(msgspec.Struct, omit_defaults=True):
@@ -252,7 +332,7 @@ class ModelInfo(msgspec.Struct):
     arch: str
 
 
-class Metadata(msgspec.Struct):
+class Metadata(msgspec.Struct, omit_defaults=True):
     transaction_key: str
     request_id: str
     sha256: str
@@ -261,6 +341,8 @@ class Metadata(msgspec.Struct):
     channels: int
     models: list[str]
     model_info: dict[str, ModelInfo]
+    tags: list[str] | None = None
+    extra: dict[str, str] | None = None
 
 
 class PrerecordedResponse(msgspec.Struct):
@@ -347,34 +429,72 @@ def _confidence(words: Sequence[Word], segments: Sequence[Segment]) -> float:
     return round(math.exp(sum(t.logprob for t in tokens) / len(tokens)), 4) if tokens else 0.0
 
 
-def alternative(transcript: Transcript | None) -> Alternative:
+def alternative(transcript: Transcript | None, *, paragraphs: bool = False) -> Alternative:
     if transcript is None:
         return Alternative(transcript="", confidence=0.0, words=[])
     return Alternative(
         transcript=transcript.text,
         confidence=_confidence(transcript.words, transcript.segments),
         words=_words(transcript.words),
+        paragraphs=_paragraphs(transcript.words) if paragraphs else None,
     )
 
 
-def _utterances(transcript: Transcript) -> list[Utterance]:
-    utterances = []
-    for segment in transcript.segments:
-        if not segment.text.strip():
-            continue
-        words = [w for w in transcript.words if segment.start <= w.start <= segment.end]
-        utterances.append(
-            Utterance(
-                start=round(segment.start, 3),
-                end=round(segment.end, 3),
-                confidence=_confidence(words, [segment]),
-                channel=0,
-                transcript=segment.text.strip(),
-                words=_words(words),
-                id=str(uuid.uuid4()),
+def _split(words: Sequence[Word], pause: float, *, at_sentence_ends: bool = False) -> list[list[Word]]:
+    """`words` in runs, a new one after a word followed by at least `pause` seconds of silence (and,
+    with `at_sentence_ends`, ending a sentence)."""
+    runs: list[list[Word]] = []
+    for word in words:
+        previous = runs[-1][-1] if runs else None
+        if previous is None or (
+            word.start - previous.end >= pause and (not at_sentence_ends or _ends_sentence(previous))
+        ):
+            runs.append([word])
+        else:
+            runs[-1].append(word)
+    return runs
+
+
+def _ends_sentence(word: Word) -> bool:
+    return word.word.rstrip("\"')]»”’").endswith(_SENTENCE_ENDS)
+
+
+def _text(words: Sequence[Word]) -> str:
+    return " ".join(word.word.strip() for word in words)
+
+
+def _paragraphs(words: Sequence[Word]) -> Paragraphs:
+    paragraphs = []
+    for run in _split(words, PARAGRAPH_PAUSE, at_sentence_ends=True):
+        sentences = [
+            Sentence(text=_text(sentence), start=round(sentence[0].start, 3), end=round(sentence[-1].end, 3))
+            for sentence in _split(run, -math.inf, at_sentence_ends=True)
+        ]
+        paragraphs.append(
+            Paragraph(
+                sentences=sentences,
+                num_words=len(run),
+                start=round(run[0].start, 3),
+                end=round(run[-1].end, 3),
             )
         )
-    return utterances
+    texts = [" ".join(sentence.text for sentence in paragraph.sentences) for paragraph in paragraphs]
+    return Paragraphs(transcript="\n" + "\n\n".join(texts) if texts else "", paragraphs=paragraphs)
+
+
+def _utterances(transcript: Transcript, utt_split: float) -> list[Utterance]:
+    return [
+        Utterance(
+            start=round(words[0].start, 3),
+            end=round(words[-1].end, 3),
+            confidence=_confidence(words, []),
+            channel=0,
+            transcript=_text(words),
+            words=_words(words),
+            id=str(uuid.uuid4()),
+        )
+        for words in _split(transcript.words, utt_split)
+    ]
 
 
 def prerecorded(
@@ -384,27 +504,29 @@ def prerecorded(
     sha256: str,
     model_id: str,
     duration: float,
-    detect_language: bool,
-    utterances: bool,
+    query: ListenRequest,
 ) -> PrerecordedResponse:
-    channel = Channel(alternatives=[alternative(transcript)])
-    if detect_language:
+    channel = Channel(alternatives=[alternative(transcript, paragraphs=query.paragraphs)])
+    if query.detect_language:
         channel.detected_language = transcript.language.code
         channel.language_confidence = round(transcript.language.probability, 4)
+    utterances = _utterances(transcript, query.utt_split) if query.utterances else None
     return PrerecordedResponse(
-        metadata=_metadata(Metadata, request_id, model_id, duration, sha256),
-        results=Results(channels=[channel], utterances=_utterances(transcript) if utterances else None),
+        metadata=_metadata(Metadata, request_id, model_id, duration, sha256, query),
+        results=Results(channels=[channel], utterances=utterances),
     )
 
 
-def stream_metadata(request_id: str, model_id: str, duration: float) -> StreamMetadata:
-    return _metadata(StreamMetadata, request_id, model_id, duration, sha256="")
+def stream_metadata(request_id: str, model_id: str, duration: float, query: ListenRequest) -> StreamMetadata:
+    return _metadata(StreamMetadata, request_id, model_id, duration, "", query)
 
 
 M = TypeVar("M", bound=Metadata)
 
 
-def _metadata(kind: type[M], request_id: str, model_id: str, duration: float, sha256: str) -> M:
+def _metadata(
+    kind: type[M], request_id: str, model_id: str, duration: float, sha256: str, query: ListenRequest
+) -> M:
     key = model_uuid(model_id)
     return kind(
         transaction_key="deprecated",
@@ -415,6 +537,8 @@ def _metadata(kind: type[M], request_id: str, model_id: str, duration: float, sh
         channels=1,
         models=[key],
         model_info={key: model_info(model_id)},
+        tags=list(query.tags) or None,
+        extra=query.extra or None,
     )
 
 

@@ -119,8 +119,7 @@ async def listen(request: Request, service: TranscriptionService) -> Response:
         sha256=hashlib.sha256(body).hexdigest(),
         model_id=model.id,
         duration=len(samples) / SAMPLE_RATE,
-        detect_language=query.detect_language,
-        utterances=query.utterances,
+        query=query,
     )
     return Response(answer, media_type=MediaType.JSON)
 
@@ -205,17 +204,20 @@ class _LiveStream:
         #: Charges each second of audio as it arrives; the stream ends when the balance cannot pay.
         self.meter = meter
         self.model = model
+        self.query = query
         self.request_id = request_id
         self.idle_seconds = idle_seconds
         self.session: LiveSession = live.open(model, query.options, query.live, query.raw, self._emit)
 
     async def run(self) -> None:
         try:
-            await self._send(deepgram.stream_metadata(self.request_id, self.model.id, 0.0))
+            await self._send(deepgram.stream_metadata(self.request_id, self.model.id, 0.0, self.query))
             if await self._receive_until_closed():
                 await self.session.finish()
                 await self._send(
-                    deepgram.stream_metadata(self.request_id, self.model.id, self.session.received_seconds)
+                    deepgram.stream_metadata(
+                        self.request_id, self.model.id, self.session.received_seconds, self.query
+                    )
                 )
                 await self.socket.close(1000)
         except InvalidInput as error:  # the client's data: Deepgram's bad-data close
