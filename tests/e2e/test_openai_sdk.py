@@ -194,6 +194,16 @@ def test_logprobs_are_included_when_asked(client: openai.OpenAI, jfk_wav: Path) 
     assert all(entry.logprob <= 0 and entry.bytes for entry in result.logprobs)
 
 
+def test_verbose_json_carries_logprobs_when_asked(client: openai.OpenAI, jfk_wav: Path) -> None:
+    result = client.audio.transcriptions.create(
+        model=MODEL, file=jfk_wav, response_format="verbose_json", include=["logprobs"], extra_body=FAST
+    )
+    logprobs = (result.model_extra or {})["logprobs"]
+    tokens = [token for segment in result.segments or [] for token in segment.tokens]
+    assert logprobs and all(entry["logprob"] <= 0 for entry in logprobs)
+    assert len(logprobs) <= len(tokens)  # the text tokens, not the timestamps and specials around them
+
+
 def test_files_auto_paginate_oldest_first_with_order_asc(client: openai.OpenAI, jfk_wav: Path) -> None:
     audio = jfk_wav.read_bytes()
     # Distinct bytes: the same content would be one file.

@@ -176,6 +176,17 @@ def test_any_text_in_any_field_parses_or_is_a_400(name: str, value: str) -> None
 # --- honoured or refused: nothing a caller sends is dropped unseen ---------------------------------
 
 
+@pytest.mark.parametrize("response_format", ["text", "srt", "vtt", "tsv"])
+def test_logprobs_for_a_text_body_are_refused_unless_streamed(response_format: str) -> None:
+    with pytest.raises(ApiError) as raised:
+        parse(**{"include[]": "logprobs", "response_format": response_format})
+    assert (raised.value.body.error.param, raised.value.body.error.code) == ("include[]", "unsupported_value")
+
+
+def test_logprobs_with_a_streamed_text_body_are_taken_for_the_events() -> None:
+    assert parse(**{"include[]": "logprobs", "response_format": "text", "stream": "true"}).include_logprobs
+
+
 @pytest.mark.parametrize("name", ["vad_filter", "hotwords", "suppress_regex", "known_speaker_names[]"])
 def test_a_field_the_service_does_not_read_is_refused_naming_it(name: str) -> None:
     with pytest.raises(ApiError) as raised:

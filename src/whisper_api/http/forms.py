@@ -40,6 +40,8 @@ MAX_PROMPT_CHARS = 4000
 #: Formats OpenAI defines that this service cannot produce.
 _UNSUPPORTED_FORMATS = {"diarized_json": "speaker diarization is not available with whisper.cpp models"}
 _STREAMABLE_FORMATS = {"json", "text", "verbose_json"}
+#: The bodies that carry log-probabilities (a stream's events carry them whatever the format).
+_LOGPROB_FORMATS = {"json", "verbose_json"}
 
 
 #: OpenAI's `chunking_strategy`: "auto" (the server chooses), or server-side VAD with these rules.
@@ -410,6 +412,13 @@ def parse_fields(fields: Fields, task: Task, *also: str) -> TranscriptionForm:
         )
     granularities = _choices(fields, "timestamp_granularities", {"segment", "word"})
     include = _choices(fields, "include", {"logprobs"})
+    if include and not stream and response_format not in _LOGPROB_FORMATS:
+        raise bad_request(
+            "include[]=logprobs comes with response_format json or verbose_json, or with stream=true; "
+            f"{response_format} has no place for it.",
+            param="include[]",
+            code="unsupported_value",
+        )
     # Granularities shape verbose_json only, as with OpenAI; word timing costs extra work, so only then.
     word_timestamps = response_format == "verbose_json" and "word" in granularities
     subtitles = read_subtitles(fields, response_format)

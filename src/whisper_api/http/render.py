@@ -34,7 +34,7 @@ def response_body(
         case "tsv":
             return formats.to_tsv(transcript)
         case "verbose_json":
-            return schemas.verbose(transcript, with_words=with_words)
+            return schemas.verbose(transcript, with_words=with_words, with_logprobs=include_logprobs)
         case _:
             return schemas.TranscriptionJson(
                 text=transcript.text,

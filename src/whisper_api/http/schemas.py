@@ -60,6 +60,8 @@ class VerboseTranscription(msgspec.Struct, omit_defaults=True):
     # Extras: the ISO code and how sure detection was (1.0 when the caller named the language).
     language_code: str | None = None
     language_probability: float | None = None
+    #: Extra, with include[]=logprobs: as json's (OpenAI gives them with json alone).
+    logprobs: list[Logprob] | None = None
 
 
 class TextDelta(msgspec.Struct, tag_field="type", tag="transcript.text.delta", omit_defaults=True):
@@ -138,7 +140,7 @@ def _word(word: Word) -> WordOut:
     return WordOut(word=word.word, start=word.start, end=word.end, probability=word.probability)
 
 
-def verbose(transcript: Transcript, *, with_words: bool) -> VerboseTranscription:
+def verbose(transcript: Transcript, *, with_words: bool, with_logprobs: bool = False) -> VerboseTranscription:
     return VerboseTranscription(
         task=transcript.task,
         language=transcript.language.name,
@@ -149,6 +151,7 @@ def verbose(transcript: Transcript, *, with_words: bool) -> VerboseTranscription
         words=[_word(word) for word in transcript.words] if with_words else None,
         language_code=transcript.language.code,
         language_probability=transcript.language.probability,
+        logprobs=logprobs(transcript) if with_logprobs else None,
     )
 
 
