@@ -79,6 +79,7 @@ def spoken_text(output: str, body: str) -> str:
     ("output", "shape"),
     [
         (None, r"([^\n]*\n)+"),  # txt, the default
+        ("text", r"([^\n]*\n)+"),  # txt as whisper-asr-webservice's documentation spells it
         # Hours only from an hour on, as whisper-asr-webservice writes them.
         ("vtt", r"WEBVTT\n\n(\d\d:\d\d\.\d{3} --> \d\d:\d\d\.\d{3}\n[^\n]+\n\n)+"),
         ("srt", r"(\d+\n\d\d:\d\d:\d\d,\d{3} --> \d\d:\d\d:\d\d,\d{3}\n[^\n]+\n\n)+"),
@@ -96,6 +97,40 @@ def test_each_text_output_has_its_shape_and_the_words(
     assert response.headers["asr-engine"] == "whisper_cpp"
     assert re.fullmatch(shape, response.text), response.text
     assert words(spoken_text(named, response.text)) == clip.words
+
+
+def test_clients_of_v1_1_sending_its_method_parameter_are_answered(api: httpx.Client) -> None:
+    """whisper-asr-webservice 1.1 chose its implementation with `method`; later versions ignore it,
+    and clients written then still send it."""
+    clip = CLIPS["en-3"]
+    upload = {"audio_file": (clip.path.name, clip.path.read_bytes())}
+    transcribed = api.post("/asr", params={"method": "openai-whisper", "output": "json"}, files=upload)
+    assert transcribed.status_code == 200, transcribed.text
+    assert words(transcribed.json()["text"]) == clip.words
+    detected = api.post("/detect-language", params={"method": "faster-whisper"}, files=upload)
+    assert detected.status_code == 200, detected.text
+    assert detected.json()["language_code"] == "en"
+
+
+def test_options_sent_as_form_fields_count_and_other_fields_are_ignored(api: httpx.Client) -> None:
+    """whisper-asr-webservice reads only `audio_file` from the form; clients that send options there
+    (`-F language=en`) mean them, and other fields (a part's `type`) are dropped, as there."""
+    clip = CLIPS["en-4"]
+    upload = {"audio_file": (clip.path.name, clip.path.read_bytes())}
+    response = api.post("/asr", data={"output": "json", "type": "audio/flac"}, files=upload)
+    assert response.status_code == 200, response.text
+    assert words(response.json()["text"]) == clip.words
+
+
+def test_headerless_uploads_are_held_to_the_duration_limit_not_the_upload_limit(api: httpx.Client) -> None:
+    """Bazarr sends a whole episode as 16 kHz s16le samples: past the 25 MiB upload limit after 13
+    minutes, well within the hour of audio a request may hold. Such an upload is read (here, to find
+    its language refused), not refused for its size."""
+    episode = np.zeros(14 * 60 * SAMPLE_RATE, dtype="<i2").tobytes()
+    assert len(episode) > 25 * 2**20
+    params = {"encode": "false", "language": "xx"}
+    response = api.post("/asr", params=params, files={"audio_file": episode})
+    assert response.status_code == 400 and "'xx'" in response.json()["detail"]
 
 
 def test_encode_false_takes_headerless_16_khz_samples(api: httpx.Client) -> None:

@@ -18,6 +18,7 @@ from litestar.openapi.spec import Components
 
 from whisper_api import __version__
 from whisper_api.composition import compose
+from whisper_api.http.asr_webservice import upload_room
 from whisper_api.http.auth import principal
 from whisper_api.http.errors import handle_exception
 from whisper_api.http.observability import observability_middleware
@@ -36,6 +37,7 @@ def create_app(settings: Settings) -> Litestar:
     root = compose(settings, "serve")
     jobs, accounts = root.jobs, root.accounts
     assert jobs is not None and accounts is not None  # a server has both
+    asr_upload_bytes = upload_room(settings.max_upload_bytes, settings.max_audio_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
@@ -61,9 +63,8 @@ def create_app(settings: Settings) -> Litestar:
                 audio.create_translation,
                 language.detect_language,
                 listen.listen,
-                asr.asr,
-                asr.detect_language,
             ),
+            _with_room_for(asr_upload_bytes, asr.asr, asr.detect_language),
             _with_room_for(settings.max_file_bytes, jobs_routes.create_job, files.upload_files),
             listen.listen_live,
             realtime_routes.realtime_transcription,

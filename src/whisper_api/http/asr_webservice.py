@@ -5,10 +5,14 @@ Its `diarize`, `min_speakers` and `max_speakers` (WhisperX only) are refused whe
 diarization, and every other query parameter it does not define is refused by name, so nothing a
 client sends is dropped unseen. The subtitle options of the other surfaces (`max_line_width`,
 `max_line_count`, `highlight_words`) are accepted beside its own for vtt and srt.
+
+It reads only `audio_file` from the form; clients that send an option as a form field (`-F language=en`)
+mean it, so such a field counts as the query parameter, and other form fields are dropped, as there.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -37,13 +41,19 @@ from whisper_api.http.forms import (
 from whisper_api.service import formats
 from whisper_api.service.formats import SubtitleOptions
 
-Output = Literal["txt", "vtt", "srt", "tsv", "json"]
+#: `text` is txt as its documentation spells it (its code writes txt for any output it does not know).
+Output = Literal["txt", "text", "vtt", "srt", "tsv", "json"]
 OUTPUTS: tuple[str, ...] = get_args(Output)
 #: `encode=false`: the upload is the samples themselves, as its ffmpeg step would have written them.
 HEADERLESS = RawFormat("linear16", 16_000, 1)
+_HEADERLESS_BYTES_PER_SECOND = 2 * HEADERLESS.sample_rate
 _TASKS = ("transcribe", "translate")
 _DIARIZATION = ("diarize", "min_speakers", "max_speakers")
+#: Version 1.1 chose the implementation (openai-whisper, faster-whisper) with it; later versions ignore
+#: it, and so does this service, whose one implementation the Asr-Engine header names.
+_METHOD = "method"
 ASR_PARAMETERS = (
+    _METHOD,
     "encode",
     "task",
     "language",
@@ -54,7 +64,14 @@ ASR_PARAMETERS = (
     *_DIARIZATION,
     *SUBTITLE_FIELDS,
 )
-DETECT_PARAMETERS = ("encode",)
+DETECT_PARAMETERS = (_METHOD, "encode")
+
+
+def upload_room(max_upload_bytes: int, max_audio_seconds: float) -> int:
+    """The largest upload both routes take: the server's upload limit, or the duration limit's worth of
+    headerless samples when that is more. Bazarr sends every episode and film that way (encode=false),
+    and 25 MiB of it is 13 minutes; a container's decoded samples already take twice that memory."""
+    return max(max_upload_bytes, math.ceil(max_audio_seconds * _HEADERLESS_BYTES_PER_SECOND))
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +151,14 @@ def _boolean(default: bool) -> Schema:
 _ENCODE = _query(
     "encode", _boolean(True), "false: the file is headerless 16 kHz mono signed 16-bit little-endian samples."
 )
+_METHOD_QUERY = _query(
+    _METHOD,
+    Schema(type=OpenAPIType.STRING),
+    "Version 1.1's choice of implementation; accepted and ignored (the engine is whisper.cpp).",
+)
 _ASR_QUERY = [
     _ENCODE,
+    _METHOD_QUERY,
     _query("task", Schema(type=OpenAPIType.STRING, enum=list(_TASKS), default="transcribe"), "Task."),
     _query("language", Schema(type=OpenAPIType.STRING), "Spoken language (ISO-639-1); omitted: detected."),
     _query(
@@ -192,7 +215,7 @@ class AsrOperation(Operation):
 class DetectLanguageOperation(Operation):
     def __post_init__(self) -> None:
         self.request_body = _AUDIO_FILE
-        self.parameters = [*(self.parameters or []), _ENCODE]
+        self.parameters = [*(self.parameters or []), _ENCODE, _METHOD_QUERY]
 
 
 # -- response shapes ----------------------------------------------------------------------------

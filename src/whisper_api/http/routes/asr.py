@@ -22,6 +22,7 @@ from whisper_api.http.asr_webservice import (
 from whisper_api.http.auth import require_api_key
 from whisper_api.http.disconnect import ClientDisconnected, until_disconnected
 from whisper_api.http.errors import bad_request, to_api_error
+from whisper_api.http.fields import Fields
 from whisper_api.http.observability import CLIENT_CLOSED_REQUEST, request_usage
 from whisper_api.http.responses import TEXT, TRANSCRIBING, errors
 from whisper_api.http.uploads import FilePart, read_multipart
@@ -70,8 +71,8 @@ _ANSWERS = {
     'text/plain, an attachment named "<upload>.<output>". Errors are `{"detail": "..."}`.',
 )
 async def asr(request: Request, service: TranscriptionService) -> Response:
-    query = asr_webservice.parse_asr_query(request.query_params.dict())
-    upload = await _audio_file(request)
+    upload, sent = await _audio_file(request, service, asr_webservice.ASR_PARAMETERS)
+    query = asr_webservice.parse_asr_query(sent)
     model = service.model(None)
     options = service.with_chunking(query.options, query.speech_only, param="vad_filter")
     service.check(model, options)
@@ -105,8 +106,8 @@ async def asr(request: Request, service: TranscriptionService) -> Response:
     "default model, which must be multilingual.",
 )
 async def detect_language(request: Request, service: TranscriptionService) -> DetectedLanguage:
-    raw = asr_webservice.parse_detect_query(request.query_params.dict())
-    upload = await _audio_file(request)
+    upload, sent = await _audio_file(request, service, asr_webservice.DETECT_PARAMETERS)
+    raw = asr_webservice.parse_detect_query(sent)
     model = service.model(None)
     usage = request_usage(request.scope)
     samples = await service.decode(upload.data, usage, raw)
@@ -121,8 +122,13 @@ async def detect_language(request: Request, service: TranscriptionService) -> De
     )
 
 
-async def _audio_file(request: Request) -> FilePart:
-    fields, files = await read_multipart(request, request.app.state.max_upload_bytes)
+async def _audio_file(
+    request: Request, service: TranscriptionService, parameters: tuple[str, ...]
+) -> tuple[FilePart, Fields]:
+    """The upload, and the request's options: the query, and the form fields that name one of
+    `parameters` (the module docstring of asr_webservice says why)."""
+    room = asr_webservice.upload_room(request.app.state.max_upload_bytes, service.limits.max_audio_seconds)
+    fields, files = await read_multipart(request, room)
     upload = next((part for part in files if part.name == "audio_file"), None)
     if upload is None:
         raise bad_request(
@@ -131,14 +137,8 @@ async def _audio_file(request: Request) -> FilePart:
             code="missing_file",
         )
     # Every part is listed among the fields; only text parts have values there.
-    name = next((name for name, values in fields.items() if values), None)
-    if name is not None:
-        raise bad_request(
-            f"Unknown form field '{name[:100]}': options go in the query string.",
-            param=name[:100],
-            code="unknown_field",
-        )
-    return upload
+    sent = {name: values for name, values in fields.items() if values and name in parameters}
+    return upload, {**request.query_params.dict(), **sent}
 
 
 def _body(query: AsrRequest, transcript: Transcript) -> bytes:
