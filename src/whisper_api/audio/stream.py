@@ -141,6 +141,9 @@ class PcmStream:
         return (values.reshape(-1, self._raw.channels).mean(axis=1) / scale).astype(np.float32)
 
     def _resample(self, mono: np.ndarray) -> np.ndarray:
+        if self._raw.sample_rate == SAMPLE_RATE:
+            # FFmpeg's resampler would copy it unchanged, at ten times the cost of the conversion itself.
+            return mono
         frame = av.AudioFrame.from_ndarray(mono[None, :], format="flt", layout="mono")
         frame.sample_rate = self._raw.sample_rate
         frame.pts, frame.time_base = self._position, Fraction(1, self._raw.sample_rate)
