@@ -102,14 +102,29 @@ def test_each_text_output_has_its_shape_and_the_words(
 def test_clients_of_v1_1_sending_its_method_parameter_are_answered(api: httpx.Client) -> None:
     """whisper-asr-webservice 1.1 chose its implementation with `method`; later versions ignore it,
     and clients written then still send it."""
-    clip = CLIPS["en-3"]
+    clip = CLIPS["es-1"]
     upload = {"audio_file": (clip.path.name, clip.path.read_bytes())}
-    transcribed = api.post("/asr", params={"method": "openai-whisper", "output": "json"}, files=upload)
-    assert transcribed.status_code == 200, transcribed.text
-    assert words(transcribed.json()["text"]) == clip.words
-    detected = api.post("/detect-language", params={"method": "faster-whisper"}, files=upload)
+    response = api.post("/detect-language", params={"method": "faster-whisper"}, files=upload)
+    assert response.status_code == 200, response.text
+    assert response.json()["language_code"] == "es"
+
+
+def test_bazarr_passing_the_video_name_gets_the_language_then_the_subtitles(api: httpx.Client) -> None:
+    """Bazarr's Whisper provider, its requests as it sends them with "pass video name" on: headerless
+    samples from its ffmpeg step, and `video_file`, the video's path on its own machine (for subgen,
+    which reads it there), which names nothing here."""
+    clip = CLIPS["en-4"]
+    samples = (np.clip(clip.samples(), -1, 1) * 32767).astype("<i2").tobytes()
+    video = {"video_file": "/media/tv/Show/Season 1/Show - S01E01.mkv"}
+    detected = api.post(
+        "/detect-language", params={"encode": "false", **video}, files={"audio_file": samples}
+    )
     assert detected.status_code == 200, detected.text
     assert detected.json()["language_code"] == "en"
+    params = {"task": "transcribe", "language": "en", "output": "srt", "encode": "false", **video}
+    subtitles = api.post("/asr", params=params, files={"audio_file": samples})
+    assert subtitles.status_code == 200, subtitles.text
+    assert words(spoken_text("srt", subtitles.text)) == clip.words
 
 
 def test_options_sent_as_form_fields_count_and_other_fields_are_ignored(api: httpx.Client) -> None:

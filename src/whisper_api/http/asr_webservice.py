@@ -52,8 +52,12 @@ _DIARIZATION = ("diarize", "min_speakers", "max_speakers")
 #: Version 1.1 chose the implementation (openai-whisper, faster-whisper) with it; later versions ignore
 #: it, and so does this service, whose one implementation the Asr-Engine header names.
 _METHOD = "method"
+#: Bazarr sends the video's path on its own machine (with "pass video name" on) for subgen, which reads
+#: the file there. The upload is what is transcribed; a path a client names is never opened.
+_VIDEO_FILE = "video_file"
+_IGNORED = (_METHOD, _VIDEO_FILE)
 ASR_PARAMETERS = (
-    _METHOD,
+    *_IGNORED,
     "encode",
     "task",
     "language",
@@ -64,7 +68,7 @@ ASR_PARAMETERS = (
     *_DIARIZATION,
     *SUBTITLE_FIELDS,
 )
-DETECT_PARAMETERS = (_METHOD, "encode")
+DETECT_PARAMETERS = (*_IGNORED, "encode")
 
 
 def upload_room(max_upload_bytes: int, max_audio_seconds: float) -> int:
@@ -151,14 +155,22 @@ def _boolean(default: bool) -> Schema:
 _ENCODE = _query(
     "encode", _boolean(True), "false: the file is headerless 16 kHz mono signed 16-bit little-endian samples."
 )
-_METHOD_QUERY = _query(
-    _METHOD,
-    Schema(type=OpenAPIType.STRING),
-    "Version 1.1's choice of implementation; accepted and ignored (the engine is whisper.cpp).",
-)
+_IGNORED_QUERY = [
+    _query(
+        _METHOD,
+        Schema(type=OpenAPIType.STRING),
+        "Version 1.1's choice of implementation; accepted and ignored (the engine is whisper.cpp).",
+    ),
+    _query(
+        _VIDEO_FILE,
+        Schema(type=OpenAPIType.STRING),
+        "The video's path on the client's machine (Bazarr sends it for subgen); accepted and ignored: the "
+        "upload is transcribed.",
+    ),
+]
 _ASR_QUERY = [
     _ENCODE,
-    _METHOD_QUERY,
+    *_IGNORED_QUERY,
     _query("task", Schema(type=OpenAPIType.STRING, enum=list(_TASKS), default="transcribe"), "Task."),
     _query("language", Schema(type=OpenAPIType.STRING), "Spoken language (ISO-639-1); omitted: detected."),
     _query(
@@ -215,7 +227,7 @@ class AsrOperation(Operation):
 class DetectLanguageOperation(Operation):
     def __post_init__(self) -> None:
         self.request_body = _AUDIO_FILE
-        self.parameters = [*(self.parameters or []), _ENCODE, _METHOD_QUERY]
+        self.parameters = [*(self.parameters or []), _ENCODE, *_IGNORED_QUERY]
 
 
 # -- response shapes ----------------------------------------------------------------------------
