@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import wave
 from pathlib import Path
 
@@ -142,6 +143,42 @@ def test_surround_audio_is_downmixed(clip: np.ndarray) -> None:
     assert_matches(decode_audio(encoded), clip, LOSSLESS)
 
 
+def test_channels_ffmpeg_has_no_layout_for_are_averaged(clip: np.ndarray) -> None:
+    # FFmpeg mixes unlabelled channels only in counts it knows a layout for; this was a 500 for 32 tracks.
+    tracks = np.zeros((32, len(clip)))
+    tracks[0] = clip
+
+    decoded = decode_audio(pcm_wav(tracks, SAMPLE_RATE))
+
+    assert_matches(decoded, clip, LOSSLESS)
+    assert np.abs(decoded).max() == pytest.approx(np.abs(clip).max() / 32, rel=0.01)
+
+
+def test_tags_that_are_not_utf8_do_not_stop_the_audio(clip: np.ndarray) -> None:
+    # A WAV whose title a Windows recorder wrote in Latin-1: PyAV refused the file over the tag.
+    title = b"Interview caf\xe9\x00"
+    info = b"INFO" + b"INAM" + struct.pack("<I", len(title)) + title
+    chunks = pcm_wav(clip[None], SAMPLE_RATE)[12:] + b"LIST" + struct.pack("<I", len(info)) + info
+    tagged = b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+    assert_matches(decode_audio(tagged), clip, LOSSLESS)
+
+
+def test_transport_streams_of_two_broadcasts_joined_decode_the_first_ones_audio(clip: np.ndarray) -> None:
+    # The second capture's programme brings streams the demuxer finds only when it gets there, and PyAV
+    # looked those up among the streams known at opening (an IndexError, a 500).
+    first = encode_audio(clip[None], SAMPLE_RATE, AudioFormat("mpegts", "mp2", rate=SAMPLE_RATE))
+    other_programme = {
+        "mpegts_service_id": "2",
+        "mpegts_pmt_start_pid": "0x1200",
+        "mpegts_start_pid": "0x200",
+    }
+    spec = AudioFormat("mpegts", "mp2", rate=SAMPLE_RATE, container_options=other_programme)
+    second = encode_audio(clip[None], SAMPLE_RATE, spec)
+
+    assert_matches(decode_audio(first + second), clip, LOSSY)
+
+
 @pytest.mark.parametrize(
     ("container", "video_codec", "audio_codec"),
     [
@@ -243,7 +280,8 @@ def test_decoding_stops_at_max_seconds_instead_of_reading_the_whole_file() -> No
 @settings(max_examples=25, deadline=None)
 @given(
     rate=st.integers(8_000, 48_000),
-    channels=st.integers(1, 2),
+    # Up to 64 channels: FFmpeg mixes some counts itself, and the others are averaged.
+    channels=st.integers(1, 64),
     seconds=st.floats(0.01, 0.5),
     frequency=st.floats(20, 4_000),
     noise=st.floats(0, 1),

@@ -22,6 +22,8 @@ class AudioFormat:
     layout: str = "mono"
     sample_format: str | None = None  # the codec's default when None
     options: dict[str, str] = field(default_factory=dict)
+    #: The muxer's own options (an MPEG-TS programme's service id and PIDs).
+    container_options: dict[str, str] = field(default_factory=dict)
 
 
 #: One file per container and codec OpenAI accepts, at rates and layouts uploads really come in.
@@ -51,7 +53,7 @@ class CountingReader(io.BytesIO):
 def encode_audio(samples: np.ndarray, rate: int, spec: AudioFormat) -> bytes:
     """Encode float samples shaped (channels, n) at `rate`; the encoder converts rate and layout itself."""
     buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format=spec.container) as output:
+    with av.open(buffer, mode="w", format=spec.container, options=spec.container_options) as output:
         stream = output.add_stream(spec.codec, rate=spec.rate, layout=spec.layout, options=spec.options)
         if spec.sample_format is not None:
             stream.codec_context.format = spec.sample_format

@@ -23,6 +23,10 @@ SAMPLE_RATE = 16_000
 
 _SUPPORTED_FORMATS = "flac, mp3, mp4, mpeg, mpga, m4a, ogg, wav, webm, or a video file with an audio track"
 
+#: How tags that are not UTF-8 are read. Nothing here reads tags, but PyAV decodes all of them on opening a
+#: container and, strictly, refuses the file over one: a WAV titled in Latin-1 by a Windows recorder.
+METADATA_ERRORS = "replace"
+
 # FFmpeg logs every damaged frame of an upload, and this module already handles those. The no-op callback is
 # also PyAV's own default; setting it here keeps it so, whatever PyAV version is installed. It changes only
 # FFmpeg's process-wide log callback, not Python's logging, and PyAV warns that forwarding FFmpeg's log to
@@ -168,7 +172,7 @@ def _open_container(file: BinaryIO) -> Iterator[InputContainer]:
     if _is_exhausted(file):
         raise EmptyAudio
     try:
-        container = av.open(file, mode="r")
+        container = av.open(file, mode="r", metadata_errors=METADATA_ERRORS)
     except av.FFmpegError as error:
         raise UndecodableAudio(_reason(error)) from error
     with container:
@@ -208,6 +212,10 @@ def decoded_frames(container: InputContainer, stream: AudioStream) -> Iterator[A
             # A damaged or truncated container ends the stream: keep the audio before the damage.
             failure = error
             break
+        except IndexError:
+            # PyAV's flush at the end of demuxing looks up streams the container added while it was read
+            # (MPEG-TS finds them as it goes) among those known at opening: every packet has been read.
+            break
         try:
             frames = packet.decode()
         except av.FFmpegError as error:
@@ -227,6 +235,15 @@ def resampled(frames: Iterator[AudioFrame]) -> Iterator[np.ndarray]:
     # is fixed to its first frame's parameters, so each run of alike frames gets its own.
     for _, alike in itertools.groupby(frames, key=_parameters):
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        first = next(alike)
+        try:
+            yield from _mono_samples(resampler.resample(first))
+        except av.ArgumentError:
+            # FFmpeg mixes down only layouts it can name, and names unlabelled channels by their count for a
+            # few counts only (1-8, 10, 12, 16, 24): any other, a 32-track desk recording, is averaged here,
+            # every channel alike, as raw channels are.
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+            alike = map(_averaged, itertools.chain([first], alike))
         for frame in alike:
             yield from _mono_samples(resampler.resample(frame))
         yield from _mono_samples(resampler.resample(None))
@@ -243,6 +260,22 @@ def _stated_duration(container: InputContainer, stream: AudioStream) -> tuple[in
 
 def _parameters(frame: AudioFrame) -> tuple[str, str, int]:
     return frame.format.name, frame.layout.name, frame.sample_rate
+
+
+def _averaged(frame: AudioFrame) -> AudioFrame:
+    """`frame` as one float channel, the mean of its channels, at its own rate and time."""
+    values = frame.to_ndarray()
+    if not frame.format.is_planar:
+        values = values.reshape(-1, frame.layout.nb_channels).T
+    if values.dtype.kind in "iu":
+        # Integer samples span their type's range; unsigned ones (8-bit) sit around its middle.
+        full_scale = 2.0 ** (values.dtype.itemsize * 8 - 1)
+        mean = (values.mean(axis=0) - (full_scale if values.dtype.kind == "u" else 0)) / full_scale
+    else:
+        mean = values.mean(axis=0)
+    mono = AudioFrame.from_ndarray(mean.astype(np.float32)[None], format="flt", layout="mono")
+    mono.sample_rate, mono.pts, mono.time_base = frame.sample_rate, frame.pts, frame.time_base
+    return mono
 
 
 def _mono_samples(frames: list[AudioFrame]) -> Iterator[np.ndarray]:
