@@ -27,6 +27,12 @@ from whisper_api.ops import metrics
 
 log = structlog.get_logger("whisper_api.service")
 
+#: Speech whisper judges the language from: its window.
+_DETECTION_SECONDS = 30.0
+#: Voice activity detection looks for that speech this much audio at a time, so a film's language costs
+#: its first minutes' detection, not the whole film's (Bazarr sends whole films to /detect-language).
+_SPEECH_SEARCH_SECONDS = 300
+
 
 class InvalidRequest(InvalidInput):
     """The request cannot be served as asked; `param` names the offending input."""
@@ -133,9 +139,24 @@ class TranscriptionService:
                 code="model_not_multilingual",
             )
         if self.engine.detects_speech:
-            cut = SpeechCut.of(await asyncio.to_thread(self.engine.speech, samples, SpeechRules()))
-            samples = cut.join(samples) if cut.spans else samples
+            samples = await asyncio.to_thread(self._first_speech, samples)
         return await self.engine.detect_language(model, samples)
+
+    def _first_speech(self, samples: np.ndarray) -> np.ndarray:
+        """The speech in `samples` up to the detection window's worth, found a stretch at a time; all of
+        `samples` when there is none (blocking: call it off the event loop)."""
+        step = _SPEECH_SEARCH_SECONDS * SAMPLE_RATE
+        found: list[np.ndarray] = []
+        heard = 0
+        for start in range(0, len(samples), step):
+            stretch = samples[start : start + step]
+            cut = SpeechCut.of(self.engine.speech(stretch, SpeechRules()))
+            if cut.spans:
+                found.append(cut.join(stretch))
+                heard += found[-1].size
+            if heard >= _DETECTION_SECONDS * SAMPLE_RATE:
+                break
+        return np.concatenate(found) if found else samples
 
     def with_chunking(
         self,
