@@ -224,8 +224,10 @@ class _LiveStream:
             await self._fail(CLOSE_BAD_DATA, f"DATA-0000: {error.message}")
         except InsufficientBalance as error:
             await self._fail(CLOSE_PAYMENT, error.message)
-        except (WebSocketDisconnect, ClientDisconnected):
-            pass  # the client left: nothing to send, the work is dropped below
+        except (WebSocketDisconnect, ClientDisconnected, OSError):
+            # The client left (uvicorn raises an OSError on sending to a closed socket: SDKs close right
+            # after CloseStream): nothing to send, the work is dropped below.
+            pass
         except Exception as error:
             api_error = to_api_error(error)
             await self._fail(1011, api_error.body.error.message)
