@@ -636,6 +636,23 @@ def test_files_are_paged_renamed_and_deleted(api_base: str, media: Path) -> None
     assert httpx.get(f"{api_base}/file/{uploaded}").status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("client", "unsaid"), [("curl", "application/octet-stream"), ("requests", "text/plain")]
+)
+def test_a_file_sent_without_its_media_type_is_typed_by_its_name(
+    api_base: str, media: Path, client: str, unsaid: str
+) -> None:
+    """The seed's curl and Python examples upload audio.mp3 without saying it is audio/mpeg (curl does not
+    know .mp3; a part requests sends has no type, which multipart reads as text/plain)."""
+    session = session_of(api_base, f"untyped-{client}")
+    audio = ("audio.mp3", (media / "audio.mp3").read_bytes(), unsaid)
+    uploaded = httpx.post(f"{api_base}/file", headers=session, files={"file": audio}).json()
+    file_uuid = uploaded["files"][0]["uuid"]
+    listed = httpx.get(f"{api_base}/file", headers=session).json()["files"]
+    assert [file["content_type"] for file in listed] == ["audio/mpeg"]
+    assert httpx.get(f"{api_base}/file/{file_uuid}").headers["content-type"] == "audio/mpeg"
+
+
 def test_models_are_named_and_admins_see_their_sizes(
     api_base: str, intruder: httpx.Client, admin: dict[str, str]
 ) -> None:

@@ -12,6 +12,7 @@ the runner's (runner.py); this module only writes requests and reads outcomes.
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,9 @@ RESULT_FORMATS: tuple[str, ...] = ("json", "text", "srt", "vtt", "tsv", "verbose
 #: The store's column widths.
 _MAX_FILENAME = 255
 _MAX_MEDIA_TYPE = 127
+#: What an upload's type is when its client did not say: curl's for an extension it does not know, and
+#: multipart's for a part without one (requests sends none).
+_UNSAID_MEDIA_TYPES = {"", "application/octet-stream", "text/plain"}
 
 
 class NotFound(NotFoundError):
@@ -118,7 +122,7 @@ class JobService:
                 self.store.add_file,
                 stored.sha256,
                 upload.filename[:_MAX_FILENAME] or "upload",
-                _media_type(upload.content_type),
+                _media_type(upload.content_type, upload.filename),
                 stored.size_bytes,
                 owner_id=owner.user_id,
             )
@@ -292,8 +296,12 @@ def _check_formats(formats: Sequence[Any]) -> None:
         )
 
 
-def _media_type(declared: str) -> str:
-    """The client's content type if it looks like one (it is sent back as a header), else a neutral one."""
+def _media_type(declared: str, filename: str) -> str:
+    """The client's content type if it looks like one (it is sent back as a header); where the client
+    named none, the audio or video type of the file's extension; else a neutral one."""
+    if declared.partition(";")[0].strip().lower() in _UNSAID_MEDIA_TYPES:
+        guessed, _ = mimetypes.guess_type(filename, strict=False)
+        return guessed if guessed and guessed.startswith(("audio/", "video/")) else "application/octet-stream"
     sendable = declared.isascii() and declared.isprintable() and "/" in declared
     return declared if sendable and len(declared) <= _MAX_MEDIA_TYPE else "application/octet-stream"
 
