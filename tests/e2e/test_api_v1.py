@@ -582,6 +582,15 @@ def test_tokens_are_listed_without_their_secret_and_revoked_at_once(api_base: st
     assert httpx.get(f"{api_base}/user", headers=bearer).status_code == 401
 
 
+def test_tokens_are_listed_where_they_are_issued_too(api_base: str) -> None:
+    """The seed names no path for its token list; its files and transcriptions are listed by a GET where
+    a POST makes them, and clients written to that pattern ask GET /user/token."""
+    session = session_of(api_base, "lister")
+    issued = httpx.post(f"{api_base}/user/token", json={"name": "CI"}, headers=session).json()
+    listed = httpx.get(f"{api_base}/user/token", headers=session).json()["tokens"]
+    assert [token["token_id"] for token in listed] == [issued["token_id"]]
+
+
 def test_the_profile_is_read_and_renamed(api_base: str) -> None:
     session = session_of(api_base, "renamer")
     profile = httpx.get(f"{api_base}/user", headers=session).json()

@@ -249,7 +249,8 @@ async def delete_account(request: Request, accounts: AccountService, principal: 
 
 
 @get(
-    "/user/tokens",
+    # The seed names no path; its files and transcriptions are listed by a GET where a POST makes them.
+    ["/user/tokens", "/user/token"],
     guards=[signed_in],
     responses=answers(401),
     summary="Your API tokens (never their secrets)",
