@@ -94,6 +94,20 @@ def test_word_granularity_returns_top_level_words_inside_their_segments(
     assert all(word.word == word.word.strip() and word.word for word in result.words)
 
 
+def test_gpt_transcribes_keywords_and_languages_are_taken(client: openai.OpenAI, jfk_wav: Path) -> None:
+    # Fields of the SDK's newest model (the keywords join the prompt: test_forms.py).
+    result = client.audio.transcriptions.create(
+        model="mini",
+        file=jfk_wav,
+        keywords=["Kennedy", "fellow Americans"],
+        languages=["de"],
+        response_format="verbose_json",
+        extra_body=FAST,
+    )
+    extras = result.model_extra or {}
+    assert result.language == "german" and extras["language_probability"] == 1.0  # named, not detected
+
+
 def test_language_is_detected_on_a_multilingual_model(client: openai.OpenAI, jfk_wav: Path) -> None:
     result = client.audio.transcriptions.create(
         model="mini", file=jfk_wav, response_format="verbose_json", extra_body=FAST

@@ -82,6 +82,33 @@ def test_translation_ignores_a_language_field() -> None:
     assert parse("translate", language="de").options.language is None
 
 
+@pytest.mark.parametrize("name", ["keywords[]", "keywords"])
+def test_keywords_follow_the_prompt_as_vocabulary_hints(name: str) -> None:
+    form = parse(prompt="Mutton.", **{name: ["Dijon", " ", "Gruyère"]})
+    assert form.options.prompt == "Mutton., Dijon, Gruyère"
+
+
+def test_keywords_past_the_prompt_limit_are_refused_naming_them() -> None:
+    with pytest.raises(ApiError) as raised:
+        parse(prompt="x" * MAX_PROMPT_CHARS, **{"keywords[]": "Dijon"})
+    assert raised.value.body.error.param == "keywords[]"
+
+
+@pytest.mark.parametrize(("language", "languages"), [(None, ["DE"]), ("de", ["de"])])
+def test_one_possible_language_is_the_language(language: str | None, languages: list[str]) -> None:
+    fields = {"languages[]": languages, **({"language": language} if language else {})}
+    assert parse(**fields).options.language == "de"
+
+
+@pytest.mark.parametrize(("language", "languages"), [(None, ["de", "en"]), ("en", ["de"])])
+def test_more_than_one_possible_language_is_refused(language: str | None, languages: list[str]) -> None:
+    fields = {"languages[]": languages, **({"language": language} if language else {})}
+    with pytest.raises(ApiError) as raised:
+        parse(**fields)
+    error = raised.value.body.error
+    assert (error.param, error.code) == ("languages[]", "unsupported_value")
+
+
 def test_initial_prompt_is_an_alias_of_prompt() -> None:
     assert parse(initial_prompt="Kubernetes").options.prompt == "Kubernetes"
 

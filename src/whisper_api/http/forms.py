@@ -11,7 +11,7 @@ reads a form by the declaration, and openapi.py publishes it as the request body
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
@@ -272,7 +272,7 @@ class TranscriptionForm:
 
 
 #: The fields besides the declared ones that `parse_fields` reads (arrays in either spelling).
-_ARRAY_FIELDS = ("timestamp_granularities", "include")
+_ARRAY_FIELDS = ("timestamp_granularities", "include", "keywords", "languages")
 SUBTITLE_FIELDS = ("max_line_width", "max_line_count", "highlight_words")
 #: The values of suppress_tokens whisper.cpp can honour, as suppress_non_speech_tokens.
 _SUPPRESSIONS = {"-1": True, "": False}
@@ -361,6 +361,44 @@ def _choices(fields: Fields, name: str, allowed: set[str]) -> set[str]:
     return chosen
 
 
+def chosen_language(language: str | None, languages: Sequence[str]) -> str | None:
+    """`language`, or the one in `languages` (gpt-transcribe's possible languages); ValueError when
+    they name more than one, as whisper transcribes in one language."""
+    if not languages:
+        return language
+    if len(languages) > 1 or (language is not None and language != languages[0]):
+        raise ValueError("Whisper transcribes in one language: give one in languages, or none to detect it.")
+    return languages[0]
+
+
+def hinted_prompt(prompt: str | None, keywords: Sequence[str]) -> str | None:
+    """`prompt` with vocabulary hints (gpt-transcribe's keywords) after it: whisper's prompt is where hints
+    go (as Deepgram's keywords on /v1/listen); ValueError when together they are too long."""
+    hinted = ", ".join(filter(None, [prompt, *keywords])) or None
+    if hinted is not None and len(hinted) > MAX_PROMPT_CHARS:
+        raise ValueError(
+            f"The prompt and keywords together are {len(hinted)} characters; at most {MAX_PROMPT_CHARS}."
+        )
+    return hinted
+
+
+def _hints(fields: Fields, form: TranscriptionFormFields) -> tuple[str | None, str | None]:
+    """The language and prompt, as `languages[]` and `keywords[]` amend them."""
+    try:
+        language = chosen_language(form.language, _listed(fields, "languages"))
+    except ValueError as error:
+        raise bad_request(str(error), param="languages[]", code="unsupported_value") from None
+    try:
+        prompt = hinted_prompt(form.prompt or form.initial_prompt, _listed(fields, "keywords"))
+    except ValueError as error:
+        raise bad_request(str(error), param="keywords[]", code="string_above_max_length") from None
+    return language, prompt
+
+
+def _listed(fields: Fields, name: str) -> list[str]:
+    return [value.strip() for value in values(fields, name) if value.strip()]
+
+
 def _language(raw: str | None, task: Task) -> str | None:
     if task == "translate":
         return None  # translation detects the spoken language; its output is English
@@ -422,10 +460,11 @@ def parse_fields(fields: Fields, task: Task, *also: str) -> TranscriptionForm:
     # Granularities shape verbose_json only, as with OpenAI; word timing costs extra work, so only then.
     word_timestamps = response_format == "verbose_json" and "word" in granularities
     subtitles = read_subtitles(fields, response_format)
+    language, prompt = _hints(fields, form)
     options = DecodeOptions(
         task=task,
-        language=_language(form.language, task),
-        prompt=form.prompt or form.initial_prompt,
+        language=_language(language, task),
+        prompt=prompt,
         temperature=form.temperature,
         temperature_increment_on_fallback=form.temperature_increment_on_fallback,
         beam_size=form.beam_size,

@@ -95,6 +95,8 @@ def _transcription_fields(*, transcription: bool, form: bool) -> dict[str, Schem
         "With verbose_json: word and/or segment timestamps.", ("segment", "word")
     )
     fields[f"include{array}"] = _strings("logprobs: token log-probabilities in json.", ("logprobs",))
+    fields[f"keywords{array}"] = _strings("Words or phrases to expect: added to the prompt.")
+    fields[f"languages{array}"] = _strings("The audio's possible language (ISO-639-1): one, as language.")
     fields["chunking_strategy"] = (
         _text(_CHUNKING)
         if form

@@ -21,7 +21,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 from whisper_api.audio.stream import RAW_SAMPLE_RATES, RawEncoding, RawFormat
 from whisper_api.engine.types import DecodeOptions
-from whisper_api.http.forms import MAX_PROMPT_CHARS
+from whisper_api.http.forms import MAX_PROMPT_CHARS, chosen_language, hinted_prompt
 from whisper_api.http.schemas import Logprob
 from whisper_api.service.live import LiveOptions
 
@@ -243,21 +243,14 @@ def _with_transcription(
         return settings
     if given is None:  # transcription is what this session is for: null means the defaults
         return replace(settings, model=None, language=None, prompt=None)
-    language = given.language
-    if given.languages:
-        if len(given.languages) > 1 or (language is not None and language != given.languages[0]):
-            raise InvalidEvent(
-                "Whisper transcribes in one language: give one in `languages`, or none to detect it.",
-                param=f"{param}.languages",
-            )
-        language = given.languages[0]
-    # Whisper's prompt is where vocabulary hints go (as Deepgram's keywords on /v1/listen).
-    prompt = ", ".join(filter(None, [given.prompt, *(given.keywords or [])])) or None
-    if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
-        raise InvalidEvent(
-            f"The prompt and keywords together are {len(prompt)} characters; at most {MAX_PROMPT_CHARS}.",
-            param=f"{param}.prompt",
-        )
+    try:
+        language = chosen_language(given.language, given.languages or [])
+    except ValueError as error:
+        raise InvalidEvent(str(error), param=f"{param}.languages") from None
+    try:
+        prompt = hinted_prompt(given.prompt, given.keywords or [])
+    except ValueError as error:
+        raise InvalidEvent(str(error), param=f"{param}.prompt") from None
     return replace(settings, model=given.model, language=language, prompt=prompt)
 
 
