@@ -28,6 +28,7 @@ def test_json_response_parses_into_the_sdk_transcription_type(client: openai.Ope
     assert isinstance(result, Transcription)
     assert result.text
     assert result.usage is not None and result.usage.type == "duration" and result.usage.seconds == 11
+    assert [language.code for language in result.languages or []] == ["en"]
 
 
 def test_text_response_is_the_plain_transcript(client: openai.OpenAI, jfk_wav: Path) -> None:

@@ -146,6 +146,7 @@ def test_a_spoken_turn_is_detected_committed_and_transcribed(trained_server: Ser
     assert 300 <= started["audio_start_ms"] <= 800 < stopped["audio_end_ms"]
     assert completed["transcript"] == "".join(delta["delta"] for delta in deltas)
     assert words(completed["transcript"]) == clip.words
+    assert completed["languages"] == [{"code": "en"}]
     assert completed["usage"]["type"] == "duration"
     assert completed["usage"]["seconds"] == pytest.approx(
         (stopped["audio_end_ms"] - started["audio_start_ms"]) / 1000, abs=0.1

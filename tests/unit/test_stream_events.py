@@ -49,7 +49,8 @@ def streamed(response_format: str) -> list[dict]:
 def test_json_streams_exactly_openais_events() -> None:
     delta, _, done = streamed("json")
     assert delta == {"type": "transcript.text.delta", "delta": "And so my fellow Americans,"}
-    assert set(done) == {"type", "text", "usage"}
+    assert set(done) == {"type", "text", "usage", "languages"}
+    assert done["languages"] == [{"code": "en"}]
 
 
 def test_verbose_json_deltas_carry_their_segments_times() -> None:

@@ -22,7 +22,7 @@ from msgspec import UNSET, Meta, UnsetType
 from whisper_api.audio.stream import RAW_SAMPLE_RATES, RawEncoding, RawFormat
 from whisper_api.engine.types import DecodeOptions
 from whisper_api.http.forms import MAX_PROMPT_CHARS, chosen_language, hinted_prompt
-from whisper_api.http.schemas import Logprob
+from whisper_api.http.schemas import Language, Logprob
 from whisper_api.service.live import LiveOptions
 
 T = TypeVar("T")
@@ -475,6 +475,7 @@ class TranscriptionCompleted(ServerEvent, tag="conversation.item.input_audio_tra
     usage: DurationUsage
     content_index: int = 0
     logprobs: list[Logprob] | None = None
+    languages: list[Language] | None = None
 
 
 class ErrorDetail(msgspec.Struct):

@@ -40,6 +40,7 @@ def response_body(
                 text=transcript.text,
                 usage=schemas.usage(transcript),
                 logprobs=schemas.logprobs(transcript) if include_logprobs else None,
+                languages=schemas.languages(transcript),
             )
 
 

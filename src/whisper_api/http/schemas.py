@@ -23,10 +23,16 @@ class Logprob(msgspec.Struct):
     bytes: list[int]
 
 
+class Language(msgspec.Struct):
+    code: str
+
+
 class TranscriptionJson(msgspec.Struct, omit_defaults=True):
     text: str
     usage: Usage
     logprobs: list[Logprob] | None = None
+    #: The language spoken (detected, or the one asked for), as the SDK's `languages` has it.
+    languages: list[Language] | None = None
 
 
 class SegmentOut(msgspec.Struct):
@@ -77,6 +83,7 @@ class TextDone(msgspec.Struct, tag_field="type", tag="transcript.text.done", omi
     text: str
     usage: Usage | None = None
     logprobs: list[Logprob] | None = None
+    languages: list[Language] | None = None
     # Extra, when streaming verbose_json: the whole verbose_json body, so one pass gives both the
     # segments as they come and the timed words.
     transcript: VerboseTranscription | None = None
@@ -107,6 +114,10 @@ class ModelList(msgspec.Struct):
 def usage(transcript: Transcript) -> Usage:
     # OpenAI bills and reports whole seconds.
     return Usage(seconds=math.ceil(transcript.duration))
+
+
+def languages(transcript: Transcript) -> list[Language]:
+    return [Language(transcript.language.code)]
 
 
 def logprobs(transcript: Transcript) -> list[Logprob]:

@@ -128,7 +128,11 @@ async def _events(
                 verbose = schemas.verbose(item, with_words=form.word_timestamps) if timed else None
                 yield _sse(
                     schemas.TextDone(
-                        text="".join(deltas), usage=schemas.usage(item), logprobs=logprobs, transcript=verbose
+                        text="".join(deltas),
+                        usage=schemas.usage(item),
+                        logprobs=logprobs,
+                        languages=schemas.languages(item),
+                        transcript=verbose,
                     )
                 )
     except Exception as error:  # the status line is already sent: report in-band, as OpenAI's SDK expects

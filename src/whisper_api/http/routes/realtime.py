@@ -23,7 +23,7 @@ from whisper_api.http import billing, handshake, realtime
 from whisper_api.http.auth import authenticate, offers_token_subprotocol
 from whisper_api.http.errors import ApiError, to_api_error
 from whisper_api.http.json_input import decode_json
-from whisper_api.http.schemas import logprobs, segment_logprobs
+from whisper_api.http.schemas import languages, logprobs, segment_logprobs
 from whisper_api.service.live import (
     LiveEvent,
     LiveService,
@@ -276,6 +276,7 @@ class _Session:
                     transcript="".join(self.deltas.pop(event.phrase, [])),
                     usage=realtime.DurationUsage(seconds=round(event.duration, 3)),
                     logprobs=logprobs(transcript) if self.settings.logprobs and transcript else None,
+                    languages=languages(transcript) if transcript else None,
                 )
             )
 
