@@ -2,7 +2,8 @@
 
 Turns are found by Silero VAD in real (espeak-ng) speech and transcribed by the model trained on such
 speech (whose words are right in one decoding pass: the synthetic model's would fall back through every
-temperature); whisper base and the `openai` SDK's own realtime client are in test_real_speech.py.
+temperature); the `openai` SDK's own realtime client commits and clears here, and finds turns with
+server VAD on whisper base in test_real_speech.py.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any, TypeVar
 
 import av
 import numpy as np
+import openai
+import openai.types.realtime as rt
 import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -219,8 +222,47 @@ def test_without_turn_detection_a_commit_transcribes_the_g711_buffer(trained_ser
     assert completed["transcript"]
     assert completed["usage"]["seconds"] == pytest.approx(len(clip.samples()) / SAMPLE_RATE, abs=0.35)
     assert completed["logprobs"] and all(p["logprob"] <= 0 for p in completed["logprobs"])
-    deltas = of(events, "conversation.item.input_audio_transcription.delta")
-    assert [p for delta in deltas for p in delta["logprobs"]] == completed["logprobs"]
+
+
+def test_the_sdks_realtime_client_commits_clears_and_parses_every_event_into_its_types(
+    trained_server: Server,
+) -> None:
+    clip = CLIPS["en-3"]
+    session: Any = {
+        "type": "transcription",
+        "audio": {"input": {"transcription": {"model": "gpt-4o-transcribe"}, "turn_detection": None}},
+        "include": ["item.input_audio_transcription.logprobs"],
+    }
+
+    async def scenario() -> list[Any]:
+        client = openai.AsyncOpenAI(base_url=f"{trained_server.base_url}/v1", api_key=API_KEY, max_retries=0)
+        async with client.realtime.connect(extra_query={"intent": "transcription"}) as connection:
+            events = [await connection.recv()]
+            await connection.session.update(session=session)
+            await connection.input_audio_buffer.append(
+                audio=base64.b64encode(pcm16_24k(clip.samples())).decode()
+            )
+            await connection.input_audio_buffer.commit()
+            while not isinstance(events[-1], rt.ConversationItemInputAudioTranscriptionCompletedEvent):
+                events.append(await connection.recv())
+            await connection.input_audio_buffer.append(
+                audio=base64.b64encode(pcm16_24k(silence(0.5))).decode()
+            )
+            await connection.input_audio_buffer.clear()
+            await connection.input_audio_buffer.commit()
+            events += [await connection.recv(), await connection.recv()]
+            return events
+
+    created, updated, committed, added, *deltas, completed, cleared, error = run(scenario())
+    assert isinstance(created, rt.SessionCreatedEvent) and isinstance(updated, rt.SessionUpdatedEvent)
+    assert isinstance(committed, rt.InputAudioBufferCommittedEvent) and isinstance(
+        added, rt.ConversationItemAdded
+    )
+    assert deltas and all(isinstance(d, rt.ConversationItemInputAudioTranscriptionDeltaEvent) for d in deltas)
+    assert words(completed.transcript) == clip.words and completed.usage.type == "duration"
+    assert completed.logprobs == [p for delta in deltas for p in delta.logprobs or []]
+    assert isinstance(cleared, rt.InputAudioBufferClearedEvent) and isinstance(error, rt.RealtimeErrorEvent)
+    assert error.error.code == "input_audio_buffer_commit_empty"
 
 
 def test_a_cleared_buffer_leaves_nothing_to_commit(trained_server: Server) -> None:
