@@ -96,6 +96,11 @@ def test_a_busy_answer_says_when_to_retry() -> None:
     )
 
 
+def test_a_timed_out_transcription_tells_openais_sdks_not_to_run_it_again() -> None:
+    answer = to_api_error(TimedOut())
+    assert answer.status == 503 and answer.headers == {"x-should-retry": "false"}
+
+
 def test_the_error_messages_people_read_are_unchanged() -> None:
     assert TimedOut().message == "The transcription did not finish within the server's time limit."
     assert ModelLoadError("whisper.cpp could not load x.bin").message == (

@@ -101,13 +101,20 @@ ANSWERS: dict[Kind, tuple[int, str]] = {
     "timed_out": (503, "server_error"),
     "failed": (500, "server_error"),
 }
+#: OpenAI's SDKs retry any 5xx twice unless the answer says not to (their `x-should-retry` header): the same
+#: audio would run past the same deadline again, so a timed-out transcription would cost three times over.
+_NOT_RETRIED: frozenset[Kind] = frozenset({"timed_out"})
+_DO_NOT_RETRY = {"x-should-retry": "false"}
 #: Litestar's own errors (routing, its validation, rate limits) carry only a status: the same type for it.
 _STATUS_TYPES = dict(ANSWERS.values())
 
 
 def _from_service_error(exc: ServiceError) -> ApiError:
     status, error_type = ANSWERS[exc.kind]
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, BusyError) else None
+    if isinstance(exc, BusyError):
+        headers: Mapping[str, str] | None = {"Retry-After": str(exc.retry_after)}
+    else:
+        headers = _DO_NOT_RETRY if exc.kind in _NOT_RETRIED else None
     return ApiError(status, exc.message, type=error_type, param=exc.param, code=exc.code, headers=headers)
 
 
