@@ -17,9 +17,11 @@ from deepgram.listen.v1.types import (
     ListenV1SpeechStarted,
     ListenV1UtteranceEnd,
 )
+from deepgram.types.listen_v1accepted_response import ListenV1AcceptedResponse
 from deepgram.types.listen_v1response import ListenV1Response
 
 from tests.e2e.conftest import API_KEY, Server
+from tests.support.http_files import file_server
 from tests.support.spoken import spoken_clips
 from tests.support.waiting import wait_until
 from training.sentences import words
@@ -68,6 +70,20 @@ def test_a_file_comes_back_as_the_sdks_typed_response(trained_server: Server) ->
     assert words(alternative.paragraphs.transcript) == CLIP.words  # smart_format includes paragraphs
     assert words(" ".join(u.transcript for u in answer.results.utterances)) == CLIP.words
     assert answer.metadata.tags == ["sdk-test"] and answer.metadata.models[0] in answer.metadata.model_info
+
+
+def test_a_callback_request_is_accepted_at_once_and_its_transcript_posted_to_the_url(
+    trained_server: Server,
+) -> None:
+    with file_server() as receiver:
+        accepted = sdk(trained_server).listen.v1.media.transcribe_file(
+            request=CLIP.path.read_bytes(), callback=receiver.url("/hook"), request_options=ONE_PASS
+        )
+        assert isinstance(accepted, ListenV1AcceptedResponse)
+        delivery = wait_until(lambda: receiver.received and receiver.received[0], what="the callback")
+    answer = ListenV1Response.model_validate_json(delivery.body)
+    assert answer.metadata.request_id == accepted.request_id == delivery.headers["dg-request-id"]
+    assert words(answer.results.channels[0].alternatives[0].transcript) == CLIP.words
 
 
 def test_a_live_stream_comes_back_as_the_sdks_typed_events_in_order(trained_server: Server) -> None:

@@ -309,6 +309,17 @@ def test_an_unsupported_raw_encoding_is_refused_at_the_handshake(listen_server: 
     assert refused.value.response.status_code == 400
 
 
+def test_a_callback_is_refused_at_the_handshake_as_results_come_on_the_socket(listen_server: Server) -> None:
+    async def scenario() -> None:
+        async with live(listen_server, callback="https://example.com/hook"):
+            pass
+
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        run(scenario())
+    assert refused.value.response.status_code == 400
+    assert b"callback" in refused.value.response.body
+
+
 # -- the words, with the trained model ----------------------------------------------------------
 
 

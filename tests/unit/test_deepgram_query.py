@@ -43,7 +43,7 @@ def test_keywords_and_keyterms_join_the_prompt() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["diarize", "multichannel", "summarize", "redact", "callback", "dictation", "measurements"]
+    "name", ["diarize", "multichannel", "summarize", "redact", "dictation", "measurements"]
 )
 def test_features_whisper_lacks_are_refused_when_asked_for(name: str) -> None:
     with pytest.raises(ApiError) as refused:
@@ -195,3 +195,20 @@ def test_utterances_and_paragraphs_keep_every_word_in_order(
     paragraphs = body.results.channels[0].alternatives[0].paragraphs.paragraphs
     assert " ".join(s.text for p in paragraphs for s in p.sentences).split() == said
     assert sum(p.num_words for p in paragraphs) == len(words)
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"callback": "https://example.com/hook", "callback_method": "put"}, "callback_method"),
+        ({"callback": "https://example.com/hook", "response_format": "srt"}, "response_format"),
+    ],
+)
+def test_a_callback_is_posted_deepgrams_json(params: dict[str, str], param: str) -> None:
+    assert (
+        parse(callback="https://example.com/hook", callback_method="POST").callback
+        == "https://example.com/hook"
+    )
+    with pytest.raises(ApiError) as refused:
+        parse(**params)
+    assert refused.value.body.error.param == param

@@ -21,6 +21,7 @@ from whisper_api.composition import compose
 from whisper_api.http.asr_webservice import upload_room
 from whisper_api.http.auth import principal
 from whisper_api.http.errors import handle_exception
+from whisper_api.http.listen_callbacks import ListenCallbacks
 from whisper_api.http.observability import observability_middleware
 from whisper_api.http.openapi_ui import DOCS_PATH, docs_routes, render_plugins
 from whisper_api.http.responses import API_KEY_SCHEME, SECURITY_SCHEMES, declare_retry_after
@@ -38,6 +39,9 @@ def create_app(settings: Settings) -> Litestar:
     jobs, accounts = root.jobs, root.accounts
     assert jobs is not None and accounts is not None  # a server has both
     asr_upload_bytes = upload_room(settings.max_upload_bytes, settings.max_audio_seconds)
+    listen_callbacks = ListenCallbacks(
+        root.request_fetch_policy, attempts=settings.callback_attempts, secret=settings.callback_secret
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
@@ -52,6 +56,7 @@ def create_app(settings: Settings) -> Litestar:
         try:
             async with root.running():
                 yield
+                await listen_callbacks.close()  # they transcribe on the engine, which closes next
         finally:
             log.info("stopped")
 
@@ -103,6 +108,7 @@ def create_app(settings: Settings) -> Litestar:
                 "max_upload_bytes": settings.max_upload_bytes,
                 "max_file_bytes": settings.max_file_bytes,
                 "fetch_policy": root.request_fetch_policy,
+                "listen_callbacks": listen_callbacks,
                 "live_idle_seconds": settings.live_idle_seconds,
             }
         ),

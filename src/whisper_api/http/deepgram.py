@@ -50,7 +50,6 @@ _UNSUPPORTED = {
     "measurements": "measurements are written as whisper writes them",
     "search": "search is not available",
     "replace": "replacement is not available",
-    "callback": "answers are synchronous here; /v1/transcription-jobs takes a callback_url",
 }
 #: What whisper always does: asking for it is honoured, asking for its absence is refused.
 _ALWAYS = {
@@ -67,6 +66,8 @@ _READ = (
     "extra",
     "paragraphs",
     "utt_split",
+    "callback",
+    "callback_method",
     "language",
     "detect_language",
     "prompt",
@@ -117,6 +118,8 @@ class ListenRequest:
     #: Deepgram's `tag` labels and `extra` key:value pairs, echoed in the metadata.
     tags: tuple[str, ...]
     extra: dict[str, str]
+    #: Where to POST the answer instead of answering with it (pre-recorded only).
+    callback: str | None
     #: Raw audio (encoding given) or None for containerised audio.
     raw: RawFormat | None
     live: LiveOptions
@@ -204,6 +207,23 @@ def _utt_split(query: Query) -> float:
     return DEFAULT_UTT_SPLIT if seconds is None else seconds
 
 
+def _callback(query: Query, response_format: str) -> str | None:
+    method = one(query, "callback_method")
+    if method is not None and method.lower() != "post":
+        raise bad_request(
+            f"'callback_method' must be post: callbacks are POSTed here; got {method[:100]!r}.",
+            param="callback_method",
+            code="unsupported_value",
+        )
+    url = one(query, "callback")
+    if url is not None and response_format != "json":
+        raise bad_request(
+            f"A callback is sent Deepgram's JSON: 'response_format' {response_format} cannot go with it.",
+            param="response_format",
+        )
+    return url
+
+
 def _refuse_what_is_not_done(query: Query) -> None:
     for name, reason in _UNSUPPORTED.items():
         raw = one(query, name)
@@ -263,6 +283,7 @@ def parse_listen_query(query: Query) -> ListenRequest:
         paragraphs=flag(query, "paragraphs", False) or flag(query, "smart_format", False),
         tags=tuple(_labels(query, "tag")),
         extra=_extra(query),
+        callback=_callback(query, response_format),
         raw=_raw_format(query),
         live=live,
     )

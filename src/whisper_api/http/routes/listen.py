@@ -20,12 +20,13 @@ from whisper_api.http.auth import authenticate, offers_token_subprotocol, requir
 from whisper_api.http.disconnect import ClientDisconnected, until_disconnected
 from whisper_api.http.errors import ApiError, DeepgramError, bad_request, to_api_error
 from whisper_api.http.json_input import decode_json
+from whisper_api.http.listen_callbacks import Accepted
 from whisper_api.http.observability import CLIENT_CLOSED_REQUEST, request_usage
 from whisper_api.http.openapi import ListenOperation
 from whisper_api.http.responses import BEARER_OR_TOKEN, TEXT, TRANSCRIBING, VTT, answering_also, errors
 from whisper_api.http.uploads import MAX_JSON_BYTES, read_body
 from whisper_api.service import formats
-from whisper_api.service.fetch import fetch
+from whisper_api.service.fetch import FetchError, FetchPolicy, check_destination, fetch
 from whisper_api.service.live import (
     LiveEvent,
     LiveService,
@@ -36,7 +37,7 @@ from whisper_api.service.live import (
     UtteranceEnd,
 )
 from whisper_api.service.transcription import TranscriptionService
-from whisper_api.service.types import SAMPLE_RATE, ModelFile, ModelNotFound
+from whisper_api.service.types import SAMPLE_RATE, ModelFile, ModelNotFound, Transcript
 
 #: Deepgram's close codes: no audio within the timeout (NET-0001), undecodable data (DATA-0000).
 CLOSE_IDLE = 1011
@@ -72,8 +73,9 @@ def listen_model(service: TranscriptionService, name: str | None) -> ModelFile:
     operation_class=answering_also(TEXT, VTT, base=ListenOperation),
     responses={
         200: ResponseSpec(
-            deepgram.PrerecordedResponse,
-            description="Deepgram's response; subtitles with `response_format=srt` (as text/plain) or vtt.",
+            deepgram.PrerecordedResponse | Accepted,  # type: ignore[arg-type]  # a union: documented as anyOf
+            description="Deepgram's response; subtitles with `response_format=srt` (as text/plain) or vtt; "
+            'with `callback`, `{"request_id": ...}` at once and the response POSTed to the callback.',
             generate_examples=False,
         ),
         **errors(*TRANSCRIBING, body=DeepgramError),
@@ -83,6 +85,8 @@ async def listen(request: Request, service: TranscriptionService) -> Response:
     query = deepgram.parse_listen_query(request.query_params.dict())
     model = listen_model(service, query.model)
     service.check(model, query.options)
+    if query.callback is not None:
+        await _check_callback(query.callback, request.app.state.fetch_policy)
     is_json = request.headers.get("content-type", "").startswith("application/json")
     body = await read_body(request, MAX_JSON_BYTES if is_json else request.app.state.max_upload_bytes)
     if is_json:
@@ -99,6 +103,27 @@ async def listen(request: Request, service: TranscriptionService) -> Response:
     charge = await billing.reserve(
         request, surface="listen", model=model.id, audio_seconds=len(window) / SAMPLE_RATE
     )
+    request_id = request.scope["state"]["request_id"]
+
+    def answer(transcript: Transcript) -> deepgram.PrerecordedResponse:
+        return deepgram.prerecorded(
+            transcript,
+            request_id=request_id,
+            sha256=hashlib.sha256(body).hexdigest(),
+            model_id=model.id,
+            duration=len(samples) / SAMPLE_RATE,
+            query=query,
+        )
+
+    if query.callback is not None:
+
+        async def transcribed() -> bytes:
+            async with charge.settled():
+                transcript = await service.transcribe(model, window, query.options, usage)
+            return msgspec.json.encode(answer(transcript.shifted(offset)))
+
+        request.app.state.listen_callbacks.start(query.callback, request_id, transcribed)
+        return Response(Accepted(request_id=request_id), media_type=MediaType.JSON)
     try:
         async with charge.settled():
             transcript = await until_disconnected(
@@ -113,15 +138,15 @@ async def listen(request: Request, service: TranscriptionService) -> Response:
         return Response(formats.to_vtt(transcript, query.subtitles), media_type=VTT)
     if query.response_format == "tsv":
         return Response(formats.to_tsv(transcript), media_type=TEXT)
-    answer = deepgram.prerecorded(
-        transcript,
-        request_id=request.scope["state"]["request_id"],
-        sha256=hashlib.sha256(body).hexdigest(),
-        model_id=model.id,
-        duration=len(samples) / SAMPLE_RATE,
-        query=query,
-    )
-    return Response(answer, media_type=MediaType.JSON)
+    return Response(answer(transcript), media_type=MediaType.JSON)
+
+
+async def _check_callback(url: str, policy: FetchPolicy) -> None:
+    """A callback URL the server will not POST to is refused now, not found out after the work."""
+    try:
+        await check_destination(url, policy)
+    except FetchError as error:
+        raise InvalidInput(f"callback: {error.message}", param="callback", code=error.code) from None
 
 
 def _cropped(samples: np.ndarray, query: deepgram.ListenRequest) -> tuple[np.ndarray, float]:
@@ -160,6 +185,12 @@ async def listen_live(socket: WebSocket, service: TranscriptionService, live: Li
             raise ApiError(401, "Incorrect or missing API key.", code="invalid_auth") from None
         await billing.check_first_second(socket, principal)
         query = deepgram.parse_listen_query(socket.query_params.dict())
+        if query.callback is not None:
+            raise bad_request(
+                "'callback' is for pre-recorded audio: a live stream's results come over the socket.",
+                param="callback",
+                code="unsupported_value",
+            )
         model = listen_model(service, query.model)
         service.check(model, query.options)
         if not live.available:
