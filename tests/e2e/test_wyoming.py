@@ -220,6 +220,14 @@ def test_audio_stop_without_audio_or_transcribe_is_an_empty_transcript(wyoming: 
     assert transcript(events).text == ""
 
 
+def test_silence_is_not_answered_with_whisper_cpp_s_blank_audio_marker(wyoming: Wyoming) -> None:
+    """A satellite woken by mistake sends a second of silence. whisper.cpp writes "[BLANK_AUDIO]" for it
+    unless non-speech tokens are suppressed, as wyoming-faster-whisper's engine does by default; what is
+    left is whatever whisper itself makes of silence (with a language given, often "you")."""
+    events = asyncio.run(transcribe(wyoming, np.zeros(SAMPLE_RATE), request=Transcribe(language="en")))
+    assert "BLANK_AUDIO" not in transcript(events).text
+
+
 def test_one_connection_serves_request_after_request(wyoming: Wyoming) -> None:
     async def three() -> list[str]:
         async with wyoming.client() as client:

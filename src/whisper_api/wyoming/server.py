@@ -58,6 +58,9 @@ _PROGRAM = AsrProgram(
 _WHISPER = Attribution(name="OpenAI", url="https://github.com/openai/whisper")
 #: How long a connection that ends in an error still reads (and drops) what its client sends.
 _LINGER_SECONDS = 2.0
+#: As wyoming-faster-whisper's (faster-whisper suppresses non-speech tokens by default): whisper.cpp would
+#: answer a satellite's silence with "[BLANK_AUDIO]", which Home Assistant would take for a command.
+_OPTIONS = DecodeOptions(suppress_non_speech_tokens=True)
 
 
 class _Format(msgspec.Struct):
@@ -256,8 +259,8 @@ class _Connection:
         # wyoming-faster-whisper's --language auto does.
         language = (request.language or "").replace("_", "-").split("-")[0].lower()
         hints = [*(request.transcript_names or ()), *(request.transcript_terms or ())]
-        options = DecodeOptions(
-            language=None if language in ("", "auto") else language, prompt=", ".join(hints) or None
+        options = dataclasses.replace(
+            _OPTIONS, language=None if language in ("", "auto") else language, prompt=", ".join(hints) or None
         )
         self._service.check(model, options)
         self._request = _Request(model, options)
@@ -266,7 +269,7 @@ class _Connection:
         """The request under way; without a transcribe event (older Home Assistant sends none), one for the
         default model in whatever language is spoken."""
         if self._request is None:
-            self._request = _Request(self._service.model(None), DecodeOptions())
+            self._request = _Request(self._service.model(None), _OPTIONS)
         return self._request
 
     def _audio(self, *, starting: bool) -> _Audio:
