@@ -142,8 +142,9 @@ def test_paragraphs_come_with_paragraphs_or_smart_format(params: dict[str, str],
     assert parse(**params).paragraphs is paragraphs
 
 
-def answer(words: list[Word], **params: str):  # type: ignore[no-untyped-def]
-    transcript = Transcript("transcribe", LanguageGuess("en", "english", 1.0), 9.0, (), 0.0, tuple(words))
+def answer(words: list[Word], language: str = "en", **params: str):  # type: ignore[no-untyped-def]
+    guess = LanguageGuess(language, language, 1.0)
+    transcript = Transcript("transcribe", guess, 9.0, (), 0.0, tuple(words))
     return prerecorded(
         transcript, request_id="r", sha256="", model_id="m", duration=9.0, query=parse(**params)
     )
@@ -174,6 +175,13 @@ def test_paragraphs_are_sentences_broken_at_a_pause_after_a_sentence() -> None:
     first, second = paragraphs.paragraphs
     assert [s.text for s in first.sentences] == ["Hello there.", "How are you?"]
     assert (first.num_words, first.start, first.end, second.num_words) == (5, 0.0, 2.2, 1)
+
+
+def test_words_of_a_language_written_without_spaces_are_joined_as_they_are() -> None:
+    spoken = [Word("今日は", 0.0, 0.5, 0.9), Word("晴れ。", 0.5, 1.0, 0.9), Word("はい。", 2.5, 3.0, 0.9)]
+    body = answer(spoken, "ja", utterances="true", paragraphs="true")
+    assert [u.transcript for u in body.results.utterances] == ["今日は晴れ。", "はい。"]
+    assert body.results.channels[0].alternatives[0].paragraphs.transcript == "\n今日は晴れ。\n\nはい。"
 
 
 @given(

@@ -97,6 +97,8 @@ PARAGRAPH_PAUSE = 1.0
 #: The longest `tag` or `extra` value echoed back.
 MAX_LABEL_CHARS = 256
 _SENTENCE_ENDS = (".", "?", "!", "…", "。", "？", "！")
+#: Languages written without spaces between words: their words are joined as they are.
+_UNSPACED = {"zh", "yue", "ja", "th", "lo", "km", "my", "bo"}
 
 Query = Fields
 
@@ -457,7 +459,7 @@ def alternative(transcript: Transcript | None, *, paragraphs: bool = False) -> A
         transcript=transcript.text,
         confidence=_confidence(transcript.words, transcript.segments),
         words=_words(transcript.words),
-        paragraphs=_paragraphs(transcript.words) if paragraphs else None,
+        paragraphs=_paragraphs(transcript) if paragraphs else None,
     )
 
 
@@ -480,15 +482,20 @@ def _ends_sentence(word: Word) -> bool:
     return word.word.rstrip("\"')]»”’").endswith(_SENTENCE_ENDS)
 
 
-def _text(words: Sequence[Word]) -> str:
-    return " ".join(word.word.strip() for word in words)
+def _joiner(transcript: Transcript) -> str:
+    return "" if transcript.language.code in _UNSPACED else " "
 
 
-def _paragraphs(words: Sequence[Word]) -> Paragraphs:
-    paragraphs = []
-    for run in _split(words, PARAGRAPH_PAUSE, at_sentence_ends=True):
+def _paragraphs(transcript: Transcript) -> Paragraphs:
+    joiner, paragraphs = _joiner(transcript), []
+    for run in _split(transcript.words, PARAGRAPH_PAUSE, at_sentence_ends=True):
         sentences = [
-            Sentence(text=_text(sentence), start=round(sentence[0].start, 3), end=round(sentence[-1].end, 3))
+            Sentence(
+                text=joiner.join(word.word.strip() for word in sentence),
+                start=round(sentence[0].start, 3),
+                end=round(sentence[-1].end, 3),
+            )
+            # Every sentence end, whatever the pause after it.
             for sentence in _split(run, -math.inf, at_sentence_ends=True)
         ]
         paragraphs.append(
@@ -499,18 +506,19 @@ def _paragraphs(words: Sequence[Word]) -> Paragraphs:
                 end=round(run[-1].end, 3),
             )
         )
-    texts = [" ".join(sentence.text for sentence in paragraph.sentences) for paragraph in paragraphs]
+    texts = [joiner.join(sentence.text for sentence in paragraph.sentences) for paragraph in paragraphs]
     return Paragraphs(transcript="\n" + "\n\n".join(texts) if texts else "", paragraphs=paragraphs)
 
 
 def _utterances(transcript: Transcript, utt_split: float) -> list[Utterance]:
+    joiner = _joiner(transcript)
     return [
         Utterance(
             start=round(words[0].start, 3),
             end=round(words[-1].end, 3),
             confidence=_confidence(words, []),
             channel=0,
-            transcript=_text(words),
+            transcript=joiner.join(word.word.strip() for word in words),
             words=_words(words),
             id=str(uuid.uuid4()),
         )
