@@ -127,7 +127,7 @@ def compose(settings: Settings, process: Process) -> Components:
         process=process,
         engine=engine,
         transcription=transcription,
-        live=LiveService(transcription),
+        live=LiveService(transcription, max_streams=settings.max_live_streams),
         request_fetch_policy=FetchPolicy.with_allowed(
             settings.url_fetch_allow, max_bytes=settings.max_upload_bytes, timeout=settings.url_fetch_timeout
         ),

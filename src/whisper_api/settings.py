@@ -142,6 +142,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             "is closed.",
         ),
     ] = 10
+    max_live_streams: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1,
+            description="Live streams (WebSocket /v1/listen and /v1/realtime) open at once, each holding a "
+            "VAD model and a decoder; beyond it a handshake gets 429 with Retry-After.",
+        ),
+    ] = 100
     database_url: Annotated[
         str,
         _doc(

@@ -2,28 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
+import websockets
 
 from tests.e2e.conftest import Server, start_server, stop_server
 from tests.e2e.test_bad_input import assert_openai_error
+from tests.support.waiting import wait_until
+
+#: Live streams small_server holds open at once.
+MAX_LIVE_STREAMS = 2
 
 
 @pytest.fixture(scope="module")
 def small_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One context, room for one waiting job, 12 MiB uploads."""
+    """One context, room for one waiting job, 12 MiB uploads, two live streams."""
     log_path = tmp_path_factory.mktemp("small") / "server.log"
     running = start_server(
         models_dir,
         log_path,
-        "--default-model mini.en --contexts 1 --threads 1 --max-queue 1 --max-upload-mb 12",
+        "--default-model mini.en --contexts 1 --threads 1 --max-queue 1 --max-upload-mb 12"
+        f" --max-live-streams {MAX_LIVE_STREAMS}",
     )
     yield running
     stop_server(running)
@@ -173,3 +182,61 @@ def test_a_streaming_client_that_hangs_up_aborts_whisper(small_server: Server, v
         )
     )
     assert small_server.metric("whisper_api_in_flight") == 0
+
+
+# -- live streams --------------------------------------------------------------------------------
+
+
+def live_url(server: Server, path: str = "/v1/listen") -> str:
+    return f"ws://{server.host}:{server.port}{path}"
+
+
+@contextlib.asynccontextmanager
+async def streams_at_the_limit(server: Server) -> AsyncIterator[None]:
+    """As many live streams open as the server allows, each holding a VAD model and a decoder."""
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(MAX_LIVE_STREAMS):
+            await stack.enter_async_context(websockets.connect(live_url(server), open_timeout=30))
+        yield
+
+
+def refused_handshake(server: Server, path: str) -> websockets.InvalidStatus:
+    async def attempt() -> websockets.InvalidStatus:
+        async with streams_at_the_limit(server):
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                async with websockets.connect(live_url(server, path), open_timeout=30):
+                    pass
+            return refused.value
+
+    return asyncio.run(asyncio.wait_for(attempt(), 60))
+
+
+def test_a_live_stream_past_the_limit_is_refused_at_the_handshake_in_deepgrams_shape(
+    small_server: Server,
+) -> None:
+    # Each idle stream cost 3 MB and a thread, and nothing stopped a client opening thousands.
+    response = refused_handshake(small_server, "/v1/listen").response
+    assert response.status_code == 429
+    assert f"limit of {MAX_LIVE_STREAMS} live streams" in json.loads(response.body or b"{}")["err_msg"]
+
+
+def test_realtime_sessions_count_against_the_same_limit_in_openais_shape(small_server: Server) -> None:
+    response = refused_handshake(small_server, "/v1/realtime?intent=transcription").response
+    assert response.status_code == 429
+    assert json.loads(response.body or b"{}")["error"]["code"] == "too_many_streams"
+
+
+def test_a_closed_live_stream_gives_its_place_back(small_server: Server) -> None:
+    async def connects() -> bool:
+        with contextlib.suppress(websockets.InvalidStatus):
+            async with websockets.connect(live_url(small_server), open_timeout=30):
+                return True
+        return False
+
+    async def fill_then_leave() -> None:
+        async with streams_at_the_limit(small_server):
+            assert not await connects()
+
+    asyncio.run(asyncio.wait_for(fill_then_leave(), 60))
+    # The server lets go of a stream just after the client sees it closed.
+    wait_until(lambda: asyncio.run(connects()), what="a live stream accepted again")

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
@@ -29,7 +31,7 @@ from whisper_api.engine.catalog import ModelFile
 from whisper_api.engine.types import DecodeOptions, Segment, Transcript
 from whisper_api.engine.vad import FRAME_SAMPLES, VoiceActivity
 from whisper_api.engine.whisper import SAMPLE_RATE
-from whisper_api.errors import ServiceError
+from whisper_api.errors import BusyError, ServiceError
 from whisper_api.service.transcription import TranscriptionService
 
 #: Consecutive speech frames (32 ms each) that start a phrase: a click or a cough is not speech.
@@ -38,6 +40,11 @@ _ONSET_FRAMES = 3
 _PAD_SECONDS = 0.3
 DEFAULT_ENDPOINTING_MS = 400
 DEFAULT_PREFIX_PADDING_MS = 300
+#: How long a handshake let in keeps its place before its stream opens. Accepting the socket takes
+#: milliseconds; one that failed in between (the client left) gives its place back after this.
+_ADMISSION_SECONDS = 10.0
+#: When a client refused for the stream limit may try again: streams last as long as people talk.
+_RETRY_AFTER_SECONDS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,12 +368,34 @@ def _samples(seconds: float) -> int:
     return round(seconds * SAMPLE_RATE)
 
 
-class LiveService:
-    """Opens live sessions on the transcription service's engine; they need its VAD model."""
+class TooManyStreams(BusyError):
+    """As many live streams are open as the server allows."""
 
-    def __init__(self, transcription: TranscriptionService) -> None:
+    code = "too_many_streams"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"The server has its limit of {limit} live streams open; retry after {_RETRY_AFTER_SECONDS} s.",
+            retry_after=_RETRY_AFTER_SECONDS,
+        )
+
+
+class LiveService:
+    """Opens live sessions on the transcription service's engine; they need its VAD model.
+
+    Each session holds a Silero context and a decoder (a thread, for containers) for as long as its client
+    keeps it open, so at most `max_streams` are open at once (None: no limit); `prepare` refuses the
+    handshake of one more.
+    """
+
+    def __init__(self, transcription: TranscriptionService, *, max_streams: int | None = None) -> None:
         self._transcription = transcription
         self._engine = transcription.engine
+        self._max_streams = max_streams
+        self._open = 0
+        #: When each handshake let in but whose session is not open yet was let in, oldest first: a
+        #: burst of handshakes must not all pass before the first of them opens its session.
+        self._admitted: deque[float] = deque()
 
     @property
     def available(self) -> bool:
@@ -374,15 +403,31 @@ class LiveService:
         return self._engine.detects_speech
 
     async def prepare(self, model: ModelFile) -> None:
-        """Load `model` (or refuse, as a full queue would) before the client is told the stream is open."""
+        """Load `model` (or refuse, as a full queue would) and hold a place for the stream before the
+        client is told it is open; TooManyStreams when none is left."""
         await self._engine.prepare(model)
+        now = time.monotonic()
+        while self._admitted and now - self._admitted[0] > _ADMISSION_SECONDS:
+            self._admitted.popleft()
+        if self._max_streams is not None and self._open + len(self._admitted) >= self._max_streams:
+            raise TooManyStreams(self._max_streams)
+        self._admitted.append(now)
 
     def open(
         self, model: ModelFile, options: DecodeOptions, live: LiveOptions, raw: RawFormat | None, emit: Emit
     ) -> LiveSession:
         vad_model = self._engine.config.vad_model
         assert vad_model is not None, "a live session is opened only when the service is available"
-        return LiveSession(self._transcription, model, options, live, raw, VoiceActivity(vad_model), emit)
+        session = LiveSession(
+            self._transcription, model, options, live, raw, VoiceActivity(vad_model), emit, self._closed
+        )
+        if self._admitted:
+            self._admitted.popleft()
+        self._open += 1
+        return session
+
+    def _closed(self) -> None:
+        self._open -= 1
 
 
 class LiveSession:
@@ -399,7 +444,10 @@ class LiveSession:
         raw: RawFormat | None,
         vad: VoiceActivity,
         emit: Emit,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
+        """`on_close` is called once the session has let go of everything."""
+        self._on_close = on_close
         # A stream is held to the same duration limit as an upload, counted as it is decoded.
         self._limit = transcription.limits.max_audio_seconds
         self._raw = raw
@@ -448,7 +496,12 @@ class LiveSession:
         await self._transcriber.finish()
 
     async def close(self) -> None:
-        await self._transcriber.close()
-        if isinstance(self._decoder, ContainerStream):
-            self._decoder.close()
-        self._vad.close()
+        try:
+            await self._transcriber.close()
+            if isinstance(self._decoder, ContainerStream):
+                self._decoder.close()
+            self._vad.close()
+        finally:
+            on_close, self._on_close = self._on_close, None
+            if on_close is not None:
+                on_close()
