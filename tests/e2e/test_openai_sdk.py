@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 from pathlib import Path
 
 import openai
@@ -14,10 +16,11 @@ from openai.types.audio import (
     Translation,
 )
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import API_KEY, Server
 from tests.support.waiting import wait_until
 
 MODEL = "whisper-1"
+MiB = 2**20
 #: The synthetic models never pass whisper's fallback checks, so every window would be decoded six
 #: times over; one test below keeps the defaults, the rest ask for a single pass (the SDK's extra_body).
 FAST = {"temperature_increment_on_fallback": 0}
@@ -220,6 +223,23 @@ def test_verbose_json_carries_logprobs_when_asked(client: openai.OpenAI, jfk_wav
     tokens = [token for segment in result.segments or [] for token in segment.tokens]
     assert logprobs and all(entry["logprob"] <= 0 for entry in logprobs)
     assert len(logprobs) <= len(tokens)  # the text tokens, not the timestamps and specials around them
+
+
+def test_an_upload_over_the_limit_by_its_content_length_gets_the_413_once_it_is_sent(server: Server) -> None:
+    # As Node's fetch (so the OpenAI Node SDK) sends a file it holds: the whole body, then it reads the
+    # answer. Answered and closed while it was still writing, it had the connection reset under it and
+    # reported a connection error (and retried) instead of the 413.
+    body = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n' + bytes(30 * MiB)
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=60)
+    connection.request(
+        "POST",
+        "/v1/audio/transcriptions",
+        body=body + b"\r\n--b--\r\n",
+        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    response = connection.getresponse()
+    assert response.status == 413 and json.loads(response.read())["error"]["code"] == "file_too_large"
+    connection.close()
 
 
 def test_files_auto_paginate_oldest_first_with_order_asc(client: openai.OpenAI, jfk_wav: Path) -> None:

@@ -3,7 +3,10 @@
 Every limit is checked from Content-Length before reading and counted as the body streams in, so a
 chunked body is cut off as soon as it passes: routes that take uploads get room for one (app.py),
 every other body the room of a form's text fields; each reader here holds to its own limit within.
-A 413 closes the connection rather than read the rest of the body.
+A 413 closes the connection rather than read the rest of the body, but for a body refused from its
+Content-Length that is at most a few times the limit: that one is read to its end (and dropped) first,
+since a client still writing when the answer comes has the connection reset under it, and Node's fetch
+(the OpenAI and Deepgram Node SDKs) then reports a connection error instead of the 413, and retries.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from whisper_api.http.fields import Fields
 FORM_OVERHEAD_BYTES = 1024 * 1024
 #: A JSON body carries what a form's text fields do, and gets their room.
 MAX_JSON_BYTES = FORM_OVERHEAD_BYTES
+#: A body refused from its Content-Length is read to its end before the 413 up to this many times its limit.
+_DRAIN_FACTOR = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +40,7 @@ async def read_body(request: Request, max_bytes: int, *, param: str | None = "fi
     """The raw body (audio sent as is, or JSON), 413 as soon as it is over `max_bytes`."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > max_bytes:
-        raise _too_large("The body", max_bytes, param)
+        raise await _refused_unread(request, int(length), "The body", max_bytes, param)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -57,7 +62,7 @@ async def read_multipart(request: Request, max_file_bytes: int) -> tuple[Fields,
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > max_file_bytes + FORM_OVERHEAD_BYTES:
         # Refused before reading: the body limit is the largest of all routes', not this one's.
-        raise _too_large("The file", max_file_bytes, "file")
+        raise await _refused_unread(request, int(length), "The file", max_file_bytes, "file")
     try:
         form = await request.form()
     except RequestEntityTooLarge:  # past the route's limit, which is this one plus the form's room
@@ -82,11 +87,29 @@ async def read_multipart(request: Request, max_file_bytes: int) -> tuple[Fields,
     return fields, parts
 
 
-def _too_large(what: str, limit: int, param: str | None) -> ApiError:
+def _too_large(what: str, limit: int, param: str | None, *, close: bool = True) -> ApiError:
     return ApiError(
         413,
         f"{what} is over the {limit / 2**20:g} MiB limit.",
         param=param,
         code="file_too_large",
-        headers=CLOSE_CONNECTION,
+        headers=CLOSE_CONNECTION if close else None,
     )
+
+
+async def _refused_unread(
+    request: Request, length: int, what: str, limit: int, param: str | None
+) -> ApiError:
+    """The 413 for a body of `length` bytes not yet read: after reading it to its end when it is small
+    enough, otherwise closing the connection."""
+    if length <= _DRAIN_FACTOR * limit and await _drained(request):
+        return _too_large(what, limit, param, close=False)
+    return _too_large(what, limit, param)
+
+
+async def _drained(request: Request) -> bool:
+    """Whether the body was read to its end (each piece dropped as it came); False if the client left."""
+    while (message := await request.receive())["type"] == "http.request":
+        if not message.get("more_body", False):
+            return True
+    return False
