@@ -79,3 +79,10 @@ def test_any_bytes_are_events_then_the_end_or_a_malformed_event(data: bytes) -> 
 def test_what_is_past_a_bound_is_refused_before_it_is_read(data: bytes) -> None:
     with pytest.raises(MalformedEvent):
         asyncio.run(read_all(data))
+
+
+def test_a_recording_sent_whole_as_one_chunk_is_read() -> None:
+    """Satellites send tens of milliseconds a chunk; a client transcribing a recording may send all of it
+    in one (three minutes of Home Assistant's 16 kHz 16-bit mono here)."""
+    recording = Event("audio-chunk", {"rate": 16_000, "width": 2, "channels": 1}, bytes(3 * 60 * 32_000))
+    assert asyncio.run(read_all(written([recording]))) == [recording]

@@ -22,8 +22,10 @@ from whisper_api.errors import InvalidInput
 #: A header line, the stream reader's limit: headers are a few hundred bytes (data follows the line).
 MAX_LINE_BYTES = 64 * 1024
 MAX_DATA_BYTES = 64 * 1024
-#: An audio chunk: satellites send tens of milliseconds at a time; this is over 10 s of 48 kHz stereo 32-bit.
-MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
+#: An audio chunk: satellites send tens of milliseconds at a time, but a client transcribing a recording may
+#: send it whole. It gets an HTTP upload's room (--max-upload-mb's default): 13 minutes of Home Assistant's
+#: 16 kHz 16-bit mono.
+MAX_PAYLOAD_BYTES = 25 * 1024 * 1024
 
 _json = msgspec.json.Decoder()
 
