@@ -103,13 +103,13 @@ async def listen(request: Request, service: TranscriptionService) -> Response:
     charge = await billing.reserve(
         request, surface="listen", model=model.id, audio_seconds=len(window) / SAMPLE_RATE
     )
-    request_id = request.scope["state"]["request_id"]
+    request_id, sha256 = request.scope["state"]["request_id"], hashlib.sha256(body).hexdigest()
 
     def answer(transcript: Transcript) -> deepgram.PrerecordedResponse:
         return deepgram.prerecorded(
             transcript,
             request_id=request_id,
-            sha256=hashlib.sha256(body).hexdigest(),
+            sha256=sha256,
             model_id=model.id,
             duration=len(samples) / SAMPLE_RATE,
             query=query,
