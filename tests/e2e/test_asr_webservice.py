@@ -221,6 +221,11 @@ def test_an_upload_under_another_name_is_refused_as_fastapi_does(api: httpx.Clie
     assert response.status_code == 400 and "audio_file" in response.json()["detail"]
 
 
+def test_audio_sent_as_the_whole_body_is_refused_naming_the_form_field(api: httpx.Client) -> None:
+    response = api.post("/asr", content=CLIPS["en-2"].path.read_bytes())
+    assert response.status_code == 400 and "'audio_file'" in response.json()["detail"]
+
+
 def test_the_seed_dlt_pipeline_loads_asr_and_detect_language_into_duckdb(
     trained_server: Server, tmp_path: Path
 ) -> None:

@@ -50,13 +50,15 @@ async def read_body(request: Request, max_bytes: int, *, param: str | None = "fi
     return b"".join(chunks)
 
 
-async def read_multipart(request: Request, max_file_bytes: int) -> tuple[Fields, list[FilePart]]:
-    """Fields (name → values, in order) and every file part; 400 if the body is not multipart, 413
-    naming the file that is over `max_file_bytes`."""
+async def read_multipart(
+    request: Request, max_file_bytes: int, *, field: str = "file"
+) -> tuple[Fields, list[FilePart]]:
+    """Fields (name → values, in order) and every file part; 400 naming the route's file `field` if the
+    body is not multipart, 413 naming the file that is over `max_file_bytes`."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise bad_request(
-            "Send the audio as multipart/form-data with a 'file' field.",
-            param="file",
+            f"Send the audio as multipart/form-data with a '{field}' field.",
+            param=field,
             code="invalid_content_type",
         )
     length = request.headers.get("content-length", "")

@@ -128,7 +128,7 @@ async def _audio_file(
     """The upload, and the request's options: the query, and the form fields that name one of
     `parameters` (the module docstring of asr_webservice says why)."""
     room = asr_webservice.upload_room(request.app.state.max_upload_bytes, service.limits.max_audio_seconds)
-    fields, files = await read_multipart(request, room)
+    fields, files = await read_multipart(request, room, field="audio_file")
     upload = next((part for part in files if part.name == "audio_file"), None)
     if upload is None:
         raise bad_request(
