@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.support.media import AudioFormat, encode_audio, encode_video, pcm_wav
 from whisper_api.audio import (
@@ -112,6 +114,17 @@ def test_a_file_whose_every_audio_packet_is_damaged_is_undecodable() -> None:
     noise = np.random.default_rng(5).integers(0, 256, payload_end - payload_start, dtype=np.uint8).tobytes()
 
     undecodable(encoded[:payload_start] + noise + encoded[payload_end:])
+
+
+@settings(max_examples=20, deadline=None)
+@given(rate=st.one_of(st.integers(1, 999), st.integers(768_001, 2**30)))
+def test_a_sample_rate_no_audio_comes_at_is_undecodable(rate: int) -> None:
+    # A header's rate a byte off made a small file a bomb: at 1.5 GHz FFmpeg's resampler took 1.7 GB and
+    # held the GIL for 14 s, and at 1 Hz every sample became 16,000 before any limit was checked.
+    wav = bytearray(pcm_wav(tone(0.1), 16_000))
+    wav[24:32] = struct.pack("<II", rate, 2 * rate)  # the format chunk's sample rate and bytes per second
+
+    assert f"a sample rate of {rate} Hz" in undecodable(bytes(wav)).message
 
 
 def test_an_audio_stream_in_a_codec_without_a_decoder_is_undecodable() -> None:
