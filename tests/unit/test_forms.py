@@ -94,7 +94,9 @@ def test_keywords_past_the_prompt_limit_are_refused_naming_them() -> None:
     assert raised.value.body.error.param == "keywords[]"
 
 
-@pytest.mark.parametrize(("language", "languages"), [(None, ["DE"]), ("de", ["de"])])
+@pytest.mark.parametrize(
+    ("language", "languages"), [(None, ["DE"]), ("de", ["de"]), ("auto", ["de"]), ("DE", ["de"])]
+)
 def test_one_possible_language_is_the_language(language: str | None, languages: list[str]) -> None:
     fields = {"languages[]": languages, **({"language": language} if language else {})}
     assert parse(**fields).options.language == "de"
@@ -107,6 +109,10 @@ def test_more_than_one_possible_language_is_refused(language: str | None, langua
         parse(**fields)
     error = raised.value.body.error
     assert (error.param, error.code) == ("languages[]", "unsupported_value")
+
+
+def test_translation_ignores_the_possible_languages_as_it_does_a_language() -> None:
+    assert parse("translate", **{"languages[]": ["de", "fr"]}).options.language is None
 
 
 def test_initial_prompt_is_an_alias_of_prompt() -> None:

@@ -382,10 +382,12 @@ def hinted_prompt(prompt: str | None, keywords: Sequence[str]) -> str | None:
     return hinted
 
 
-def _hints(fields: Fields, form: TranscriptionFormFields) -> tuple[str | None, str | None]:
+def _hints(fields: Fields, form: TranscriptionFormFields, task: Task) -> tuple[str | None, str | None]:
     """The language and prompt, as `languages[]` and `keywords[]` amend them."""
+    language = _language(form.language, task)
+    languages = [code.lower() for code in _listed(fields, "languages")] if task == "transcribe" else []
     try:
-        language = chosen_language(form.language, _listed(fields, "languages"))
+        language = chosen_language(language, languages)
     except ValueError as error:
         raise bad_request(str(error), param="languages[]", code="unsupported_value") from None
     try:
@@ -460,10 +462,10 @@ def parse_fields(fields: Fields, task: Task, *also: str) -> TranscriptionForm:
     # Granularities shape verbose_json only, as with OpenAI; word timing costs extra work, so only then.
     word_timestamps = response_format == "verbose_json" and "word" in granularities
     subtitles = read_subtitles(fields, response_format)
-    language, prompt = _hints(fields, form)
+    language, prompt = _hints(fields, form, task)
     options = DecodeOptions(
         task=task,
-        language=_language(language, task),
+        language=language,
         prompt=prompt,
         temperature=form.temperature,
         temperature_increment_on_fallback=form.temperature_increment_on_fallback,
