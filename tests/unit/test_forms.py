@@ -190,6 +190,8 @@ def test_a_prompt_over_the_limit_is_refused_naming_the_field(name: str) -> None:
             "suppress_blank",
             "timestamp_granularities[]",
             "include[]",
+            "keywords[]",
+            "languages[]",
             "language",
             "prompt",
             "initial_prompt",
