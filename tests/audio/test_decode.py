@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
 import wave
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from tests.support.media import (
     pcm_wav,
     pearson_at_lag,
     read_pcm_wav,
+    tagged_wav,
 )
 from whisper_api.audio import SAMPLE_RATE, AudioTooLong, decode_audio
 
@@ -156,10 +156,7 @@ def test_channels_ffmpeg_has_no_layout_for_are_averaged(clip: np.ndarray) -> Non
 
 def test_tags_that_are_not_utf8_do_not_stop_the_audio(clip: np.ndarray) -> None:
     # A WAV whose title a Windows recorder wrote in Latin-1: PyAV refused the file over the tag.
-    title = b"Interview caf\xe9\x00"
-    info = b"INFO" + b"INAM" + struct.pack("<I", len(title)) + title
-    chunks = pcm_wav(clip[None], SAMPLE_RATE)[12:] + b"LIST" + struct.pack("<I", len(info)) + info
-    tagged = b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+    tagged = tagged_wav(clip[None], SAMPLE_RATE, "Interview café".encode("latin-1"))
 
     assert_matches(decode_audio(tagged), clip, LOSSLESS)
 

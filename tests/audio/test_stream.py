@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.media import AudioFormat, encode_audio
+from tests.support.media import AudioFormat, encode_audio, tagged_wav
 from whisper_api.audio import SAMPLE_RATE, AudioTooLong, EmptyAudio, UndecodableAudio, decode_audio
 from whisper_api.audio.stream import ContainerStream, PcmStream, RawFormat, decode_raw
 
@@ -95,6 +95,13 @@ def test_flush_returns_what_was_pushed_without_ending_the_stream(speech: np.ndar
     rest = np.concatenate([stream.push(data[len(data) // 2 :]), stream.finish()])
     assert len(first) > SAMPLE_RATE
     assert len(first) + len(rest) == pytest.approx(len(speech), abs=64)
+
+
+def test_a_container_with_tags_that_are_not_utf8_is_decoded(speech: np.ndarray) -> None:
+    data = tagged_wav(speech[None], SAMPLE_RATE, "Interview café".encode("latin-1"))
+    stream = ContainerStream()
+    out = np.concatenate([stream.push(data), stream.finish()])
+    np.testing.assert_allclose(out, decode_audio(data), atol=1e-6)
 
 
 def test_garbage_is_reported_as_undecodable() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import wave
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -121,6 +122,16 @@ def pcm_wav(samples: np.ndarray, rate: int) -> bytes:
         pcm = np.clip(np.round(samples.T * 32767), -32768, 32767).astype("<i2")
         writer.writeframes(pcm.tobytes())
     return buffer.getvalue()
+
+
+def tagged_wav(samples: np.ndarray, rate: int, title: bytes) -> bytes:
+    """`pcm_wav` with a RIFF INFO title of raw bytes, before the samples as FFmpeg writes it (any encoding:
+    Windows recorders write their code page)."""
+    plain = pcm_wav(samples, rate)
+    title += b"\x00" * (2 - len(title) % 2)  # NUL-terminated, padded to an even length
+    info = b"INFO" + b"INAM" + struct.pack("<I", len(title)) + title
+    chunks = plain[12:36] + b"LIST" + struct.pack("<I", len(info)) + info + plain[36:]
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
 
 
 def best_alignment(decoded: np.ndarray, reference: np.ndarray, max_lag: int) -> tuple[int, float]:

@@ -20,6 +20,7 @@ import av
 import numpy as np
 
 from whisper_api.audio.decode import (
+    METADATA_ERRORS,
     SAMPLE_RATE,
     AudioError,
     DurationCap,
@@ -229,7 +230,7 @@ class ContainerStream:
     def _decode(self) -> None:
         try:
             options = {"probesize": _PROBE_BYTES, "analyzeduration": "0"}
-            with av.open(self._pipe, mode="r", options=options) as container:
+            with av.open(self._pipe, mode="r", options=options, metadata_errors=METADATA_ERRORS) as container:
                 if not container.streams.audio:
                     raise UndecodableAudio("the stream has no audio track")
                 stream = container.streams.audio[0]
