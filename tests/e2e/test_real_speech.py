@@ -213,19 +213,16 @@ def test_german_speech_is_transcribed_as_german_without_being_told(client: opena
 # -- whisper-asr-webservice's API ---------------------------------------------------------------
 
 
-def test_asr_answers_silence_with_no_text_as_whisper_asr_webservice_does(real_server: Server) -> None:
-    """whisper-asr-webservice's engines suppress non-speech tokens (suppress_tokens=-1) by default;
-    without that whisper.cpp writes a silence as "[BLANK_AUDIO]", which Bazarr would save as a subtitle."""
-    silence = {"audio_file": ("silence.wav", pcm_wav(np.zeros((1, SAMPLE_RATE)), SAMPLE_RATE), "audio/wav")}
-    response = httpx.post(
-        f"{real_server.base_url}/asr",
-        params={"output": "json"},
-        files=silence,
-        headers=AUTH,
-        timeout=120,
-    )
+def test_asr_never_answers_silence_with_whisper_cpp_s_blank_audio_marker(real_server: Server) -> None:
+    """A silent stretch sent as Bazarr sends audio. whisper-asr-webservice's engines suppress non-speech
+    tokens (suppress_tokens=-1) by default; without that whisper.cpp writes "[BLANK_AUDIO]", which Bazarr
+    would save as a subtitle line."""
+    params = {"task": "transcribe", "language": "en", "output": "srt", "encode": "false"}
+    silence = {"audio_file": bytes(2 * SAMPLE_RATE)}
+    url = f"{real_server.base_url}/asr"
+    response = httpx.post(url, params=params, files=silence, headers=AUTH, timeout=120)
     assert response.status_code == 200, response.text
-    assert response.json()["text"] == ""
+    assert "BLANK_AUDIO" not in response.text
 
 
 # -- Deepgram's API -----------------------------------------------------------------------------
