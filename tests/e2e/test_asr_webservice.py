@@ -137,6 +137,20 @@ def test_options_sent_as_form_fields_count_and_other_fields_are_ignored(api: htt
     assert words(response.json()["text"]) == clip.words
 
 
+def test_a_key_in_the_server_url_lets_clients_without_a_key_setting_in(trained_server: Server) -> None:
+    """Bazarr's Whisper provider, like whisper-asr-webservice, knows no keys: its endpoint setting can
+    carry one as a URL's password (http://bazarr:KEY@host:8000), which HTTP clients send as Basic auth."""
+    clip = CLIPS["en-3"]
+    upload = {"audio_file": (clip.path.name, clip.path.read_bytes())}
+    host = trained_server.base_url.removeprefix("http://")
+    answers = [
+        httpx.post(f"http://bazarr:{key}@{host}/detect-language", files=upload, timeout=60)
+        for key in (API_KEY, "not-the-key")
+    ]
+    assert [answer.status_code for answer in answers] == [200, 401]
+    assert answers[0].json()["language_code"] == "en"
+
+
 def test_headerless_uploads_are_held_to_the_duration_limit_not_the_upload_limit(api: httpx.Client) -> None:
     """Bazarr sends a whole episode as 16 kHz s16le samples: past the 25 MiB upload limit after 13
     minutes, well within the hour of audio a request may hold. Such an upload is read (here, to find

@@ -2,9 +2,11 @@
 
 Credentials: `Authorization: Bearer <x>` (OpenAI SDKs) or `Token <x>` (Deepgram clients), an operator key
 or a user's API token or session; `Basic <session-id>` (seed 004's sessions, the id itself rather than
-base64). Browsers cannot set headers on a WebSocket, so live connections may also send it as `?token=`
-or as the subprotocol pair `token, <x>` (what Deepgram's browser SDK does), or as OpenAI's browser
-clients do, the subprotocol `openai-insecure-api-key.<x>`.
+base64), or standard Basic auth with the key as the password: clients without a key setting (Bazarr,
+whisper-asr-webservice's other clients) send that for a key put in their server URL,
+`http://name:KEY@host:8000`. Browsers cannot set headers on a WebSocket, so live connections may also
+send it as `?token=` or as the subprotocol pair `token, <x>` (what Deepgram's browser SDK does), or as
+OpenAI's browser clients do, the subprotocol `openai-insecure-api-key.<x>`.
 
 `require_api_key` (every route's guard) puts the Principal on the connection; handlers take it as the
 `principal` dependency. An open server (no operator key, no token ever made, no password set) serves
@@ -12,6 +14,9 @@ every request as the operator.
 """
 
 from __future__ import annotations
+
+import base64
+import binascii
 
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
@@ -33,6 +38,8 @@ async def authenticate(connection: ASGIConnection) -> Principal:
         return known
     accounts: AccountService = connection.app.state.accounts
     principal = await accounts.authenticate(presented_key(connection))
+    if principal is None and (password := basic_password(connection.headers.get("authorization"))):
+        principal = await accounts.authenticate(password)
     if principal is None:
         raise ApiError(
             401,
@@ -59,6 +66,19 @@ def header_credential(authorization: str | None) -> str | None:
     if scheme.lower() not in _SCHEMES or not credential.strip():
         return None
     return credential.strip()
+
+
+def basic_password(authorization: str | None) -> str | None:
+    """The password of standard Basic credentials (base64 of `name:password`), if that is what they are."""
+    scheme, _, credential = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credential.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _name, colon, password = decoded.partition(":")
+    return password if colon else None
 
 
 def offers_token_subprotocol(connection: ASGIConnection) -> bool:
