@@ -226,6 +226,32 @@ def test_a_live_stream_is_closed_when_its_balance_runs_out(tenants: Tenants) -> 
     assert usage["balance"] == 0 and [u["cost"] for u in usage["data"]] == [2]
 
 
+def test_a_live_stream_stops_once_the_token_it_was_opened_with_is_revoked(tenants: Tenants) -> None:
+    issued = tenants.http(tenants.bob).post("/api/v1/user/token", json={"name": "revoked mid-stream"}).json()
+    second = np.zeros(16_000, dtype="<i2").tobytes()
+
+    async def stream() -> tuple[int | None, str]:
+        url = (
+            f"ws://{tenants.server.host}:{tenants.server.port}/v1/listen"
+            f"?encoding=linear16&sample_rate=16000&token={issued['token']}"
+        )
+        async with websockets.connect(url) as connection:
+            await connection.send(second)
+            revoked = tenants.http(issued["token"]).delete(f"/api/v1/user/token/{issued['token_id']}")
+            assert revoked.status_code == 200
+            with contextlib.suppress(websockets.ConnectionClosed):
+                for _ in range(20):  # it was paying on for as long as the client kept sending
+                    await connection.send(second)
+                await connection.send(json.dumps({"type": "CloseStream"}))
+                async for _ in connection:
+                    pass
+            return connection.close_code, connection.close_reason or ""
+
+    code, reason = asyncio.run(asyncio.wait_for(stream(), 60))
+    assert code == 1011
+    assert reason == "The API key or session this stream was opened with is no longer valid."
+
+
 def test_usage_is_listed_to_its_user_and_counted_per_user_id(tenants: Tenants) -> None:
     alice = tenants.http(tenants.alice)
     records = alice.get("/v1/usage").json()["data"]

@@ -21,6 +21,7 @@ from whisper_api.accounts.principal import OPEN, OPERATOR_ID, Principal
 from whisper_api.accounts.service import (
     SESSION_SECONDS,
     AccountService,
+    CredentialRevoked,
     Forbidden,
     InsufficientBalance,
     InvalidAccountInput,
@@ -202,6 +203,31 @@ def test_a_live_meter_charges_each_second_as_it_begins_until_the_balance_runs_ou
         run(meter.add(0.6))
     run(meter.close())
     assert [(u.audio_seconds, u.cost) for u in run(accounts.usage(alice)).items] == [(3.1, 3)]
+
+
+def test_a_live_meter_stops_once_the_token_it_was_opened_with_is_revoked(accounts: AccountService) -> None:
+    owner = as_user(accounts, "alice", balance=100)
+    token = run(accounts.authenticate(run(accounts.create_token(owner, "laptop")).secret))
+    assert token is not None and token.credential_id is not None
+    meter = accounts.meter(token, surface="live", model="m")
+    run(meter.add(5))
+    run(accounts.revoke_token(token, token.credential_id))
+    with pytest.raises(CredentialRevoked):
+        run(meter.add(5))
+
+
+def test_a_live_meter_stops_once_the_session_it_was_opened_with_expires(
+    accounts: AccountService, clock: Clock
+) -> None:
+    run(accounts.create_user("alice", PASSWORD, balance=100))
+    _, session = run(accounts.login("alice", PASSWORD))
+    signed_in = run(accounts.authenticate(session.secret))
+    assert signed_in is not None
+    meter = accounts.meter(signed_in, surface="live", model="m")
+    run(meter.add(5))
+    clock.now += SESSION_SECONDS
+    with pytest.raises(CredentialRevoked):
+        run(meter.add(5))
 
 
 @given(seconds=st.floats(0, 10_000), multiplier=st.floats(0, 1000))

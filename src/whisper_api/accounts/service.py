@@ -55,6 +55,8 @@ _MIN_PASSWORD, _MAX_PASSWORD = 12, 256
 _MAX_MULTIPLIER = 1000
 #: Balances are whole tokens in a BIGINT column.
 _MAX_BALANCE = 2**62
+#: Seconds of a live stream's audio between checks that its credential still stands.
+_RECHECK_SECONDS = 5
 
 
 class InvalidAccountInput(InvalidInput):
@@ -63,6 +65,13 @@ class InvalidAccountInput(InvalidInput):
 
 class Unauthorized(UnauthorizedError):
     code = "unauthorized"
+
+
+class CredentialRevoked(UnauthorizedError):
+    code = "credential_revoked"
+
+    def __init__(self) -> None:
+        super().__init__("The API key or session this stream was opened with is no longer valid.")
 
 
 class Forbidden(ForbiddenError):
@@ -494,8 +503,16 @@ class AccountService:
         return Charge(self, user_id, surface, model, audio_seconds)
 
     def meter(self, principal: Principal, *, surface: str, model: str) -> Meter:
-        """A live stream's charge: each second of audio is paid for as it arrives."""
-        return Meter(self, principal.user_id, surface, model)
+        """A live stream's charge: each second of audio is paid for as it arrives, while the credential
+        the principal authenticated with still stands."""
+        return Meter(self, principal, surface, model)
+
+    async def credential_stands(self, principal: Principal) -> bool:
+        """Whether the token or session `principal` authenticated with is still live: not revoked, ended,
+        expired or gone with its user (operator keys and an open server always are)."""
+        return await self._call(
+            self.accounts.credential_stands, principal, sessions_after=self.clock() - SESSION_SECONDS
+        )
 
     async def check_balance(self, principal: Principal, audio_seconds: float) -> None:
         """Refuse now, reserving nothing, when the balance cannot pay for `audio_seconds` (a job
@@ -610,19 +627,30 @@ class Charge:
 
 class Meter:
     """A live stream's charge: `add(seconds)` as audio arrives pays for each whole second as it
-    begins (InsufficientBalance once the balance cannot); `close()` records the usage."""
+    begins (InsufficientBalance once the balance cannot); `close()` records the usage.
 
-    def __init__(self, accounts: AccountService, user_id: str, surface: str, model: str) -> None:
+    A stream outlives the handshake that checked its credential, so every `_RECHECK_SECONDS` of audio
+    the credential is checked again: a revoked token, an ended session or a deleted account stops the
+    stream (CredentialRevoked) instead of paying on for as long as whoever holds it keeps it open.
+    """
+
+    def __init__(self, accounts: AccountService, principal: Principal, surface: str, model: str) -> None:
         self._accounts = accounts
-        self.user_id, self.surface, self.model = user_id, surface, model
+        self._principal = principal
+        self.user_id, self.surface, self.model = principal.user_id, surface, model
         self.audio_seconds = 0.0
         self.cost = 0
         self._paid_seconds = 0
+        self._checked_seconds = 0
 
     async def add(self, seconds: float) -> None:
         self.audio_seconds += seconds
         due = math.ceil(round(self.audio_seconds, 6))
         if due > self._paid_seconds:
+            if due - self._checked_seconds >= _RECHECK_SECONDS:
+                if not await self._accounts.credential_stands(self._principal):
+                    raise CredentialRevoked
+                self._checked_seconds = due
             cost, _ = await self._accounts._reserve(self.user_id, due - self._paid_seconds)
             self._paid_seconds = due
             self.cost += cost

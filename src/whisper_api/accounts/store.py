@@ -253,6 +253,22 @@ class AccountStore:
             return None
         return Principal(token.id, token.username, bool(token.is_admin), via, token.credential)
 
+    def credential_stands(self, principal: Principal, *, sessions_after: float) -> bool:
+        """Whether the API token or session `principal` authenticated with is still live; other ways in
+        (operator keys, an open server) have nothing here to revoke."""
+        if principal.via == "token":
+            live = sa.select(api_tokens.c.id).where(
+                api_tokens.c.id == principal.credential_id, api_tokens.c.revoked_at.is_(None)
+            )
+        elif principal.via == "session":
+            live = sa.select(sessions.c.id).where(
+                sessions.c.id == principal.credential_id, *_active_sessions(sessions_after)
+            )
+        else:
+            return True
+        with self.store.reading() as connection:
+            return connection.execute(live).first() is not None
+
     # -- sessions ------------------------------------------------------------------------------
 
     def add_session(self, user_id: str, digest: str, user_agent: str, now: float) -> SessionRow:
