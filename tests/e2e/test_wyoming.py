@@ -228,6 +228,17 @@ def test_silence_is_not_answered_with_whisper_cpp_s_blank_audio_marker(wyoming: 
     assert "BLANK_AUDIO" not in transcript(events).text
 
 
+@pytest.mark.parametrize(("asked", "spoken"), [("nb", "no"), ("iw", "he"), ("nb-NO", "no")])
+def test_languages_home_assistant_counts_as_whispers_are_transcribed_as_those(
+    wyoming: Wyoming, asked: str, spoken: str
+) -> None:
+    """A pipeline in Bokmål (nb) matches whisper's Norwegian (no) in Home Assistant, which may then send
+    its own code; likewise Hebrew's old code (iw)."""
+    events = asyncio.run(transcribe(wyoming, np.zeros(0), request=Transcribe(language=asked)))
+    assert [event.type for event in events] == ["transcript-start", "transcript", "transcript-stop"]
+    assert events[0].data["language"] == spoken
+
+
 def test_one_connection_serves_request_after_request(wyoming: Wyoming) -> None:
     async def three() -> list[str]:
         async with wyoming.client() as client:

@@ -61,6 +61,9 @@ _LINGER_SECONDS = 2.0
 #: As wyoming-faster-whisper's (faster-whisper suppresses non-speech tokens by default): whisper.cpp would
 #: answer a satellite's silence with "[BLANK_AUDIO]", which Home Assistant would take for a command.
 _OPTIONS = DecodeOptions(suppress_non_speech_tokens=True)
+#: Codes Home Assistant counts as the same language as whisper's (its util/language.py SAME_LANGUAGES), and
+#: may send for it: a pipeline in Bokmål matches whisper's Norwegian.
+_SAME_LANGUAGES = {"nb": "no", "iw": "he"}
 
 
 class _Format(msgspec.Struct):
@@ -258,6 +261,7 @@ class _Connection:
         # Home Assistant names regional languages (en-US); whisper knows languages. "auto" detects, as
         # wyoming-faster-whisper's --language auto does.
         language = (request.language or "").replace("_", "-").split("-")[0].lower()
+        language = _SAME_LANGUAGES.get(language, language)
         hints = [*(request.transcript_names or ()), *(request.transcript_terms or ())]
         options = dataclasses.replace(
             _OPTIONS, language=None if language in ("", "auto") else language, prompt=", ".join(hints) or None
