@@ -223,6 +223,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             gt=0, description="A connection that takes longer to send a request's line and headers is closed."
         ),
     ] = 10
+    body_timeout_seconds: Annotated[
+        float,
+        msgspec.Meta(
+            gt=0,
+            description="A connection whose request body sends nothing this long, while the server waits "
+            "for it, is closed.",
+        ),
+    ] = 60
     log_format: Annotated[
         Literal["auto", "json", "console"], _doc("`auto`: console on a terminal, JSON otherwise.")
     ] = "auto"

@@ -17,6 +17,7 @@ from tests.support.waiting import wait_until
 
 SECRET = "whsec_" + base64.b64encode(b"a shared secret of 32 bytes.....").decode()
 HEADER_TIMEOUT_SECONDS = 1
+BODY_TIMEOUT_SECONDS = 2
 MiB = 2**20
 #: The start of a multipart upload whose file part goes on for as long as the test sends zeros.
 FORM_HEAD = (
@@ -27,13 +28,14 @@ FORM_HEAD = (
 
 @pytest.fixture(scope="module")
 def edge_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Default body limits (25 MiB uploads), callbacks on, and a one-second deadline for request heads."""
+    """Default body limits (25 MiB uploads), callbacks on, a one-second deadline for request heads and
+    two seconds for a stalled body."""
     log_path = tmp_path_factory.mktemp("edge") / "server.log"
     running = start_server(
         models_dir,
         log_path,
         f"--default-model mini.en --contexts 1 --threads 1 --callback-secret {SECRET}"
-        f" --header-timeout-seconds {HEADER_TIMEOUT_SECONDS}",
+        f" --header-timeout-seconds {HEADER_TIMEOUT_SECONDS} --body-timeout-seconds {BODY_TIMEOUT_SECONDS}",
     )
     yield running
     stop_server(running)
@@ -158,6 +160,17 @@ def test_a_request_head_sent_in_pieces_in_time_is_answered(edge_server: Server) 
         connection.sendall(b"GET /health HT")
         connection.sendall(b"TP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n")
         assert connection.makefile("rb").readline().startswith(b"HTTP/1.1 200")
+
+
+def test_a_request_body_that_stops_arriving_is_closed(edge_server: Server) -> None:
+    # Uploads stalled part-way held what had come for as long as their clients liked: 40 stalled at
+    # 20 MiB each kept 700 MiB of the server's memory.
+    with socket.create_connection((edge_server.host, edge_server.port)) as connection:
+        connection.sendall(
+            b"POST /v1/listen HTTP/1.1\r\nHost: edge\r\nContent-Type: audio/wav\r\n"
+            b"Content-Length: 1048576\r\n\r\n" + bytes(100_000)
+        )
+        assert closed_by_server(connection)
 
 
 WEBSOCKET_HANDSHAKE = (

@@ -139,8 +139,9 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         lifespan="on",
-        # uvicorn has no deadline for a request's head (slowloris): the protocol adds one.
-        http=with_header_timeout(settings.header_timeout_seconds),
+        # uvicorn has no deadline for a request's head (slowloris) nor for a stalled body: the protocol
+        # adds them.
+        http=with_header_timeout(settings.header_timeout_seconds, settings.body_timeout_seconds),
     )
     return 0
 

@@ -1,12 +1,15 @@
-"""uvicorn's HTTP/1.1 protocol (h11) with a deadline for each request's head.
+"""uvicorn's HTTP/1.1 protocol (h11) with a deadline for each request's head and a limit on how long
+its body may stall.
 
 uvicorn closes a keep-alive connection that stays idle after a response, but not one that is in
 the middle of a request's head: a client that connects and sends nothing, or half a request line
 and then a byte now and then (slowloris), holds its connection and a file descriptor for as long as
 it likes, and enough such clients leave no room for anyone else. Here a connection must complete
 each request line and headers within `header_timeout` seconds of starting them (connecting, or the
-first byte after the previous response), or it is closed. The body is not covered: it comes at the
-upload's pace, and each route bounds its size.
+first byte after the previous response), or it is closed. The body comes at the upload's pace, and
+each route bounds its size, but a body that stops arriving held all that had come in memory for as long
+as its client liked (40 uploads stalled at 20 MiB: 700 MiB, for good): a body that makes no progress for
+`body_timeout` seconds while the server is ready for more (nginx's client_body_timeout) is closed too.
 
 A WebSocket handshake is handed on to the `websockets` library, which parses the head again with
 limits of its own (lines of 8 KiB, 128 headers) and, past them, neither answers nor closes: such a
@@ -27,8 +30,11 @@ MAX_NUM_HEADERS = 128
 
 class HeaderTimeoutProtocol(H11Protocol):
     header_timeout: float = 10.0
+    body_timeout: float = 60.0
 
     _head_deadline: asyncio.TimerHandle | None = None
+    _body_check: asyncio.TimerHandle | None = None
+    _body_progress = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -40,6 +46,10 @@ class HeaderTimeoutProtocol(H11Protocol):
             self._cancel_deadline()
         elif self._head_deadline is None:  # the first bytes of the next request: the clock starts
             self._head_deadline = self.loop.call_later(self.header_timeout, self._head_timed_out)
+        if self.conn.their_state is h11.SEND_BODY:
+            self._body_progress = self.loop.time()
+            if self._body_check is None:
+                self._body_check = self.loop.call_later(self.body_timeout, self._check_body)
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         request_line = len(event.method) + len(event.target) + len(b"  HTTP/1.1\r\n")
@@ -54,7 +64,23 @@ class HeaderTimeoutProtocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
+        if self._body_check is not None:
+            self._body_check.cancel()
         super().connection_lost(exc)
+
+    def _check_body(self) -> None:
+        self._body_check = None
+        if self.conn.their_state is not h11.SEND_BODY or self.transport.is_closing():
+            return
+        # While the application is not reading (it pauses the socket), or the client waits for its
+        # 100 Continue, the server is the one keeping the body waiting.
+        if self.flow.read_paused or self.cycle.waiting_for_100_continue:
+            self._body_progress = self.loop.time()
+        stalled = self.loop.time() - self._body_progress
+        if stalled >= self.body_timeout:
+            self.transport.close()
+        else:
+            self._body_check = self.loop.call_later(self.body_timeout - stalled, self._check_body)
 
     def _head_timed_out(self) -> None:
         self._head_deadline = None
@@ -67,6 +93,11 @@ class HeaderTimeoutProtocol(H11Protocol):
             self._head_deadline = None
 
 
-def with_header_timeout(seconds: float) -> type[HeaderTimeoutProtocol]:
-    """The protocol class to give uvicorn (`http=`), closing connections whose head takes longer."""
-    return type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout": seconds})
+def with_header_timeout(seconds: float, body_seconds: float) -> type[HeaderTimeoutProtocol]:
+    """The protocol class to give uvicorn (`http=`), closing connections whose head takes longer than
+    `seconds` or whose body stalls for `body_seconds`."""
+    return type(
+        "HeaderTimeoutProtocol",
+        (HeaderTimeoutProtocol,),
+        {"header_timeout": seconds, "body_timeout": body_seconds},
+    )
