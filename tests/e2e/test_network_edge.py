@@ -173,6 +173,19 @@ def test_a_request_body_that_stops_arriving_is_closed(edge_server: Server) -> No
         assert closed_by_server(connection)
 
 
+def test_a_body_length_stated_two_ways_is_refused_and_nothing_after_it_is_read(edge_server: Server) -> None:
+    # h11 went by Transfer-Encoding and kept the connection: behind a proxy going by Content-Length, the
+    # GET below was a second request smuggled in the first one's body.
+    with socket.create_connection((edge_server.host, edge_server.port)) as connection:
+        connection.sendall(
+            b"POST /v1/listen HTTP/1.1\r\nHost: edge\r\nContent-Length: 44\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /health HTTP/1.1\r\nHost: edge\r\n\r\n"
+        )
+        connection.settimeout(30)
+        answer = connection.makefile("rb").read()
+    assert answer.startswith(b"HTTP/1.1 400") and answer.count(b"HTTP/1.1") == 1
+
+
 WEBSOCKET_HANDSHAKE = (
     b"Host: edge\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"

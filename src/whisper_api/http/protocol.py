@@ -11,6 +11,10 @@ each route bounds its size, but a body that stops arriving held all that had com
 as its client liked (40 uploads stalled at 20 MiB: 700 MiB, for good): a body that makes no progress for
 `body_timeout` seconds while the server is ready for more (nginx's client_body_timeout) is closed too.
 
+A request with both Content-Length and Transfer-Encoding is refused with a 400 and its connection
+closed (RFC 9112, 6.1): h11 went by Transfer-Encoding and kept the connection open, so behind a proxy
+that goes by Content-Length the rest of such a body was read here as a second request (smuggling).
+
 A WebSocket handshake is handed on to the `websockets` library, which parses the head again with
 limits of its own (lines of 8 KiB, 128 headers) and, past them, neither answers nor closes: such a
 head is refused here with a 400 instead.
@@ -21,11 +25,24 @@ from __future__ import annotations
 import asyncio
 
 import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.h11_impl import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE, H11Protocol
 
 #: The `websockets` library's limits on a handshake's head (websockets.legacy.http, which uvicorn uses).
 MAX_LINE_LENGTH = 8192
 MAX_NUM_HEADERS = 128
+
+
+class _UnambiguousConnection(h11.Connection):
+    """h11's server side, refusing a request whose body length is stated two ways."""
+
+    def next_event(self) -> h11.Event | type[h11.PAUSED] | type[h11.NEED_DATA]:
+        event = super().next_event()
+        if isinstance(event, h11.Request):
+            names = {name for name, _ in event.headers}
+            if b"content-length" in names and b"transfer-encoding" in names:
+                # uvicorn answers a protocol error with a 400 and closes the connection.
+                raise h11.RemoteProtocolError("both Content-Length and Transfer-Encoding")
+        return event
 
 
 class HeaderTimeoutProtocol(H11Protocol):
@@ -37,6 +54,9 @@ class HeaderTimeoutProtocol(H11Protocol):
     _body_progress = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.conn = _UnambiguousConnection(
+            h11.SERVER, self.config.h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+        )
         super().connection_made(transport)
         self._head_deadline = self.loop.call_later(self.header_timeout, self._head_timed_out)
 
