@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 
 from tests.e2e.conftest import API_KEY, Server
@@ -168,6 +169,14 @@ class TestBadInput:
     def test_missing_key_is_401_in_openai_shape(self, server: Server, jfk_wav: Path) -> None:
         response = post(server, files={"file": jfk_wav.read_bytes()}, headers={})
         assert assert_openai_error(response, 401)["code"] == "invalid_api_key"
+
+
+def test_a_file_sent_without_a_filename_is_refused_saying_it_needs_one(server: Server, jfk_wav: Path) -> None:
+    # The SDK sends `file=(None, data)` as a part without a filename, which multipart makes a text field:
+    # the refusal spoke only of charsets.
+    with pytest.raises(openai.BadRequestError) as refused:
+        server.client().audio.transcriptions.create(model="whisper-1", file=(None, jfk_wav.read_bytes()))
+    assert 'filename="audio.wav"' in refused.value.message
 
 
 def test_bare_array_field_names_are_accepted_like_bracketed_ones(server: Server, jfk_wav: Path) -> None:

@@ -71,7 +71,8 @@ async def read_multipart(
         raise _too_large("The file", max_file_bytes, "file") from None
     except (UnicodeDecodeError, LookupError):  # a text field not in its charset, or an unknown charset
         raise bad_request(
-            "A form field is not text in its declared charset (UTF-8 unless it says otherwise).",
+            "A form field is not text in its declared charset (UTF-8 unless it says otherwise). A file goes "
+            'in a part with a filename: Content-Disposition: form-data; name="file"; filename="audio.wav".',
             code="invalid_form_field",
         ) from None
     fields = {key: [value for value in form.getall(key) if isinstance(value, str)] for key in form}
