@@ -92,9 +92,10 @@ class HeaderTimeoutProtocol(H11Protocol):
         self._body_check = None
         if self.conn.their_state is not h11.SEND_BODY or self.transport.is_closing():
             return
-        # While the application is not reading (it pauses the socket), or the client waits for its
-        # 100 Continue, the server is the one keeping the body waiting.
-        if self.flow.read_paused or self.cycle.waiting_for_100_continue:
+        # While the application is not reading (it pauses the socket), or the client waits for the 100
+        # Continue the application has yet to ask for, the server is the one keeping the body waiting.
+        owes_continue = self.cycle.waiting_for_100_continue and not self.cycle.response_started
+        if self.flow.read_paused or owes_continue:
             self._body_progress = self.loop.time()
         stalled = self.loop.time() - self._body_progress
         if stalled >= self.body_timeout:
