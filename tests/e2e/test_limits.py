@@ -113,22 +113,40 @@ def test_audio_over_the_duration_cap_is_400(models_dir: Path, tmp_path: Path, lo
         stop_server(server)
 
 
-def test_full_queue_answers_429_with_retry_after(small_server: Server, jfk_wav: Path, long_wav: Path) -> None:
-    # One upload is in whisper.cpp, one waits: the queue (size 1) is full.
-    running, waiting = Upload(small_server, long_wav, fallback=True), Upload(small_server, long_wav)
-    small_wav = jfk_wav
+@contextlib.contextmanager
+def queue_full(server: Server, long_wav: Path) -> Iterator[None]:
+    """One upload in whisper.cpp and one waiting: the queue (size 1) is full until the block ends."""
+    running, waiting = Upload(server, long_wav, fallback=True), Upload(server, long_wav)
     try:
         running.start()
-        wait_for(lambda: small_server.metric("whisper_api_in_flight") == 1)
+        wait_for(lambda: server.metric("whisper_api_in_flight") == 1)
         waiting.start()
-        wait_for(lambda: small_server.metric("whisper_api_queue_depth") == 1)
-        with pytest.raises(openai.RateLimitError) as raised:
-            small_server.client().audio.transcriptions.create(model="whisper-1", file=small_wav)
-        assert int(raised.value.response.headers["Retry-After"]) >= 1
+        wait_for(lambda: server.metric("whisper_api_queue_depth") == 1)
+        yield
     finally:
         running.hang_up()
         waiting.hang_up()
-    wait_for(lambda: small_server.metric("whisper_api_in_flight") == 0)
+    wait_for(lambda: server.metric("whisper_api_in_flight") == 0)
+
+
+def test_full_queue_answers_429_with_retry_after(small_server: Server, jfk_wav: Path, long_wav: Path) -> None:
+    with queue_full(small_server, long_wav), pytest.raises(openai.RateLimitError) as raised:
+        small_server.client().audio.transcriptions.create(model="whisper-1", file=jfk_wav)
+    assert int(raised.value.response.headers["Retry-After"]) >= 1
+
+
+def test_a_full_queue_refuses_a_request_before_decoding_its_audio(
+    small_server: Server, long_wav: Path
+) -> None:
+    # Decoding came first, so a refused hour of MP3 still cost seconds of CPU, for each of the SDK's
+    # retries: undecodable bytes show which came first, a 429 and not the 400 they would get.
+    with queue_full(small_server, long_wav):
+        response = httpx.post(
+            f"{small_server.base_url}/v1/audio/transcriptions",
+            files={"file": ("noise.mp3", bytes(range(256)) * 64)},
+            timeout=60,
+        )
+    assert_openai_error(response, 429)
 
 
 def test_client_disconnect_aborts_whisper_and_frees_the_slot(

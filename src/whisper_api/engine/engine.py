@@ -306,7 +306,7 @@ class Engine:
 
     async def prepare(self, model: ModelFile) -> None:
         """Load `model` and check there is room in the queue, without queueing anything."""
-        self._admit()
+        self.admit()
         await self._pool(model)
 
     async def run(
@@ -323,12 +323,13 @@ class Engine:
 
     async def _admitted(self, model: ModelFile) -> ModelPool:
         """`model`'s pool, loaded, once there is room in the queue for one more transcription."""
-        self._admit()
+        self.admit()
         pool = await self._pool(model)
-        self._admit()
+        self.admit()
         return pool
 
-    def _admit(self) -> None:
+    def admit(self) -> None:
+        """QueueFull now if the queue has no room for one more transcription."""
         queued = sum(pool.queued for pool in self._pools.values())
         if queued < self.config.max_queue:
             return

@@ -272,7 +272,9 @@ class JobRunner:
 
         try:
             data = await self._audio(job)
-            samples = await self.transcription.decode(data, max_seconds=self.max_audio_seconds)
+            samples = await self.transcription.decode(
+                data, max_seconds=self.max_audio_seconds, refuse_when_full=False
+            )
             model = self.transcription.model(job.model)
             options = decode_options(job.request["options"])
             paying = await self._charge(job, model.id, len(samples) / SAMPLE_RATE)

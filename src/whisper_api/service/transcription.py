@@ -108,12 +108,19 @@ class TranscriptionService:
         usage: Usage | None = None,
         raw: RawFormat | None = None,
         max_seconds: float | None = None,
+        *,
+        refuse_when_full: bool = True,
     ) -> np.ndarray:
         """Decode an upload to 16 kHz mono samples, off the event loop; AudioError says what is wrong.
 
         `raw` names the encoding of headerless audio; without it the container says what it holds.
-        `max_seconds` replaces the request limit (asynchronous jobs have their own).
+        `max_seconds` replaces the request limit (asynchronous jobs have their own). With
+        `refuse_when_full`, a full queue is QueueFull before anything is decoded: a refused request
+        costs nothing, where decoding an hour of MP3 first took seconds of CPU, for each of the SDKs'
+        retries, just when the server had none to spare. A job, which waits for its turn, passes False.
         """
+        if refuse_when_full:
+            self.engine.admit()
         try:
             limit = max_seconds or self.limits.max_audio_seconds
             # Every caller runs the model next: until then, runs starting leave it a share of the cores.
