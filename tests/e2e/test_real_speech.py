@@ -210,6 +210,42 @@ def test_german_speech_is_transcribed_as_german_without_being_told(client: opena
     assert words(result.text)[:3] == ["guten", "morgen", "heute"]
 
 
+def quiet(kind: str, seconds: float) -> np.ndarray:
+    """Digital silence, or a faint hiss (white noise at -40 dBFS)."""
+    count = round(seconds * SAMPLE_RATE)
+    if kind == "silence":
+        return np.zeros(count, dtype=np.float32)
+    return (np.random.default_rng(0).standard_normal(count) * 0.01).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["silence", "hiss"])
+def test_no_speech_with_the_language_given_is_transcribed_as_nothing(
+    client: openai.OpenAI, kind: str
+) -> None:
+    """whisper hears something in 5 s of silence or hiss ("[BLANK_AUDIO]", "you", a made-up sentence);
+    openai-whisper and faster-whisper answer "", as this does once the window's no-speech probability is
+    measured on that window (whisper.cpp's own is left over from an earlier pass when the language is
+    given)."""
+    audio = ("quiet.wav", pcm_wav(quiet(kind, 5)[None], SAMPLE_RATE), "audio/wav")
+    result = client.audio.transcriptions.create(model="whisper-1", file=audio, language="en")
+    assert result.text == ""
+
+
+def test_a_silent_window_before_speech_adds_nothing_and_speech_is_likely_speech(
+    client: openai.OpenAI, jfk_wav: Path
+) -> None:
+    audio = np.concatenate([quiet("silence", 31), decode_audio(jfk_wav)])
+    result = client.audio.transcriptions.create(
+        model="whisper-1",
+        file=("late.wav", pcm_wav(audio[None], SAMPLE_RATE), "audio/wav"),
+        language="en",
+        response_format="verbose_json",
+    )
+    assert words(result.text) == words(SENTENCE)
+    assert result.segments and all(segment.start >= 30 for segment in result.segments)
+    assert all(segment.no_speech_prob < 0.2 for segment in result.segments)
+
+
 # -- whisper-asr-webservice's API ---------------------------------------------------------------
 
 

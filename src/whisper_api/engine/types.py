@@ -54,7 +54,9 @@ class DecodeOptions:
     no_speech_threshold: float = 0.6
     condition_on_previous_text: bool = True
     suppress_blank: bool = True
-    suppress_non_speech_tokens: bool = False
+    #: openai-whisper's and faster-whisper's default (suppress_tokens=-1); whisper.cpp's is off, and writes a
+    #: silence as "[BLANK_AUDIO]".
+    suppress_non_speech_tokens: bool = True
     #: openai-whisper's length_penalty (GNMT's alpha, 0 to 1) for ranking candidates (best_of, beams);
     #: None divides a candidate's log-probability by its length.
     length_penalty: float | None = None

@@ -14,6 +14,7 @@ import ctypes
 import functools
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,8 @@ _MIN_SAMPLES = SAMPLE_RATE + SAMPLE_RATE // 10
 _PROMPT_TAIL_BYTES = 2048
 #: whisper.cpp counts time in centiseconds.
 _TIME_UNIT = 0.01
+#: A no-speech threshold no probability is over: whisper.cpp's own decision, off.
+_NEVER = 1.0
 
 log = structlog.get_logger("whisper_api.whisper_cpp")
 
@@ -255,6 +258,27 @@ class WhisperContext:
             raise RuntimeError("whisper context used after close()")
         return self.model.pointer, self._state
 
+    def _no_speech_probability(self, threads: int) -> float:
+        """The probability that the window whisper.cpp last encoded holds no speech, as openai-whisper
+        measures it: of the no-speech token right after start-of-transcript.
+
+        whisper.cpp's own (`whisper_full_get_segment_no_speech_prob`) is read from the logits of the
+        prompt's first position, which its prompt pass does not write (it keeps only the last position's):
+        what is there is left over from an earlier pass, so it is right only for a first window that
+        language detection has just decoded. Called while that window's encoding is still on the state,
+        this decodes start-of-transcript alone on it; whisper.cpp clears the text cache it uses before
+        the next window's prompt.
+        """
+        model, state = self._pointers
+        lib = self._lib
+        start = (h.token * 1)(lib.whisper_token_sot(model))
+        if lib.whisper_decode_with_state(model, state, start, 1, 0, threads) != 0:
+            raise RuntimeError("whisper.cpp could not decode the no-speech probe")
+        vocabulary = lib.whisper_n_vocab(model)
+        logits = np.ctypeslib.as_array(lib.whisper_get_logits_from_state(state), shape=(vocabulary,))
+        shifted = logits.astype(np.float64) - float(logits.max())
+        return float(np.exp(shifted[lib.whisper_token_nosp(model)]) / np.exp(shifted).sum())
+
     def detect_language(self, samples: np.ndarray, threads: int | None = None) -> LanguageGuess:
         if not self.multilingual:
             return LanguageGuess("en", "english", 1.0, (("en", 1.0),))
@@ -299,24 +323,25 @@ class WhisperContext:
         segments: list[Segment] = []
         clock = self._clock(samples) if options.word_timestamps else None
         failure: list[BaseException] = []
+        window = _Window()
 
         # whisper.cpp calls back from inside whisper_full; an exception escaping into C would abort the
         # process, so callbacks record failures and ask whisper.cpp to stop instead.
-        def collect_new_segments() -> None:
-            # Read from what was collected rather than trusting n_new: with DTW on, whisper.cpp passes a
-            # segment index there, and skips the call for later windows.
-            for index in range(len(segments), self._lib.whisper_full_n_segments_from_state(state)):
-                segment = self._segment(index, duration, clock)
+        def end_window() -> None:
+            """Keep or drop the segments of the window just decoded, whose encoding is still on the state
+            (before the next window's encoder, or once whisper_full is done), and report those kept.
+            whisper.cpp reports a window's segments together anyway, and with DTW on only after it has
+            timed them, so this is also when they are final."""
+            for index in range(window.read, self._lib.whisper_full_n_segments_from_state(state)):
+                if window.no_speech is None:
+                    window.no_speech = self._no_speech_probability(threads)
+                window.held.append(self._segment(index, duration, clock))
+                window.read += 1
+            for segment in window.end(options):
+                segment = replace(segment, index=len(segments))
                 segments.append(segment)
                 if on_segment is not None:
                     on_segment(segment)
-
-        @h.NewSegmentCallback
-        def new_segment(_model: int, _state: int, _n_new: int, _user_data: int | None) -> None:
-            try:
-                collect_new_segments()
-            except BaseException as error:
-                failure.append(error)
 
         stopped: list[bool] = []
 
@@ -332,6 +357,13 @@ class WhisperContext:
                 failure.append(error)
                 return True
 
+        def window_begins() -> bool:
+            try:
+                end_window()
+            except BaseException as error:
+                failure.append(error)
+            return not abort_requested()
+
         @h.ProgressCallback
         def progress(_model: int, _state: int, percent: int, _user_data: int | None) -> None:
             try:
@@ -340,16 +372,23 @@ class WhisperContext:
             except BaseException as error:
                 failure.append(error)
 
-        params.new_segment_callback = new_segment
+        @h.LogitsFilterCallback
+        def first_steps(_m: int, _s: int, _tokens: object, n_tokens: int, _l: object, _u: int | None) -> None:
+            if n_tokens == 0:  # an attempt's first step (on whisper_full's own thread): the window's
+                window.attempts += 1  # second one is a fallback to a higher temperature
+
+        # Off: whisper.cpp's own probability is stale (see `_no_speech_probability`); `_Window` decides.
+        params.no_speech_thold = _NEVER
+        params.logits_filter_callback = first_steps
         if on_progress is not None:
             params.progress_callback = progress
         # Checked before each 30 s window's encoder and after every encoder and decoder pass.
-        params.encoder_begin_callback = h.EncoderBeginCallback(lambda _m, _s, _u: not abort_requested())
+        params.encoder_begin_callback = h.EncoderBeginCallback(lambda _m, _s, _u: window_begins())
         params.abort_callback = h.AbortCallback(lambda _u: abort_requested())
         status = self._lib.whisper_full_with_state(model, state, params, _floats(samples), len(samples))
         if not failure and status == 0:
             try:
-                collect_new_segments()
+                end_window()
             except BaseException as error:
                 failure.append(error)
         if failure:
@@ -459,6 +498,34 @@ class WhisperContext:
             tokens=tuple(tokens),
             no_speech_prob=0.0 if math.isnan(no_speech) else float(no_speech),
         )
+
+
+@dataclass(slots=True)
+class _Window:
+    """The segments of the 30 s window being decoded, and its no-speech probability once measured."""
+
+    held: list[Segment] = field(default_factory=list)
+    no_speech: float | None = None
+    #: Decoding attempts: more than one when the first fell back to a higher temperature.
+    attempts: int = 0
+    #: whisper.cpp segments read so far, this window's and every earlier one's.
+    read: int = 0
+
+    def end(self, options: DecodeOptions) -> list[Segment]:
+        """The window's segments to keep, and a fresh start for the next window. The window is dropped
+        as openai-whisper drops it (by `options`' thresholds): whisper finds no speech there and decoded it
+        without confidence (a silence's "you", a noise's made-up sentence). openai-whisper does not fall
+        back to a higher temperature then; whisper.cpp, blind to it, does, and a sample there may be
+        confident: having fallen back is the lack of confidence at temperature 0."""
+        held, no_speech, attempts = self.held, self.no_speech, self.attempts
+        self.held, self.no_speech, self.attempts = [], None, 0
+        if no_speech is None:
+            return held
+        logprobs = [token.logprob for segment in held for token in segment.tokens]
+        confident = attempts <= 1 and sum(logprobs) / max(len(logprobs), 1) >= options.logprob_threshold
+        if no_speech > options.no_speech_threshold and not confident:
+            return []
+        return [replace(segment, no_speech_prob=no_speech) for segment in held]
 
 
 def _check(options: DecodeOptions) -> None:

@@ -130,8 +130,6 @@ def parse_asr_query(query: Fields) -> AsrRequest:
         prompt=read_field(query, "initial_prompt"),
         # Subtitle cues cut at words are cut where whisper times them.
         word_timestamps=word_timestamps or subtitles.needs_words,
-        # As its engines do (suppress_tokens=-1): whisper.cpp would write a silence as "[BLANK_AUDIO]".
-        suppress_non_speech_tokens=True,
     )
     return AsrRequest(
         options=options,

@@ -58,9 +58,9 @@ _PROGRAM = AsrProgram(
 _WHISPER = Attribution(name="OpenAI", url="https://github.com/openai/whisper")
 #: How long a connection that ends in an error still reads (and drops) what its client sends.
 _LINGER_SECONDS = 2.0
-#: As wyoming-faster-whisper's (faster-whisper suppresses non-speech tokens by default): whisper.cpp would
+#: Non-speech tokens suppressed (the default), as by wyoming-faster-whisper: whisper.cpp's own default would
 #: answer a satellite's silence with "[BLANK_AUDIO]", which Home Assistant would take for a command.
-_OPTIONS = DecodeOptions(suppress_non_speech_tokens=True)
+_OPTIONS = DecodeOptions()
 #: Codes Home Assistant counts as the same language as whisper's (its util/language.py SAME_LANGUAGES), and
 #: may send for it: a pipeline in Bokmål matches whisper's Norwegian.
 _SAME_LANGUAGES = {"nb": "no", "iw": "he"}
