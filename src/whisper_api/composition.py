@@ -108,6 +108,7 @@ class Components:
                     self.settings.host,
                     self.settings.wyoming_port,
                     idle_seconds=self.settings.live_idle_seconds,
+                    max_connections=self.settings.max_live_streams,
                 )
         return tasks
 

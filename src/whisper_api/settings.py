@@ -147,7 +147,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         msgspec.Meta(
             ge=1,
             description="Live streams (WebSocket /v1/listen and /v1/realtime) open at once, each holding a "
-            "VAD model and a decoder; beyond it a handshake gets 429 with Retry-After.",
+            "VAD model and a decoder; beyond it a handshake gets 429 with Retry-After. Wyoming connections, "
+            "each holding its audio until the request ends, are held to as many again.",
         ),
     ] = 100
     database_url: Annotated[

@@ -33,6 +33,7 @@ pytestmark = pytest.mark.real_weights
 
 IDLE_SECONDS = 2
 MAX_AUDIO_SECONDS = 20
+MAX_CONNECTIONS = 4
 #: Home Assistant's chunks: 1024 samples of 16 kHz mono 16-bit.
 CHUNK_SAMPLES = 1024
 
@@ -59,7 +60,8 @@ def wyoming(real_base_model: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         directory,
         directory / "server.log",
         f"--default-model base --contexts 1 --threads 2 --wyoming-port {port} --vad-model="
-        f" --live-idle-seconds {IDLE_SECONDS} --max-audio-seconds {MAX_AUDIO_SECONDS}",
+        f" --live-idle-seconds {IDLE_SECONDS} --max-audio-seconds {MAX_AUDIO_SECONDS}"
+        f" --max-live-streams {MAX_CONNECTIONS}",
     )
     yield Wyoming(running, port)
     stop_server(running)
@@ -286,6 +288,44 @@ def test_a_silent_connection_is_closed_after_the_idle_time(wyoming: Wyoming) -> 
 
     [error] = asyncio.run(silent())
     assert error.type == "error" and error.data["code"] == "idle_timeout"
+
+
+async def described(wyoming: Wyoming) -> tuple[AsyncTcpClient, Event | None]:
+    """A new connection, and what it answers `describe` with."""
+    client = wyoming.client()
+    await client.connect()
+    await client.write_event(Describe().event())
+    return client, await client.read_event()
+
+
+def test_a_connection_past_the_limit_is_an_error_event_and_a_closed_one_gives_its_place_back(
+    wyoming: Wyoming,
+) -> None:
+    async def scenario() -> tuple[int, Event | None, Event | None]:
+        held: list[AsyncTcpClient] = []
+        try:
+            # Until refused: an earlier test's connection may still be ending, and count.
+            while True:
+                client, refused = await described(wyoming)
+                if refused is None or not Info.is_type(refused.type):
+                    await client.disconnect()
+                    break
+                held.append(client)
+        finally:
+            for client in held:
+                await client.disconnect()
+        for _ in range(200):  # until the server has seen the others leave
+            client, answer = await described(wyoming)
+            await client.disconnect()
+            if answer is not None and Info.is_type(answer.type):
+                break
+            await asyncio.sleep(0.05)
+        return len(held), refused, answer
+
+    accepted, refused, after = asyncio.run(scenario())
+    assert 1 <= accepted <= MAX_CONNECTIONS
+    assert refused is not None and (refused.type, refused.data["code"]) == ("error", "too_many_streams")
+    assert after is not None and Info.is_type(after.type)
 
 
 def test_requests_and_errors_are_counted_and_logged(wyoming: Wyoming) -> None:

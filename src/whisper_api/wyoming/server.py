@@ -11,7 +11,8 @@ A client (Home Assistant's Assist pipeline, a voice satellite) connects and send
 
 The connection stays open for further requests. Anything wrong (an event that cannot be read or whose data
 is not what its type needs, audio past the duration limit, an unknown model, a full queue, nothing sent for
---live-idle-seconds) is answered with an `error` event and the connection is closed; the server goes on.
+--live-idle-seconds, one connection more than --max-live-streams) is answered with an `error` event and the
+connection is closed; the server goes on.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from whisper_api.audio.stream import PCM_ENCODINGS, RAW_MAX_CHANNELS, RAW_SAMPLE
 from whisper_api.engine.types import DecodeOptions
 from whisper_api.errors import ServiceError, TimedOutError
 from whisper_api.ops import metrics
+from whisper_api.service.live import TooManyStreams
 from whisper_api.service.transcription import TranscriptionService, Usage
 from whisper_api.service.types import ModelFile, Segment
 from whisper_api.wyoming.protocol import MAX_LINE_BYTES, MalformedEvent, read_event
@@ -147,16 +149,23 @@ class _Request:
     usage: Usage = field(default_factory=Usage)
 
 
-async def serve(service: TranscriptionService, host: str, port: int, *, idle_seconds: float) -> None:
-    """Answer Wyoming connections on `host`:`port` until cancelled, then end the open ones."""
+async def serve(
+    service: TranscriptionService, host: str, port: int, *, idle_seconds: float, max_connections: int
+) -> None:
+    """Answer Wyoming connections on `host`:`port` until cancelled, then end the open ones. Each holds up to
+    the duration limit of audio while its client sends it, so one more than `max_connections` is refused."""
     connections: set[asyncio.Task[object]] = set()
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        connection = _Connection(service, reader, writer, idle_seconds)
+        if len(connections) >= max_connections:
+            await connection.refuse(TooManyStreams(max_connections))
+            return
         connections.add(task)
         try:
-            await _Connection(service, reader, writer, idle_seconds).run()
+            await connection.run()
         except asyncio.CancelledError:
             pass  # the server is stopping: asyncio would log a cancelled connection handler as a crash
         finally:
@@ -215,6 +224,13 @@ class _Connection:
                 self._reading.cancel()
             self._writer.close()
             metrics.WYOMING_CONNECTIONS.dec()
+
+    async def refuse(self, error: ServiceError) -> None:
+        """Answer `error` before reading anything, then close."""
+        try:
+            await self._fail(error.code or error.kind, error.message)
+        finally:
+            self._writer.close()
 
     # -- events ----------------------------------------------------------------------------------
 
