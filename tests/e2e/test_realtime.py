@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -356,3 +357,86 @@ def test_a_wrong_key_is_refused_at_the_handshake_with_openais_error(trained_serv
     refused = run(scenario())
     assert refused.response.status_code == 401
     assert json.loads(refused.response.body or b"")["error"]["code"] == "invalid_api_key"
+
+
+# -- ephemeral client secrets ----------------------------------------------------------------------
+
+
+def browser(server: Server, secret: str) -> Any:
+    """A socket opened as OpenAI's browser clients open one: the secret as a subprotocol."""
+    offered = [Subprotocol("realtime"), Subprotocol(f"openai-insecure-api-key.{secret}")]
+    return websockets.connect(url(server), subprotocols=offered, open_timeout=30)
+
+
+def test_a_client_secret_minted_by_the_sdk_opens_a_browsers_session_with_the_minted_settings(
+    trained_server: Server,
+) -> None:
+    clip = CLIPS["en-1"]
+    secret = trained_server.client().realtime.client_secrets.create(
+        session={
+            "type": "transcription",
+            "audio": {"input": {"transcription": {"language": "en"}, "turn_detection": None}},
+            "include": ["item.input_audio_transcription.logprobs"],
+        }
+    )
+    assert secret.value.startswith("ek_") and isinstance(
+        secret.session, rt.RealtimeTranscriptionSessionCreateResponse
+    )
+
+    async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        async with browser(trained_server, secret.value) as connection:
+            created = await receive(connection)
+            await append(connection, pcm16_24k(clip.samples()))
+            await send(connection, {"type": "input_audio_buffer.commit"})
+            return created, await until(connection, "conversation.item.input_audio_transcription.completed")
+
+    created, events = run(scenario())
+    audio_input = created["session"]["audio"]["input"]
+    assert audio_input["turn_detection"] is None and audio_input["transcription"]["language"] == "en"
+    assert not of(events, "input_audio_buffer.speech_started")  # no turn detection: committed by hand
+    completed = events[-1]
+    assert words(completed["transcript"]) == clip.words and completed["logprobs"]
+
+
+def test_the_betas_transcription_session_secret_opens_a_session_with_its_settings(
+    trained_server: Server,
+) -> None:
+    minted = trained_server.client().beta.realtime.transcription_sessions.create(
+        input_audio_format="g711_ulaw",
+        input_audio_transcription={"model": "whisper-1", "language": "en", "prompt": "Mutton"},
+        turn_detection={"type": "server_vad", "silence_duration_ms": 800},
+    )
+    secret = minted.client_secret
+    assert secret.value.startswith("ek_") and 0 < secret.expires_at - time.time() <= 60
+
+    async def scenario() -> dict[str, Any]:
+        async with realtime(trained_server, beta=True, key=secret.value) as connection:
+            return await receive(connection)
+
+    session = run(scenario())["session"]
+    assert session["input_audio_format"] == "g711_ulaw"
+    assert session["input_audio_transcription"] == {
+        "model": "whisper-1",
+        "language": "en",
+        "prompt": "Mutton",
+    }
+    assert session["turn_detection"]["silence_duration_ms"] == 800
+
+
+def test_a_client_secret_is_refused_everywhere_but_the_realtime_socket(trained_server: Server) -> None:
+    secret = trained_server.client().realtime.client_secrets.create()
+    with pytest.raises(openai.AuthenticationError):
+        trained_server.client(secret.value).audio.transcriptions.create(
+            model="whisper-1", file=("a.wav", b"RIFF", "audio/wav")
+        )
+
+
+@pytest.mark.parametrize("refused", ["realtime-session", "threshold", "unknown-model"])
+def test_a_session_the_socket_refuses_is_refused_at_minting_the_same_way(
+    trained_server: Server, refused: str
+) -> None:
+    event, code, param = BAD_EVENTS[refused]
+    # Over HTTP the status says the kind, as on every route: 400, or 404 for a model not found.
+    with pytest.raises(openai.APIStatusError) as error:
+        trained_server.client().realtime.client_secrets.create(session=json.loads(event)["session"])
+    assert (error.value.code, error.value.param) == (code, param)

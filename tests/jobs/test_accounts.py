@@ -128,6 +128,53 @@ def test_a_token_works_until_revoked_and_is_stored_only_as_a_digest(
     assert run(accounts.authenticate(token.secret)) is None
 
 
+def test_a_client_secret_acts_as_the_token_that_minted_it_until_it_expires(
+    accounts: AccountService, clock: Clock, store: Store
+) -> None:
+    alice = as_user(accounts, "alice")
+    token = run(accounts.create_token(alice, "app server"))
+    minter = run(accounts.authenticate(token.secret))
+    assert minter is not None
+    secret = run(accounts.mint_client_secret(minter, "sess_1", '{"language": "en"}', seconds=600))
+    assert secret.value.startswith("ek_") and secret.expires_at == clock.now + 600
+    with store.reading() as connection:
+        assert connection.execute(sa.text("SELECT digest FROM client_secrets")).scalar_one() == digest(
+            secret.value
+        )
+    assert run(accounts.redeem_client_secret(secret.value)) == (minter, '{"language": "en"}')
+    clock.now += 600
+    assert run(accounts.redeem_client_secret(secret.value)) is None
+
+
+def test_a_client_secret_is_no_api_key(accounts: AccountService) -> None:
+    alice = as_user(accounts, "alice")
+    run(accounts.create_token(alice, "app server"))
+    secret = run(accounts.mint_client_secret(alice, "sess_1", "{}", seconds=600))
+    assert run(accounts.authenticate(secret.value)) is None
+
+
+def test_a_client_secret_dies_with_the_token_that_minted_it_and_with_its_user(
+    accounts: AccountService,
+) -> None:
+    alice = as_user(accounts, "alice")
+    token = run(accounts.create_token(alice, "app server"))
+    minter = run(accounts.authenticate(token.secret))
+    assert minter is not None
+    revoked = run(accounts.mint_client_secret(minter, "sess_1", "{}", seconds=600))
+    run(accounts.revoke_token(alice, token.id))
+    assert run(accounts.redeem_client_secret(revoked.value)) is None
+    deleted = run(accounts.mint_client_secret(alice, "sess_2", "{}", seconds=600))
+    run(accounts.delete_user(alice, PASSWORD))
+    assert run(accounts.redeem_client_secret(deleted.value)) is None
+
+
+def test_an_open_servers_client_secret_works_until_the_server_is_closed(accounts: AccountService) -> None:
+    secret = run(accounts.mint_client_secret(OPEN, "sess_1", "{}", seconds=600))
+    assert run(accounts.redeem_client_secret(secret.value)) == (OPEN, "{}")
+    run(accounts.create_token(as_user(accounts, "alice"), "closes the server"))
+    assert run(accounts.redeem_client_secret(secret.value)) is None
+
+
 def test_another_users_token_is_not_found(accounts: AccountService) -> None:
     token = run(accounts.create_token(as_user(accounts, "alice"), "laptop"))
     with pytest.raises(Exception, match="Token not found or access denied"):

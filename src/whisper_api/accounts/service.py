@@ -57,6 +57,8 @@ _MAX_MULTIPLIER = 1000
 _MAX_BALANCE = 2**62
 #: Seconds of a live stream's audio between checks that its credential still stands.
 _RECHECK_SECONDS = 5
+#: What an ephemeral client secret starts with (OpenAI's), telling it from a key without a lookup.
+CLIENT_SECRET_PREFIX = "ek_"
 
 
 class InvalidAccountInput(InvalidInput):
@@ -134,6 +136,13 @@ class NewToken:
     secret: str
     name: str
     created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NewClientSecret:
+    #: Shown once; only its digest is stored.
+    value: str
+    expires_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,8 +256,44 @@ class AccountService:
             )
             if found is not None:
                 return found
-        closed: bool = bool(configured) or await self._call(self.accounts.credentials_exist)
-        return None if closed else OPEN
+        return None if await self._closed() else OPEN
+
+    async def _closed(self) -> bool:
+        return bool(self.configured_keys()) or await self._call(self.accounts.credentials_exist)
+
+    # -- ephemeral client secrets --------------------------------------------------------------
+
+    async def mint_client_secret(
+        self, principal: Principal, secret_id: str, session: str, *, seconds: float
+    ) -> NewClientSecret:
+        """A secret that acts as `principal` (and only while its credential stands) for `seconds`, for
+        opening one kind of session (the caller's, which keeps its settings in `session`)."""
+        value = CLIENT_SECRET_PREFIX + secrets.token_hex(16)
+        now = self.clock()
+        await self._call(
+            self.accounts.add_client_secret,
+            secret_id,
+            principal,
+            digest(value),
+            session,
+            now=now,
+            expires_at=now + seconds,
+        )
+        return NewClientSecret(value, now + seconds)
+
+    async def redeem_client_secret(self, credential: str) -> tuple[Principal, str] | None:
+        """Who an unexpired client secret acts as, and the session it was minted with; None if it is not
+        one, or the credential that minted it no longer stands (revoked, ended, its user deleted, or an
+        open server's since closed)."""
+        if not credential.startswith(CLIENT_SECRET_PREFIX):
+            return None
+        found = await self._call(self.accounts.client_secret_for, digest(credential), now=self.clock())
+        if found is None:
+            return None
+        principal = found[0]
+        if principal.via == "open" and await self._closed():
+            return None
+        return found if await self.credential_stands(principal) else None
 
     # -- users ---------------------------------------------------------------------------------
 

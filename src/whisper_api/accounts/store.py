@@ -57,6 +57,24 @@ api_tokens = sa.Table(
     sa.Column("revoked_at", sa.Float),
 )
 
+#: Ephemeral secrets for opening one realtime session, minted by a user's key for a browser to hold: they
+#: act as the key that made them, with the session settings given then, until they expire.
+client_secrets = sa.Table(
+    "client_secrets",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("user_id", sa.String(40), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),
+    #: How the minting request authenticated (a Principal's `via` and `credential_id`).
+    sa.Column("via", sa.String(16), nullable=False),
+    sa.Column("credential_id", sa.String(40)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    #: The session's settings, as the realtime protocol stores them (JSON).
+    sa.Column("session", sa.Text, nullable=False),
+    sa.Index("client_secrets_expiry", "expires_at"),
+)
+
 usage = sa.Table(
     "usage",
     metadata,
@@ -179,7 +197,7 @@ class AccountStore:
             connection.execute(jobs.delete().where(jobs.c.owner_id == user_id))
             digests = connection.execute(sa.select(files.c.sha256).where(files.c.owner_id == user_id)).all()
             connection.execute(files.delete().where(files.c.owner_id == user_id))
-            for table in (sessions, api_tokens, usage):
+            for table in (sessions, api_tokens, client_secrets, usage):
                 connection.execute(table.delete().where(table.c.user_id == user_id))
             connection.execute(users.delete().where(users.c.id == user_id))
         return [row[0] for row in digests]
@@ -268,6 +286,54 @@ class AccountStore:
             return True
         with self.store.reading() as connection:
             return connection.execute(live).first() is not None
+
+    def client_secret_for(self, digest: str, *, now: float) -> tuple[Principal, str] | None:
+        """The principal that minted an unexpired client secret with this digest, and its session."""
+        with self.store.reading() as connection:
+            row = connection.execute(
+                sa.select(
+                    users.c.id,
+                    users.c.username,
+                    users.c.is_admin,
+                    client_secrets.c.via,
+                    client_secrets.c.credential_id,
+                    client_secrets.c.session,
+                )
+                .join(client_secrets, client_secrets.c.user_id == users.c.id)
+                .where(client_secrets.c.digest == digest, client_secrets.c.expires_at > now)
+            ).first()
+        if row is None:
+            return None
+        principal = Principal(row.id, row.username, bool(row.is_admin), row.via, row.credential_id)
+        return principal, row.session
+
+    # -- client secrets ------------------------------------------------------------------------
+
+    def add_client_secret(
+        self,
+        secret_id: str,
+        principal: Principal,
+        digest: str,
+        session: str,
+        *,
+        now: float,
+        expires_at: float,
+    ) -> None:
+        """Store a client secret, forgetting those expired (which nothing can use) as it goes."""
+        with self.store.writing() as connection:
+            connection.execute(client_secrets.delete().where(client_secrets.c.expires_at <= now))
+            connection.execute(
+                client_secrets.insert().values(
+                    id=secret_id,
+                    user_id=principal.user_id,
+                    digest=digest,
+                    via=principal.via,
+                    credential_id=principal.credential_id,
+                    created_at=now,
+                    expires_at=expires_at,
+                    session=session,
+                )
+            )
 
     # -- sessions ------------------------------------------------------------------------------
 

@@ -73,6 +73,8 @@ def create_app(settings: Settings) -> Litestar:
             _with_room_for(settings.max_file_bytes, jobs_routes.create_job, files.upload_files),
             listen.listen_live,
             realtime_routes.realtime_transcription,
+            realtime_routes.create_client_secret,
+            realtime_routes.create_transcription_session,
             models.list_models,
             models.retrieve_model,
             system.ping,

@@ -8,6 +8,9 @@ whisper-asr-webservice's other clients) send that for a key put in their server 
 send it as `?token=` or as the subprotocol pair `token, <x>` (what Deepgram's browser SDK does), or as
 OpenAI's browser clients do, the subprotocol `openai-insecure-api-key.<x>`.
 
+An ephemeral client secret (`ek_...`, minted by POST /v1/realtime/client_secrets for a browser to hold)
+is a credential only where `redeem_client_secret` is asked first: the realtime socket.
+
 `require_api_key` (every route's guard) puts the Principal on the connection; handlers take it as the
 `principal` dependency. An open server (no operator key, no token ever made, no password set) serves
 every request as the operator.
@@ -48,6 +51,18 @@ async def authenticate(connection: ASGIConnection) -> Principal:
         )
     connection.state.principal = principal
     return principal
+
+
+async def redeem_client_secret(connection: ASGIConnection) -> str | None:
+    """The session settings of the live client secret the connection presents, whose principal is then
+    the connection's; None (and nothing decided) for any other credential."""
+    key = presented_key(connection)
+    accounts: AccountService = connection.app.state.accounts
+    redeemed = None if key is None else await accounts.redeem_client_secret(key)
+    if redeemed is None:
+        return None
+    connection.state.principal, session = redeemed
+    return session
 
 
 def presented_key(connection: ASGIConnection) -> str | None:

@@ -8,6 +8,11 @@ settings nested under `audio.input`. Updates are partial: a field left out keeps
 turns a setting off. The session the server echoes is the one in effect: settings this service has no
 equivalent of (noise reduction, response creation, semantic VAD's eagerness) come back as what runs
 instead, never silently as asked.
+
+A session may also be configured before its socket opens: an app's server mints an ephemeral client
+secret with the session's settings (`POST /v1/realtime/client_secrets`, or the beta's
+`/v1/realtime/transcription_sessions`), parsed here as an update's are, and the socket opened with that
+secret starts with them.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from msgspec import UNSET, Meta, UnsetType
 
 from whisper_api.audio.stream import RAW_SAMPLE_RATES, RawEncoding, RawFormat
 from whisper_api.engine.types import DecodeOptions
+from whisper_api.errors import InvalidInput
 from whisper_api.http.forms import MAX_PROMPT_CHARS, chosen_language, hinted_prompt
+from whisper_api.http.json_input import decode_json
 from whisper_api.http.schemas import Language, Logprob
 from whisper_api.service.live import LiveOptions
 
@@ -38,14 +45,20 @@ LOGPROBS = "item.input_audio_transcription.logprobs"
 MIN_COMMIT_MS = 100
 _MAX_PADDING_MS = 10_000
 _MAX_SILENCE_MS = 60_000
+#: OpenAI's bounds on a client secret's life (`expires_after.seconds`), and its defaults: ten minutes for
+#: GA's client secrets, one for the beta's transcription sessions.
+MIN_SECRET_SECONDS, MAX_SECRET_SECONDS = 10, 7200
+SECRET_SECONDS: dict[Dialect, int] = {"ga": 600, "beta": 60}
+#: Where the session is in each dialect's request for a client secret: GA's has it under `session`, the
+#: beta's is the session.
+MINTED_AT: dict[Dialect, str] = {"ga": "session", "beta": ""}
 
 
-class InvalidEvent(Exception):
-    """A client event this session cannot act on: answered with an `error` event, the session goes on."""
+class InvalidEvent(InvalidInput):
+    """A client event (or a client secret's session) this cannot act on: on the socket, answered with an
+    `error` event and the session goes on; over HTTP, a 400."""
 
-    def __init__(self, message: str, *, param: str | None = None, code: str = "invalid_value") -> None:
-        super().__init__(message)
-        self.message, self.param, self.code = message, param, code
+    code = "invalid_value"
 
 
 def new_id(prefix: str) -> str:
@@ -137,6 +150,15 @@ class Transcription(msgspec.Struct, forbid_unknown_fields=True):
     delay: Literal["minimal", "low", "medium", "high", "xhigh"] | None = None
 
 
+class ExpiresAfter(msgspec.Struct, forbid_unknown_fields=True):
+    seconds: Annotated[int, Meta(ge=MIN_SECRET_SECONDS, le=MAX_SECRET_SECONDS)]
+    anchor: Literal["created_at"] = "created_at"
+
+
+class BetaClientSecret(msgspec.Struct):
+    expires_at: ExpiresAfter | None = None
+
+
 class BetaSession(msgspec.Struct, forbid_unknown_fields=True):
     input_audio_format: BetaFormat | UnsetType = UNSET
     input_audio_transcription: Transcription | UnsetType | None = UNSET
@@ -144,7 +166,8 @@ class BetaSession(msgspec.Struct, forbid_unknown_fields=True):
     input_audio_noise_reduction: NoiseReduction | UnsetType | None = UNSET
     include: list[str] | UnsetType | None = UNSET
     modalities: list[Literal["text", "audio"]] | UnsetType | None = UNSET
-    client_secret: dict[str, object] | UnsetType | None = UNSET
+    #: Only for minting one (POST /v1/realtime/transcription_sessions); an update leaves it alone.
+    client_secret: BetaClientSecret | UnsetType | None = UNSET
 
 
 class AudioFormat(msgspec.Struct, forbid_unknown_fields=True):
@@ -173,63 +196,113 @@ class GaSession(msgspec.Struct, forbid_unknown_fields=True):
     include: list[str] | UnsetType | None = UNSET
 
 
-class BetaUpdate(msgspec.Struct):
-    session: BetaSession
-
-
-class GaUpdate(msgspec.Struct):
+class Update(msgspec.Struct):
     session: msgspec.Raw
+
+
+class ClientSecretRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """GA's POST /v1/realtime/client_secrets: both fields optional, as in OpenAI's API."""
+
+    expires_after: ExpiresAfter | None = None
+    #: Empty when left out (msgspec takes Raw in no union).
+    session: msgspec.Raw = msgspec.Raw()
 
 
 def updated(settings: SessionSettings, event: bytes, dialect: Dialect) -> SessionSettings:
     """`settings` with an update event's changes; InvalidEvent says what is wrong with it."""
+    return configured(settings, _decoded(event, Update).session, dialect)
+
+
+def configured(
+    settings: SessionSettings, session: bytes | msgspec.Raw, dialect: Dialect, at: str = "session"
+) -> SessionSettings:
+    """`settings` with a session object's changes (`at` is where the object is, for naming the field
+    an InvalidEvent is about)."""
     if dialect == "beta":
-        beta = _decoded(event, BetaUpdate).session
+        beta = _decoded(session, BetaSession, at)
         settings = _with_transcription(
-            settings, beta.input_audio_transcription, "session.input_audio_transcription"
+            settings, beta.input_audio_transcription, _at(at, "input_audio_transcription")
         )
         if not isinstance(beta.input_audio_format, UnsetType):
             rate = G711_RATE if beta.input_audio_format.startswith("g711") else PCM_RATE
             settings = replace(settings, format=beta.input_audio_format, rate=rate)
         settings = _with_turn_detection(settings, beta.turn_detection)
-        return _with_include(settings, beta.include, "session.include")
-    raw = _decoded(event, GaUpdate).session
-    kind = _decoded(raw, SessionType).type
+        return _with_include(settings, beta.include, _at(at, "include"))
+    kind = _decoded(session, SessionType, at).type
     if kind != "transcription":
         raise InvalidEvent(
             "This server runs transcription sessions only: session.type must be 'transcription', "
             f"not {kind!r}.",
-            param="session.type",
+            param=_at(at, "type"),
         )
-    ga = _decoded(raw, GaSession, "session")
+    ga = _decoded(session, GaSession, at)
     audio = ga.audio.input if not isinstance(ga.audio, UnsetType) else UNSET
     if not isinstance(audio, UnsetType):
         if not isinstance(audio.format, UnsetType):
-            settings = _with_format(settings, audio.format)
-        prefix = "session.audio.input.transcription"
-        settings = _with_transcription(settings, audio.transcription, prefix)
+            settings = _with_format(settings, audio.format, _at(at, "audio.input.format.rate"))
+        settings = _with_transcription(settings, audio.transcription, transcription_param(dialect, at))
         settings = _with_turn_detection(settings, audio.turn_detection)
-    return _with_include(settings, ga.include, "session.include")
+    return _with_include(settings, ga.include, _at(at, "include"))
+
+
+def transcription_param(dialect: Dialect, at: str = "session") -> str:
+    """Where a session's transcription settings are, in the dialect's session object at `at`."""
+    return _at(at, "input_audio_transcription" if dialect == "beta" else "audio.input.transcription")
+
+
+def _at(*path: str) -> str:
+    return ".".join(part for part in path if part)
+
+
+def secret_seconds(expires_after: ExpiresAfter | None, dialect: Dialect) -> int:
+    return SECRET_SECONDS[dialect] if expires_after is None else expires_after.seconds
+
+
+def stored(settings: SessionSettings) -> str:
+    """A client secret's settings as the accounts store keeps them."""
+    return msgspec.json.encode(settings).decode()
+
+
+def restored(text: str) -> SessionSettings:
+    return msgspec.json.decode(text, type=SessionSettings)
+
+
+def minted(body: bytes, dialect: Dialect) -> tuple[SessionSettings, int]:
+    """The settings and life in seconds a client secret is asked for with: GA's client_secrets body
+    (`expires_after`, `session`), or the beta's, which is the session itself (with `client_secret`);
+    InvalidEvent says what is wrong with it."""
+    body = body.strip() or b"{}"  # both of OpenAI's bodies may leave everything out
+    if dialect == "beta":
+        secret = _decoded(body, BetaSession).client_secret
+        expires_after = secret.expires_at if isinstance(secret, BetaClientSecret) else None
+        settings = configured(SessionSettings(), body, "beta", MINTED_AT["beta"])
+        return settings, secret_seconds(expires_after, "beta")
+    asked = _decoded(body, ClientSecretRequest)
+    settings = SessionSettings()
+    if asked.session:
+        settings = configured(settings, asked.session, "ga")
+    return settings, secret_seconds(asked.expires_after, "ga")
 
 
 def _decoded(data: bytes | msgspec.Raw, kind: type[T], prefix: str = "") -> T:
     try:
-        return msgspec.json.decode(data, type=kind)
-    except msgspec.ValidationError as error:
+        decoded: T = decode_json(data, type=kind)
+    except msgspec.DecodeError as error:
         # msgspec names the place as "- at `$.session.x`"; OpenAI's param is the dotted path after `$.`.
         message = str(error)
         _, at, path = message.partition(" - at `$")
         param = ".".join(p for p in (prefix, path.rstrip("`").lstrip(".") if at else "") if p) or None
-        raise InvalidEvent(f"Invalid event: {message}", param=param) from None
+        raise InvalidEvent(f"Invalid value: {message}", param=param) from None
+    return decoded
 
 
-def _with_format(settings: SessionSettings, audio_format: AudioFormat) -> SessionSettings:
+def _with_format(settings: SessionSettings, audio_format: AudioFormat, param: str) -> SessionSettings:
     if audio_format.type == "audio/pcm":
         return replace(settings, format="pcm16", rate=audio_format.rate or PCM_RATE)
     if audio_format.rate not in (None, G711_RATE):
         raise InvalidEvent(
             f"G.711 ({audio_format.type}) is sampled at {G711_RATE} Hz, not {audio_format.rate}.",
-            param="session.audio.input.format.rate",
+            param=param,
         )
     return replace(
         settings, format="g711_ulaw" if audio_format.type == "audio/pcmu" else "g711_alaw", rate=G711_RATE
@@ -306,6 +379,11 @@ class TurnDetectionOut(msgspec.Struct):
     type: str = "server_vad"
 
 
+class ClientSecretOut(msgspec.Struct):
+    value: str
+    expires_at: int
+
+
 class BetaSessionOut(msgspec.Struct):
     id: str
     input_audio_format: str
@@ -316,7 +394,8 @@ class BetaSessionOut(msgspec.Struct):
     object: str = "realtime.transcription_session"
     input_audio_noise_reduction: None = None
     modalities: tuple[str, ...] = ("text",)
-    client_secret: None = None
+    #: The ephemeral secret, in the answer to minting one.
+    client_secret: ClientSecretOut | None = None
 
 
 class FormatOut(msgspec.Struct, omit_defaults=True):
@@ -344,9 +423,19 @@ class GaSessionOut(msgspec.Struct):
     expires_at: int = 0
 
 
+class ClientSecretCreated(msgspec.Struct):
+    """GA's answer to minting a client secret."""
+
+    value: str
+    expires_at: int
+    session: GaSessionOut
+
+
 def session_out(
-    settings: SessionSettings, session_id: str, dialect: Dialect
+    settings: SessionSettings, session_id: str, dialect: Dialect, secret: ClientSecretOut | None = None
 ) -> BetaSessionOut | GaSessionOut:
+    """The session as the dialect shows it; `secret` is the beta's, in the answer to minting one (GA's
+    answer has it beside the session, `ClientSecretCreated`)."""
     transcription = TranscriptionOut(
         model=settings.model or "whisper-1", language=settings.language, prompt=settings.prompt or ""
     )
@@ -358,7 +447,9 @@ def session_out(
     )
     include = [LOGPROBS] if settings.logprobs else None
     if dialect == "beta":
-        return BetaSessionOut(session_id, settings.format, transcription, turn_detection, include)
+        return BetaSessionOut(
+            session_id, settings.format, transcription, turn_detection, include, client_secret=secret
+        )
     audio_format = {
         "pcm16": FormatOut("audio/pcm", settings.rate),
         "g711_ulaw": FormatOut("audio/pcmu"),

@@ -5,6 +5,12 @@ turn starts and ends, or the client commits the buffer itself; each committed tu
 whose transcription arrives as deltas (one per segment whisper.cpp decodes) and a completed event.
 A client event this cannot act on is answered with an `error` event and the session goes on, as
 OpenAI's does; the connection closes only when the client leaves or the session cannot continue.
+
+A browser must not hold the real key: the app's server mints an ephemeral client secret
+(POST /v1/realtime/client_secrets, GA's, or /v1/realtime/transcription_sessions, the beta's) with the
+session's settings, and the browser opens the socket with it. The secret is a stored, hashed, expiring
+record in the accounts store (so every replica on the database knows it, and it dies with the key that
+minted it); it acts as that key, and only here.
 """
 
 from __future__ import annotations
@@ -14,16 +20,24 @@ import binascii
 import contextlib
 
 import msgspec
-from litestar import WebSocket, websocket
+from litestar import Request, WebSocket, post, websocket
 from litestar.exceptions import WebSocketDisconnect
 
-from whisper_api.accounts.service import InsufficientBalance, Meter
-from whisper_api.errors import InvalidInput
+from whisper_api.accounts.principal import Principal
+from whisper_api.accounts.service import AccountService, InsufficientBalance, Meter
+from whisper_api.errors import InvalidInput, ServiceError
 from whisper_api.http import billing, handshake, realtime
-from whisper_api.http.auth import authenticate, offers_token_subprotocol
+from whisper_api.http.auth import (
+    authenticate,
+    offers_token_subprotocol,
+    redeem_client_secret,
+    require_api_key,
+)
 from whisper_api.http.errors import ApiError, to_api_error
 from whisper_api.http.json_input import decode_json
+from whisper_api.http.responses import errors
 from whisper_api.http.schemas import languages, logprobs, segment_logprobs
+from whisper_api.http.uploads import MAX_JSON_BYTES, read_body
 from whisper_api.service.live import (
     LiveEvent,
     LiveService,
@@ -55,6 +69,8 @@ _CLIENT_EVENTS = (
 async def realtime_transcription(socket: WebSocket, service: TranscriptionService, live: LiveService) -> None:
     """OpenAI's realtime API for transcription sessions, in its beta and GA event shapes."""
     try:
+        minted = await redeem_client_secret(socket)
+        settings = realtime.SessionSettings() if minted is None else realtime.restored(minted)
         principal = await authenticate(socket)
         await billing.check_first_second(socket, principal)
         intent = socket.query_params.get("intent", _TRANSCRIPTION)
@@ -74,7 +90,7 @@ async def realtime_transcription(socket: WebSocket, service: TranscriptionServic
                 type="server_error",
                 code="vad_unavailable",
             )
-        model = service.model(None)
+        model = _checked(service, settings)
         await live.prepare(model)
     except Exception as error:
         api_error = to_api_error(error)
@@ -90,7 +106,73 @@ async def realtime_transcription(socket: WebSocket, service: TranscriptionServic
         subprotocol = "token"
     await socket.accept(subprotocols=subprotocol)
     meter = await billing.meter(socket, surface=SURFACE, model=model.id)
-    await _Session(socket, service, live, model, "beta" if beta else "ga", meter).run()
+    await _Session(socket, service, live, model, settings, "beta" if beta else "ga", meter).run()
+
+
+@post(
+    "/v1/realtime/client_secrets",
+    guards=[require_api_key],
+    status_code=200,
+    responses=errors(400, 401, 413),
+    summary="Create an ephemeral client secret for a realtime transcription session",
+)
+async def create_client_secret(
+    request: Request, service: TranscriptionService, principal: Principal
+) -> realtime.ClientSecretCreated:
+    """OpenAI's GA client secret: `value` opens /v1/realtime (and nothing else) until `expires_at`
+    (`expires_after.seconds`, 10 to 7200; 600 by default), as the key that made it, with `session`'s
+    settings."""
+    settings, session_id, secret = await _mint(request, service, principal, "ga")
+    session = realtime.session_out(settings, session_id, "ga")
+    assert isinstance(session, realtime.GaSessionOut)
+    return realtime.ClientSecretCreated(secret.value, secret.expires_at, session)
+
+
+@post(
+    "/v1/realtime/transcription_sessions",
+    guards=[require_api_key],
+    status_code=200,
+    responses=errors(400, 401, 413),
+    summary="Create a realtime transcription session and its ephemeral client secret (beta)",
+)
+async def create_transcription_session(
+    request: Request, service: TranscriptionService, principal: Principal
+) -> realtime.BetaSessionOut:
+    """The beta's: the session, its secret under `client_secret` (one minute unless
+    `client_secret.expires_at.seconds` says otherwise)."""
+    settings, session_id, secret = await _mint(request, service, principal, "beta")
+    session = realtime.session_out(settings, session_id, "beta", secret)
+    assert isinstance(session, realtime.BetaSessionOut)
+    return session
+
+
+async def _mint(
+    request: Request, service: TranscriptionService, principal: Principal, dialect: realtime.Dialect
+) -> tuple[realtime.SessionSettings, str, realtime.ClientSecretOut]:
+    """The settings the body asks for, checked as a session update's are, and a secret that opens a
+    session with them."""
+    settings, seconds = realtime.minted(await read_body(request, MAX_JSON_BYTES, param=None), dialect)
+    try:
+        _checked(service, settings)
+    except ServiceError as error:  # named where the request has it, as a session update's are
+        if error.param:
+            error.param = (
+                f"{realtime.transcription_param(dialect, realtime.MINTED_AT[dialect])}.{error.param}"
+            )
+        raise
+    accounts: AccountService = request.app.state.accounts
+    session_id = realtime.new_id("sess")
+    secret = await accounts.mint_client_secret(
+        principal, session_id, realtime.stored(settings), seconds=seconds
+    )
+    return settings, session_id, realtime.ClientSecretOut(secret.value, int(secret.expires_at))
+
+
+def _checked(service: TranscriptionService, settings: realtime.SessionSettings) -> ModelFile:
+    """The model `settings` ask for, once the service can run them (a ServiceError if not)."""
+    model = service.model(settings.model)
+    service.check(model, settings.decode_options())
+    return model
 
 
 class _Session:
@@ -102,6 +184,7 @@ class _Session:
         service: TranscriptionService,
         live: LiveService,
         model: ModelFile,
+        settings: realtime.SessionSettings,
         dialect: realtime.Dialect,
         meter: Meter,
     ) -> None:
@@ -112,7 +195,8 @@ class _Session:
         self.live = live
         self.dialect = dialect
         self.id = realtime.new_id("sess")
-        self.settings = realtime.SessionSettings()
+        #: A client secret's settings, or OpenAI's defaults.
+        self.settings = settings
         self.stream: LiveSession = live.open(
             model,
             self.settings.decode_options(),
@@ -195,23 +279,16 @@ class _Session:
     async def _update(self, raw: bytes, event_id: str | None) -> None:
         settings = realtime.updated(self.settings, raw, self.dialect)
         try:
-            model = self.service.model(settings.model)
-            options = settings.decode_options()
-            self.service.check(model, options)
+            model = _checked(self.service, settings)
             await self.live.prepare(model)
         except Exception as error:  # the model or language asked for: the session keeps its settings
             detail = to_api_error(error).body.error
-            prefix = (
-                "session.input_audio_transcription"
-                if self.dialect == "beta"
-                else "session.audio.input.transcription"
-            )
-            param = f"{prefix}.{detail.param}" if detail.param else None
+            param = f"{realtime.transcription_param(self.dialect)}.{detail.param}" if detail.param else None
             await self._error(
                 detail.message, code=detail.code, param=param, event_id=event_id, type=detail.type
             )
             return
-        await self.stream.update(model, options, settings.live_options(), settings.raw())
+        await self.stream.update(model, settings.decode_options(), settings.live_options(), settings.raw())
         if model.id != self.meter.model:  # usage is recorded per model
             await self.meter.close()
             self.meter = await billing.meter(self.socket, surface=SURFACE, model=model.id)
