@@ -1,18 +1,37 @@
 """Raw and streamed audio within limits: any channel count the API accepts, and the duration cap counted
-as samples are produced, so a long or low-rate input is refused before it is converted, not after."""
+as samples are produced, so a long or low-rate input is refused before it is converted, not after; a file
+cut into more packets per second of audio than any recording is refused after a few thousand of them."""
 
 from __future__ import annotations
 
+import io
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import av
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.media import pcm_wav
-from whisper_api.audio import SAMPLE_RATE, AudioError, AudioTooLong, EmptyAudio
+from tests.support.media import (
+    AudioFormat,
+    CountingReader,
+    encode_audio,
+    one_sample_blocks_adpcm_wav,
+    one_sample_packets,
+    one_sample_packets_caf,
+    pcm_wav,
+)
+from whisper_api.audio import (
+    SAMPLE_RATE,
+    AudioError,
+    AudioTooLong,
+    EmptyAudio,
+    UndecodableAudio,
+    decode_audio,
+)
+from whisper_api.audio.decode import MAX_PACKETS_PER_SECOND
 from whisper_api.audio.stream import (
     RAW_ENCODINGS,
     RAW_MAX_CHANNELS,
@@ -134,3 +153,87 @@ def test_a_container_stream_is_held_to_its_cap() -> None:
 def test_audio_exactly_at_the_cap_is_accepted() -> None:
     second = interleaved_linear16(tone(1, SAMPLE_RATE)[None])
     assert len(decode_raw(second, RawFormat("linear16", SAMPLE_RATE), max_seconds=1)) == SAMPLE_RATE
+
+
+Craft = Callable[[np.ndarray, int], bytes]
+#: Files whose audio comes a sample at a time: as packets of a container, or as ADPCM blocks within packets.
+ONE_SAMPLE_PIECES = [
+    pytest.param(lambda samples, rate: one_sample_packets("matroska", samples, rate), id="matroska"),
+    pytest.param(lambda samples, rate: one_sample_packets("nut", samples, rate), id="nut"),
+    pytest.param(one_sample_packets_caf, id="caf-packet-table"),
+    pytest.param(one_sample_blocks_adpcm_wav, id="adpcm-wav-4-byte-blocks"),
+]
+
+
+@pytest.mark.parametrize("craft", ONE_SAMPLE_PIECES)
+def test_audio_in_one_sample_pieces_is_refused_as_damaged_or_crafted(craft: Craft) -> None:
+    with pytest.raises(UndecodableAudio, match=r"packets per second.*damaged or crafted"):
+        decode_audio(craft(tone(5, 8_000), 8_000))
+
+
+@pytest.mark.parametrize("craft", [ONE_SAMPLE_PIECES[0], ONE_SAMPLE_PIECES[-1]])
+def test_audio_in_one_sample_pieces_is_refused_before_most_of_it_is_read(craft: Craft) -> None:
+    upload = CountingReader(craft(tone(10, 8_000), 8_000))
+
+    with pytest.raises(UndecodableAudio):
+        decode_audio(upload)
+
+    # 80,000 pieces; refused after about 4,300 of them and the reads that buffered them.
+    assert upload.bytes_read < 0.2 * len(upload.getvalue())
+
+
+def test_a_live_container_stream_in_one_sample_packets_is_refused() -> None:
+    stream = ContainerStream()
+    with pytest.raises(UndecodableAudio, match="packets per second"):
+        for piece in pieces(one_sample_packets("matroska", tone(5, 8_000), 8_000), 4096):
+            stream.push(piece)
+        stream.finish()
+
+
+#: Real encoders at their finest packets: (format, the rates it takes).
+FINE_GRAINED = [
+    # QuickTime IMA ADPCM (AIFF-C, CAF, MOV): 64 samples a packet, the most packets per second at high rates.
+    (AudioFormat("caf", "adpcm_ima_qt"), st.integers(8_000, 96_000)),
+    (AudioFormat("aiff", "adpcm_ima_qt"), st.integers(8_000, 48_000)),
+    # PCM recorded from RTP: 1 ms (AES67) and 10 ms (telephony) packets.
+    (AudioFormat("matroska", "pcm_s16le", frame_seconds=0.001), st.integers(8_000, 192_000)),
+    (AudioFormat("nut", "pcm_mulaw", frame_seconds=0.01), st.just(8_000)),
+    # Opus at its shortest frames, 2.5 ms.
+    (AudioFormat("ogg", "libopus", options={"frame_duration": "2.5"}), st.just(48_000)),
+    (AudioFormat("adts", "aac"), st.sampled_from([8_000, 16_000, 44_100, 48_000, 96_000])),
+]
+
+
+@st.composite
+def fine_grained_recordings(draw: st.DrawFn) -> tuple[AudioFormat, float]:
+    spec, rates = draw(st.sampled_from(FINE_GRAINED))
+    layout = draw(st.sampled_from(["mono", "stereo"]))
+    seconds = draw(st.floats(0.2, 3))
+    spec = AudioFormat(
+        spec.container,
+        spec.codec,
+        draw(rates),
+        layout,
+        options=spec.options,
+        frame_seconds=spec.frame_seconds,
+    )
+    return spec, seconds
+
+
+def packet_count(data: bytes) -> int:
+    with av.open(io.BytesIO(data)) as container:
+        return sum(1 for packet in container.demux(container.streams.audio[0]) if packet.size)
+
+
+@settings(max_examples=20, deadline=None)
+@given(recording=fine_grained_recordings())
+def test_real_codecs_at_their_finest_packets_are_well_within_the_bound(
+    recording: tuple[AudioFormat, float],
+) -> None:
+    spec, seconds = recording
+    encoded = encode_audio(tone(seconds, SAMPLE_RATE)[None], SAMPLE_RATE, spec)
+
+    decoded = decode_audio(encoded)
+
+    assert abs(len(decoded) / SAMPLE_RATE - seconds) < 0.1
+    assert packet_count(encoded) / seconds < MAX_PACKETS_PER_SECOND / 2

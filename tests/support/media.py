@@ -25,6 +25,8 @@ class AudioFormat:
     options: dict[str, str] = field(default_factory=dict)
     #: The muxer's own options (an MPEG-TS programme's service id and PIDs).
     container_options: dict[str, str] = field(default_factory=dict)
+    #: Audio handed to the encoder at a time; PCM encoders make each such frame a packet.
+    frame_seconds: float = 1.0
 
 
 #: One file per container and codec OpenAI accepts, at rates and layouts uploads really come in.
@@ -58,7 +60,7 @@ def encode_audio(samples: np.ndarray, rate: int, spec: AudioFormat) -> bytes:
         stream = output.add_stream(spec.codec, rate=spec.rate, layout=spec.layout, options=spec.options)
         if spec.sample_format is not None:
             stream.codec_context.format = spec.sample_format
-        _write_audio(output, stream, samples, rate)
+        _write_audio(output, stream, samples, rate, spec.frame_seconds)
     return buffer.getvalue()
 
 
@@ -91,12 +93,17 @@ def encode_video(
 
 
 def _write_audio(
-    output: av.container.OutputContainer, stream: av.AudioStream, samples: np.ndarray, rate: int
+    output: av.container.OutputContainer,
+    stream: av.AudioStream,
+    samples: np.ndarray,
+    rate: int,
+    frame_seconds: float = 1.0,
 ) -> None:
     layout = "mono" if samples.shape[0] == 1 else "stereo"
-    # Whole-second chunks keep frames a realistic size without one giant frame.
-    for start in range(0, samples.shape[1], rate):
-        chunk = np.ascontiguousarray(samples[:, start : start + rate], dtype=np.float32)
+    # Frames of a second by default: a realistic size, and not one giant frame.
+    size = max(1, round(rate * frame_seconds))
+    for start in range(0, samples.shape[1], size):
+        chunk = np.ascontiguousarray(samples[:, start : start + size], dtype=np.float32)
         frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
         frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
         output.mux(stream.encode(frame))
@@ -119,8 +126,7 @@ def pcm_wav(samples: np.ndarray, rate: int) -> bytes:
         writer.setnchannels(samples.shape[0])
         writer.setsampwidth(2)
         writer.setframerate(rate)
-        pcm = np.clip(np.round(samples.T * 32767), -32768, 32767).astype("<i2")
-        writer.writeframes(pcm.tobytes())
+        writer.writeframes(_pcm16(samples))
     return buffer.getvalue()
 
 
@@ -132,6 +138,59 @@ def tagged_wav(samples: np.ndarray, rate: int, title: bytes) -> bytes:
     info = b"INFO" + b"INAM" + struct.pack("<I", len(title)) + title
     chunks = plain[12:36] + b"LIST" + struct.pack("<I", len(info)) + info + plain[36:]
     return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
+def one_sample_packets(container: str, samples: np.ndarray, rate: int) -> bytes:
+    """Mono 16-bit PCM in `container` (matroska, nut, avi...), each sample a packet of its own: a crafted or
+    damaged file whose cost is in its packets, not its audio."""
+    pcm = _pcm16(samples[None])
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container) as output:
+        stream = output.add_stream("pcm_s16le", rate=rate, layout="mono")
+        output.start_encoding()
+        for index in range(len(samples)):
+            packet = av.Packet(pcm[2 * index : 2 * index + 2])
+            packet.stream, packet.pts, packet.dts = stream, index, index
+            packet.time_base = Fraction(1, rate)
+            output.mux(packet)
+    return buffer.getvalue()
+
+
+def one_sample_packets_caf(samples: np.ndarray, rate: int) -> bytes:
+    """Mono 16-bit PCM in CAF with a packet table making each sample a packet (CAF's own writers give PCM
+    a constant packet size, which its demuxer reads 4 KB at a time)."""
+    pcm = _pcm16(samples[None])
+    little_endian, bytes_per_packet, frames_per_packet, channels, bits = 2, 0, 1, 1, 16
+    lpcm = int.from_bytes(b"lpcm", "big")
+    desc = struct.pack(
+        ">dIIIIII", rate, lpcm, little_endian, bytes_per_packet, frames_per_packet, channels, bits
+    )
+    # Packet count, frame count, priming and remainder frames, then each packet's size as a varint.
+    table = struct.pack(">qqii", len(samples), len(samples), 0, 0) + b"\x02" * len(samples)
+    edit_count = b"\x00" * 4
+    chunks = [(b"desc", desc), (b"pakt", table), (b"data", edit_count + pcm)]
+    return b"caff\x00\x01\x00\x00" + b"".join(
+        kind + struct.pack(">q", len(body)) + body for kind, body in chunks
+    )
+
+
+def one_sample_blocks_adpcm_wav(samples: np.ndarray, rate: int) -> bytes:
+    """IMA ADPCM WAV whose blocks are 4 bytes, a block header alone: each decodes to a frame of one sample,
+    its header's predictor. The demuxer reads 4 KB packets, the decoder makes a thousand frames of each."""
+    blocks = np.zeros((len(samples), 2), dtype="<i2")  # predictor, then step index 0 and a reserved byte
+    blocks[:, 0] = np.frombuffer(_pcm16(samples[None]), dtype="<i2")
+    block_align, bits, extra_size, samples_per_block = 4, 4, 2, 1
+    fmt = struct.pack(
+        "<HHIIHHHH", 0x11, 1, rate, rate * block_align, block_align, bits, extra_size, samples_per_block
+    )
+    data = blocks.tobytes()
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
+def _pcm16(samples: np.ndarray) -> bytes:
+    """Float samples shaped (channels, n) as interleaved little-endian 16-bit PCM."""
+    return np.clip(np.round(samples.T * 32767), -32768, 32767).astype("<i2").tobytes()
 
 
 def best_alignment(decoded: np.ndarray, reference: np.ndarray, max_lag: int) -> tuple[int, float]:

@@ -29,6 +29,20 @@ _SUPPORTED_FORMATS = "flac, mp3, mp4, mpeg, mpga, m4a, ogg, wav, webm, or a vide
 #: and held the GIL for 14 s), and at 1 Hz each sample of a frame becomes 16,000 before any limit is checked.
 SAMPLE_RATES = (1_000, 768_000)
 
+#: Packets (and frames) per second of audio beyond which a file is refused as damaged or crafted. Each costs
+#: PyAV about 4 microseconds of Python-level work however little audio it carries, so a file of one-sample
+#: packets (16,000 a second at 16 kHz) costs 70 ms of a core per second of audio, where an MP3 costs 1 ms.
+#: Recordings come in far fewer: AAC 8-94, MP3 14-42, Opus 50 (400 at its smallest, 2.5 ms, frames), IMA
+#: ADPCM in AIFF/CAF/MOV 689 at 44.1 kHz (1,500 at 96 kHz), PCM captured from 1 ms RTP packets (AES67)
+#: 1,000; every packet of one sample at 8 kHz or more is past it. At this many, decoding stays under 2% of
+#: a core per second of audio, less than transcribing that second costs.
+MAX_PACKETS_PER_SECOND = 4_000
+
+#: Decoded frames are resampled this many seconds at a time (or as they come, when larger): FFmpeg's
+#: resampler costs as much per call as a frame's worth of decoding, however small the frame, and a live
+#: stream waits no longer than this for its samples.
+RESAMPLE_SECONDS = 0.01
+
 #: How tags that are not UTF-8 are read. Nothing here reads tags, but PyAV decodes all of them on opening a
 #: container and, strictly, refuses the file over one: a WAV titled in Latin-1 by a Windows recorder.
 METADATA_ERRORS = "replace"
@@ -209,6 +223,7 @@ def decoded_frames(container: InputContainer, stream: AudioStream) -> Iterator[A
     decoded_any = False
     failure: av.FFmpegError | None = None
     packets = container.demux(stream)
+    density = _Density()
     while True:
         try:
             packet = next(packets)
@@ -222,6 +237,7 @@ def decoded_frames(container: InputContainer, stream: AudioStream) -> Iterator[A
             # PyAV's flush at the end of demuxing looks up streams the container added while it was read
             # (MPEG-TS finds them as it goes) among those known at opening: every packet has been read.
             break
+        density.add_packet()
         try:
             frames = packet.decode()
         except av.FFmpegError as error:
@@ -231,10 +247,41 @@ def decoded_frames(container: InputContainer, stream: AudioStream) -> Iterator[A
             continue
         for frame in frames:
             _check_rate(frame.sample_rate)
+            density.add_frame(frame)
             decoded_any = True
             yield frame
     if failure is not None and not decoded_any:
         raise UndecodableAudio(_reason(failure)) from failure
+
+
+class _Density:
+    """Packets and frames counted against the audio they carry (MAX_PACKETS_PER_SECOND), with a second's
+    worth free: a decoder's first packets may carry none yet, and a short clip has little to count against.
+    Checked as each arrives, so a file made of tiny pieces is refused after a few thousand of them."""
+
+    def __init__(self) -> None:
+        self._packets = 0
+        self._frames = 0
+        self._seconds = 0.0
+
+    def add_packet(self) -> None:
+        self._packets += 1
+        self._check(self._packets)
+
+    def add_frame(self, frame: AudioFrame) -> None:
+        self._frames += 1
+        self._seconds += frame.samples / frame.sample_rate
+        self._check(self._frames)
+
+    def _check(self, count: int) -> None:
+        if count > MAX_PACKETS_PER_SECOND * (self._seconds + 1):
+            if not self._seconds:
+                # Thousands of packets and no audio: not the pieces' size but their content is the problem.
+                raise UndecodableAudio("unrecognised or corrupt data")
+            raise UndecodableAudio(
+                f"its audio is cut into more than {MAX_PACKETS_PER_SECOND:,} packets per second, where "
+                "recordings have at most about 1,500: the file is damaged or crafted"
+            )
 
 
 def _check_rate(rate: int) -> None:
@@ -248,7 +295,8 @@ def resampled(frames: Iterator[AudioFrame]) -> Iterator[np.ndarray]:
     # is fixed to its first frame's parameters, so each run of alike frames gets its own.
     for _, alike in itertools.groupby(frames, key=_parameters):
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-        first = next(alike)
+        batches = _batched(alike)
+        first = next(batches)
         try:
             yield from _mono_samples(resampler.resample(first))
         except av.ArgumentError:
@@ -256,10 +304,23 @@ def resampled(frames: Iterator[AudioFrame]) -> Iterator[np.ndarray]:
             # few counts only (1-8, 10, 12, 16, 24): any other, a 32-track desk recording, is averaged here,
             # every channel alike, as raw channels are.
             resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-            alike = map(_averaged, itertools.chain([first], alike))
-        for frame in alike:
-            yield from _mono_samples(resampler.resample(frame))
+            batches = map(_averaged, itertools.chain([first], batches))
+        for batch in batches:
+            yield from _mono_samples(resampler.resample(batch))
         yield from _mono_samples(resampler.resample(None))
+
+
+def _batched(frames: Iterable[AudioFrame]) -> Iterator[AudioFrame]:
+    """Alike `frames` joined into frames of at least RESAMPLE_SECONDS (the last may be shorter)."""
+    fifo = av.AudioFifo()
+    for frame in frames:
+        # Joined frames have no timing of their own, and the FIFO would refuse any gap between them.
+        frame.pts = None
+        fifo.write(frame)
+        if fifo.samples >= frame.sample_rate * RESAMPLE_SECONDS and (batch := fifo.read()) is not None:
+            yield batch
+    if (rest := fifo.read()) is not None:
+        yield rest
 
 
 def _stated_duration(container: InputContainer, stream: AudioStream) -> tuple[int, Fraction | int] | None:
