@@ -5,17 +5,20 @@ PostgreSQL share accounts (a revoked token fails on both at once)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 import websockets
+from websockets.typing import Subprotocol
 
 from tests.e2e.conftest import API_KEY, Server, start_server, stop_server
 from tests.support import postgres
@@ -24,6 +27,7 @@ from tests.support.waiting import wait_until
 from whisper_api.accounts.principal import Principal
 from whisper_api.accounts.service import AccountService
 from whisper_api.composition import build_accounts
+from whisper_api.http.realtime import SessionSettings, stored
 from whisper_api.jobs.store import Store
 from whisper_api.settings import Settings
 
@@ -252,6 +256,71 @@ def test_a_live_stream_stops_once_the_token_it_was_opened_with_is_revoked(tenant
     assert reason == "The API key or session this stream was opened with is no longer valid."
 
 
+def mint_client_secret(tenants: Tenants, token: str) -> str:
+    """What an app's server does for its browser: an ephemeral secret for /v1/realtime."""
+    minted = tenants.http(token).post("/v1/realtime/client_secrets", json={})
+    assert minted.status_code == 200, minted.text
+    secret: str = minted.json()["value"]
+    return secret
+
+
+def realtime_handshake(tenants: Tenants, secret: str) -> websockets.InvalidStatus:
+    async def connect() -> None:
+        url = f"ws://{tenants.server.host}:{tenants.server.port}/v1/realtime?intent=transcription"
+        async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {secret}"}):
+            pass
+
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        asyncio.run(connect())
+    return refused.value
+
+
+def test_a_realtime_session_opened_with_a_client_secret_is_charged_to_the_user_who_minted_it(
+    tenants: Tenants,
+) -> None:
+    issued = tenants.http(tenants.bob).post("/api/v1/user/token", json={"name": "app server"}).json()
+    secret = mint_client_secret(tenants, issued["token"])
+    second = base64.b64encode(np.zeros(24_000, dtype="<i2").tobytes()).decode()
+
+    async def stream() -> None:
+        url = f"ws://{tenants.server.host}:{tenants.server.port}/v1/realtime?intent=transcription"
+        offered = [Subprotocol("realtime"), Subprotocol(f"openai-insecure-api-key.{secret}")]
+        async with websockets.connect(url, subprotocols=offered) as connection:
+            await connection.recv()
+            await connection.send(json.dumps({"type": "input_audio_buffer.append", "audio": second}))
+
+    asyncio.run(stream())
+
+    def charged() -> list[int]:
+        records = tenants.http(tenants.bob).get("/v1/usage").json()["data"]
+        return [r["cost"] for r in records if r["surface"] == "realtime"]
+
+    wait_until(lambda: charged() == [1], what="the second of audio charged to bob")
+
+
+def test_a_client_secret_is_refused_at_the_handshake_once_the_token_that_minted_it_is_revoked(
+    tenants: Tenants,
+) -> None:
+    issued = tenants.http(tenants.bob).post("/api/v1/user/token", json={"name": "revoked app"}).json()
+    secret = mint_client_secret(tenants, issued["token"])
+    revoked = tenants.http(issued["token"]).delete(f"/api/v1/user/token/{issued['token_id']}")
+    assert revoked.status_code == 200
+    refused = realtime_handshake(tenants, secret)
+    assert refused.response.status_code == 401
+    assert json.loads(refused.response.body or b"")["error"]["code"] == "invalid_api_key"
+
+
+def test_a_client_secret_past_its_expiry_is_refused_at_the_handshake(tenants: Tenants) -> None:
+    # Minted as the route mints, already expired: OpenAI's shortest life is 10 s, too long to wait out.
+    with accounts_of(Settings(data_dir=tenants.server.log_path.parent / "data")) as accounts:
+        alice = asyncio.run(accounts.authenticate(tenants.alice))
+        assert alice is not None
+        expired = asyncio.run(
+            accounts.mint_client_secret(alice, "sess_expired", stored(SessionSettings()), seconds=-1)
+        )
+    assert realtime_handshake(tenants, expired.value).response.status_code == 401
+
+
 def test_usage_is_listed_to_its_user_and_counted_per_user_id(tenants: Tenants) -> None:
     alice = tenants.http(tenants.alice)
     records = alice.get("/v1/usage").json()["data"]
@@ -304,3 +373,27 @@ def test_a_revoked_token_fails_at_once_on_every_replica(replicas: tuple[Server, 
         assert carol is not None and carol.credential_id is not None
         asyncio.run(accounts.revoke_token(carol, carol.credential_id))
     assert (status(one), status(two)) == (401, 401)
+
+
+def test_a_client_secret_minted_on_one_replica_opens_its_session_on_another(
+    replicas: tuple[Server, Server, str],
+) -> None:
+    one, two, database = replicas
+    key = make_users(Settings(database_url=database), {"dave": 0})["dave"]
+    session = {"type": "transcription", "audio": {"input": {"transcription": {"language": "en"}}}}
+    minted = httpx.post(
+        f"{one.base_url}/v1/realtime/client_secrets",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"session": session},
+        timeout=10,
+    )
+    assert minted.status_code == 200, minted.text
+
+    async def created() -> dict[str, Any]:
+        url = f"ws://{two.host}:{two.port}/v1/realtime?intent=transcription"
+        headers = {"Authorization": f"Bearer {minted.json()['value']}"}
+        async with websockets.connect(url, additional_headers=headers) as connection:
+            event: dict[str, Any] = json.loads(await connection.recv())
+            return event
+
+    assert asyncio.run(created())["session"]["audio"]["input"]["transcription"]["language"] == "en"
