@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from whisper_api.http.realtime import InvalidEvent, SessionSettings, Vad, updated
+from whisper_api.http.realtime import InvalidEvent, SessionSettings, Vad, minted, restored, stored, updated
 
 FORMATS = {"pcm16": {"type": "audio/pcm", "rate": 24000}, "g711_ulaw": {"type": "audio/pcmu"}}
 turn_detections = st.none() | st.fixed_dictionaries(
@@ -137,3 +137,59 @@ def test_any_session_update_is_taken_or_refused_as_an_invalid_event(dialect: Any
         assert isinstance(updated(SessionSettings(), event, dialect), SessionSettings)
     except InvalidEvent as refused:
         assert refused.message
+
+
+# -- a client secret's session, as the app's server asks for it ------------------------------------
+
+
+def test_a_client_secret_lives_openais_default_unless_its_request_says() -> None:
+    assert minted(b"", "ga") == (SessionSettings(), 600)
+    assert minted(b"{}", "beta") == (SessionSettings(), 60)
+    assert minted(b'{"expires_after": {"anchor": "created_at", "seconds": 30}}', "ga")[1] == 30
+    assert (
+        minted(b'{"client_secret": {"expires_at": {"anchor": "created_at", "seconds": 30}}}', "beta")[1] == 30
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "dialect", "param"),
+    [
+        (b'{"expires_after": {"seconds": 7201}}', "ga", "expires_after.seconds"),
+        (b'{"session": {"type": "realtime"}}', "ga", "session.type"),
+        (b'{"session": {"type": "transcription", "include": ["x"]}}', "ga", "session.include"),
+        (b'{"input_audio_format": "mp3"}', "beta", "input_audio_format"),
+        (
+            b'{"input_audio_transcription": {"languages": ["en", "de"]}}',
+            "beta",
+            "input_audio_transcription.languages",
+        ),
+    ],
+    ids=["too-long", "realtime-session", "include", "beta-format", "two-languages"],
+)
+def test_a_client_secrets_session_is_refused_as_an_update_would_be_naming_the_parameter(
+    body: bytes, dialect: Any, param: str
+) -> None:
+    with pytest.raises(InvalidEvent) as refused:
+        minted(body, dialect)
+    assert refused.value.param == param
+
+
+def test_the_ga_session_of_a_client_secret_is_what_the_same_update_makes() -> None:
+    session = {
+        "type": "transcription",
+        "audio": {"input": {"format": FORMATS["g711_ulaw"], "turn_detection": None}},
+    }
+    event = json.dumps({"type": "session.update", "session": session}).encode()
+    assert minted(json.dumps({"session": session}).encode(), "ga")[0] == updated(
+        SessionSettings(), event, "ga"
+    )
+
+
+@given(st.sampled_from(["beta", "ga"]), json_values)
+def test_any_client_secret_request_is_taken_or_refused_as_an_invalid_event(dialect: Any, body: Any) -> None:
+    try:
+        settings, seconds = minted(json.dumps(body).encode(), dialect)
+    except InvalidEvent as refused:
+        assert refused.message
+    else:
+        assert restored(stored(settings)) == settings and 10 <= seconds <= 7200

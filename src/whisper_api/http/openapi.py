@@ -22,6 +22,7 @@ from litestar.openapi.spec import (
 )
 
 from whisper_api.audio.stream import RAW_ENCODINGS, RAW_MAX_CHANNELS, RAW_SAMPLE_RATES
+from whisper_api.http import realtime
 from whisper_api.http.forms import (
     MAX_PROMPT_CHARS,
     SUBTITLE_FIELDS,
@@ -211,6 +212,103 @@ def _listen_body() -> RequestBody:
     return RequestBody(content={**raw, "application/json": OpenAPIMediaType(schema=url)}, required=True)
 
 
+def _closed(properties: dict[str, Schema | Reference], required: list[str] | None = None) -> Schema:
+    """An object of these properties alone: realtime's session settings refuse any other."""
+    schema = _object(properties, required)
+    schema.additional_properties = False
+    return schema
+
+
+def _or_null(schema: Schema) -> Schema:
+    """`schema`, or null: what turns a realtime setting off, or leaves it at its default."""
+    assert isinstance(schema.type, OpenAPIType)
+    schema.type = [schema.type, OpenAPIType.NULL]
+    return schema
+
+
+def _secret_life() -> Schema:
+    return _or_null(
+        _closed(
+            {
+                "anchor": Schema(type=OpenAPIType.STRING, enum=["created_at"]),
+                "seconds": _integer(realtime.MIN_SECRET_SECONDS, realtime.MAX_SECRET_SECONDS),
+            },
+            ["seconds"],
+        )
+    )
+
+
+def _transcription_settings() -> Schema:
+    text = {name: _or_null(Schema(type=OpenAPIType.STRING)) for name in ("model", "language")}
+    return _or_null(
+        _closed({**text, "prompt": _or_null(_text("Vocabulary or style hint.", MAX_PROMPT_CHARS))})
+    )
+
+
+def _turn_detection() -> Schema:
+    return _or_null(
+        _closed(
+            {
+                "type": Schema(type=OpenAPIType.STRING, enum=["server_vad", "semantic_vad"]),
+                "threshold": _or_null(Schema(type=OpenAPIType.NUMBER, minimum=0, maximum=1)),
+                "prefix_padding_ms": _or_null(_integer(0, realtime.MAX_PADDING_MS)),
+                "silence_duration_ms": _or_null(_integer(1, realtime.MAX_SILENCE_MS)),
+            }
+        )
+    )
+
+
+def _include() -> Schema:
+    strings = Schema(type=OpenAPIType.STRING, enum=[realtime.LOGPROBS])
+    return _or_null(Schema(type=OpenAPIType.ARRAY, items=strings))
+
+
+def _client_secret_body() -> RequestBody:
+    audio_input = _closed(
+        {
+            "format": _closed(
+                {"type": Schema(type=OpenAPIType.STRING, enum=["audio/pcm", "audio/pcmu", "audio/pcma"])}
+            ),
+            "transcription": _transcription_settings(),
+            "turn_detection": _turn_detection(),
+        }
+    )
+    session = _closed(
+        {
+            "type": Schema(type=OpenAPIType.STRING, enum=["transcription"]),
+            "audio": _closed({"input": audio_input}),
+            "include": _include(),
+        },
+        ["type"],
+    )
+    body = _closed({"expires_after": _secret_life(), "session": session})
+    example = {
+        "session": {"type": "transcription", "audio": {"input": {"transcription": {"language": "en"}}}}
+    }
+    return RequestBody(
+        content={"application/json": OpenAPIMediaType(schema=body, example=example)},
+        description="The session the secret opens, as a `session.update` event's (OpenAI's defaults when "
+        "left out).",
+    )
+
+
+def _transcription_session_body() -> RequestBody:
+    body = _closed(
+        {
+            "input_audio_format": Schema(type=OpenAPIType.STRING, enum=["pcm16", "g711_ulaw", "g711_alaw"]),
+            "input_audio_transcription": _transcription_settings(),
+            "turn_detection": _turn_detection(),
+            "include": _include(),
+            "client_secret": _or_null(_object({"expires_at": _secret_life()})),
+        }
+    )
+    return RequestBody(
+        content={"application/json": OpenAPIMediaType(schema=body)},
+        description="The session, as a `transcription_session.update` event's (OpenAI's defaults when "
+        "left out).",
+    )
+
+
 def _query(name: str, schema: Schema, description: str) -> Parameter:
     return Parameter(name=name, param_in="query", schema=schema, description=description, required=False)
 
@@ -281,3 +379,5 @@ LanguageOperation = with_body(
 FilesOperation = with_body(_files_body)
 JobOperation = with_body(_job_body)
 ListenOperation = with_body(_listen_body, _LISTEN_QUERY)
+ClientSecretOperation = with_body(_client_secret_body)
+TranscriptionSessionOperation = with_body(_transcription_session_body)

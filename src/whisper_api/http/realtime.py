@@ -43,8 +43,8 @@ G711_RATE = 8_000
 LOGPROBS = "item.input_audio_transcription.logprobs"
 #: OpenAI refuses to commit less audio than this.
 MIN_COMMIT_MS = 100
-_MAX_PADDING_MS = 10_000
-_MAX_SILENCE_MS = 60_000
+MAX_PADDING_MS = 10_000
+MAX_SILENCE_MS = 60_000
 #: OpenAI's bounds on a client secret's life (`expires_after.seconds`), and its defaults: ten minutes for
 #: GA's client secrets, one for the beta's transcription sessions.
 MIN_SECRET_SECONDS, MAX_SECRET_SECONDS = 10, 7200
@@ -123,8 +123,8 @@ class AppendEvent(msgspec.Struct):
 class TurnDetection(msgspec.Struct, forbid_unknown_fields=True):
     type: Literal["server_vad", "semantic_vad"] = "server_vad"
     threshold: Annotated[float, Meta(ge=0, le=1)] | None = None
-    prefix_padding_ms: Annotated[int, Meta(ge=0, le=_MAX_PADDING_MS)] | None = None
-    silence_duration_ms: Annotated[int, Meta(ge=1, le=_MAX_SILENCE_MS)] | None = None
+    prefix_padding_ms: Annotated[int, Meta(ge=0, le=MAX_PADDING_MS)] | None = None
+    silence_duration_ms: Annotated[int, Meta(ge=1, le=MAX_SILENCE_MS)] | None = None
     # Not for transcription sessions (OpenAI's words), or semantic VAD's: answered as not in effect.
     create_response: bool | None = None
     interrupt_response: bool | None = None

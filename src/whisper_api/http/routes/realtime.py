@@ -35,6 +35,7 @@ from whisper_api.http.auth import (
 )
 from whisper_api.http.errors import ApiError, to_api_error
 from whisper_api.http.json_input import decode_json
+from whisper_api.http.openapi import ClientSecretOperation, TranscriptionSessionOperation
 from whisper_api.http.responses import errors
 from whisper_api.http.schemas import languages, logprobs, segment_logprobs
 from whisper_api.http.uploads import MAX_JSON_BYTES, read_body
@@ -113,7 +114,8 @@ async def realtime_transcription(socket: WebSocket, service: TranscriptionServic
     "/v1/realtime/client_secrets",
     guards=[require_api_key],
     status_code=200,
-    responses=errors(400, 401, 413),
+    responses=errors(400, 401, 404, 413),
+    operation_class=ClientSecretOperation,
     summary="Create an ephemeral client secret for a realtime transcription session",
 )
 async def create_client_secret(
@@ -132,7 +134,8 @@ async def create_client_secret(
     "/v1/realtime/transcription_sessions",
     guards=[require_api_key],
     status_code=200,
-    responses=errors(400, 401, 413),
+    responses=errors(400, 401, 404, 413),
+    operation_class=TranscriptionSessionOperation,
     summary="Create a realtime transcription session and its ephemeral client secret (beta)",
 )
 async def create_transcription_session(
