@@ -168,6 +168,17 @@ def test_a_client_secret_dies_with_the_token_that_minted_it_and_with_its_user(
     assert run(accounts.redeem_client_secret(deleted.value)) is None
 
 
+def test_a_client_secret_minted_with_an_operator_key_dies_when_the_key_is_removed(store: Store) -> None:
+    keys = {"sk-one", "sk-two"}
+    accounts = AccountService(AccountStore(store), configured_keys=lambda: frozenset(keys))
+    operator = run(accounts.authenticate("sk-one"))
+    assert operator is not None and operator.via == "operator_key"
+    secret = run(accounts.mint_client_secret(operator, "sess_1", "{}", seconds=600))
+    assert run(accounts.redeem_client_secret(secret.value)) == (operator, "{}")
+    keys.discard("sk-one")  # the key file, read on every check, no longer has it
+    assert run(accounts.redeem_client_secret(secret.value)) is None
+
+
 def test_an_open_servers_client_secret_works_until_the_server_is_closed(accounts: AccountService) -> None:
     secret = run(accounts.mint_client_secret(OPEN, "sess_1", "{}", seconds=600))
     assert run(accounts.redeem_client_secret(secret.value)) == (OPEN, "{}")

@@ -19,7 +19,8 @@ class Principal:
     username: str
     is_admin: bool
     via: Via
-    #: The API token's id (via "token") or the session's id (via "session"); None otherwise.
+    #: The API token's id (via "token"), the session's id (via "session"), or the configured key's digest
+    #: (via "operator_key", none for the CLI); None otherwise.
     credential_id: str | None = None
 
     @property

@@ -189,6 +189,11 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _key_id(operator_key: str) -> str:
+    """What names an operator key where it is remembered (a client secret it minted): not the key."""
+    return digest(operator_key)[:40]
+
+
 def _user(row: UserRow) -> User:
     return User(
         row.id,
@@ -250,7 +255,13 @@ class AccountService:
         if credential is not None:
             # Every configured key is compared, in constant time, so timing tells nothing of which was close.
             if any([hmac.compare_digest(credential.encode(), key.encode()) for key in configured]):
-                return Principal(OPERATOR_ID, OPERATOR_NAME, is_admin=True, via="operator_key")
+                return Principal(
+                    OPERATOR_ID,
+                    OPERATOR_NAME,
+                    is_admin=True,
+                    via="operator_key",
+                    credential_id=_key_id(credential),
+                )
             found = await self._call(
                 self.accounts.principal_for, digest(credential), sessions_after=self.clock() - SESSION_SECONDS
             )
@@ -554,7 +565,10 @@ class AccountService:
 
     async def credential_stands(self, principal: Principal) -> bool:
         """Whether the token or session `principal` authenticated with is still live: not revoked, ended,
-        expired or gone with its user (operator keys and an open server always are)."""
+        expired or gone with its user; an operator key, while it is still configured (the CLI, which has
+        none, and an open server always are)."""
+        if principal.via == "operator_key" and principal.credential_id is not None:
+            return principal.credential_id in {_key_id(key) for key in self.configured_keys()}
         return await self._call(
             self.accounts.credential_stands, principal, sessions_after=self.clock() - SESSION_SECONDS
         )
