@@ -111,15 +111,22 @@ def _transcription_fields(*, transcription: bool, form: bool) -> dict[str, Schem
 
 #: What Swagger UI's "Try it out" puts in a form's fields that have no default, where it would otherwise
 #: put a sample ("string": no model of that name; a number's minimum: a subtitle option with json) and
-#: send it. The other such fields get an empty example, and an empty field is not sent.
-_FORM_EXAMPLES = {"model": "whisper-1", "language": "auto"}
+#: send it. The other such fields get an empty example, and an empty field is not sent; suppress_tokens
+#: would be sent empty ("suppress none"), contradicting suppress_non_speech_tokens' default, so it shows
+#: the value that default means.
+_FORM_EXAMPLES = {"model": "whisper-1", "language": "auto", "suppress_tokens": "-1"}
 
 
 def _multipart(schema: Schema) -> dict[str, OpenAPIMediaType]:
     for name, field in (schema.properties or {}).items():
         if not isinstance(field, Schema) or field.default is not None or field.enum:
             continue
-        if field.format != OpenAPIFormat.BINARY and field.type != OpenAPIType.ARRAY:
+        if field.type == OpenAPIType.ARRAY:
+            # An array of free strings would be sent as ["string"] (keywords, possible languages).
+            items = field.items
+            if isinstance(items, Schema) and not items.enum and items.format != OpenAPIFormat.BINARY:
+                field.example = []
+        elif field.format != OpenAPIFormat.BINARY:
             field.example = _FORM_EXAMPLES.get(name, "")
     return {"multipart/form-data": OpenAPIMediaType(schema=schema)}
 
