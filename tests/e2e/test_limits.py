@@ -234,13 +234,13 @@ def test_a_live_stream_past_the_limit_is_refused_at_the_handshake_in_deepgrams_s
 ) -> None:
     # Each idle stream cost 3 MB and a thread, and nothing stopped a client opening thousands.
     response = refused_handshake(small_server, "/v1/listen").response
-    assert response.status_code == 429
+    assert response.status_code == 429 and response.headers["Retry-After"].isdigit()
     assert f"limit of {MAX_LIVE_STREAMS} live streams" in json.loads(response.body or b"{}")["err_msg"]
 
 
 def test_realtime_sessions_count_against_the_same_limit_in_openais_shape(small_server: Server) -> None:
     response = refused_handshake(small_server, "/v1/realtime?intent=transcription").response
-    assert response.status_code == 429
+    assert response.status_code == 429 and response.headers["Retry-After"].isdigit()
     assert json.loads(response.body or b"{}")["error"]["code"] == "too_many_streams"
 
 

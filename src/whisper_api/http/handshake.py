@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from litestar import WebSocket
 from litestar.types import WebSocketResponseBodyEvent, WebSocketResponseStartEvent
 
@@ -18,16 +20,20 @@ def close_reason(text: str) -> str:
 
 
 async def refuse(
-    socket: WebSocket, status: int, body: bytes, reason: str, headers: list[tuple[bytes, bytes]] | None = None
+    socket: WebSocket, status: int, body: bytes, reason: str, headers: Mapping[str, str] | None = None
 ) -> None:
-    """Answer the handshake with `status` and a JSON `body`; where the server has no way to send HTTP
-    there (the ASGI websocket.http.response extension), a close with `reason` instead."""
+    """Answer the handshake with `status`, a JSON `body` and `headers` (a 429's Retry-After among them);
+    where the server has no way to send HTTP there (the ASGI websocket.http.response extension), a close
+    with `reason` instead."""
     await socket.receive()  # the websocket.connect message
     if "websocket.http.response" in (socket.scope.get("extensions") or {}):
         start: WebSocketResponseStartEvent = {
             "type": "websocket.http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), *(headers or [])],
+            "headers": [
+                (b"content-type", b"application/json"),
+                *((name.lower().encode(), value.encode()) for name, value in (headers or {}).items()),
+            ],
         }
         await socket.send(start)
         end: WebSocketResponseBodyEvent = {

@@ -214,7 +214,7 @@ async def _refuse(socket: WebSocket, error: ApiError, request_id: str) -> None:
     """Answer the handshake with an HTTP error, as Deepgram does (a plain close where the server
     cannot send one)."""
     body = msgspec.json.encode(error.deepgram_body(request_id))
-    headers = [(b"dg-request-id", request_id.encode())]
+    headers = {**error.headers, "dg-request-id": request_id}
     await handshake.refuse(socket, error.status, body, error.body.error.message, headers)
 
 

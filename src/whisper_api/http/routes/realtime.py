@@ -96,7 +96,8 @@ async def realtime_transcription(socket: WebSocket, service: TranscriptionServic
     except Exception as error:
         api_error = to_api_error(error)
         body = msgspec.json.encode(api_error.body)
-        await handshake.refuse(socket, api_error.status, body, api_error.body.error.message)
+        message = api_error.body.error.message
+        await handshake.refuse(socket, api_error.status, body, message, api_error.headers)
         return
     # The beta dialect is asked for by a header (SDKs) or, from browsers, a subprotocol.
     offered = [p.strip() for p in socket.headers.get("sec-websocket-protocol", "").split(",")]
