@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from whisper_api.jobs import store as store_module
-from whisper_api.jobs.store import Conflict, Lease, Store
+from whisper_api.jobs.store import Conflict, Lease, NewFile, StorageQuotaExceeded, Store
 
 LEASE = 30.0
 
@@ -212,6 +212,63 @@ def test_a_file_a_waiting_job_needs_cannot_be_deleted(store: Store) -> None:
     assert store.delete_file(record.id) is not None
     assert store.job(job_id).file_id is None  # type: ignore[union-attr]
     assert not store.file_in_use("b" * 64)
+
+
+def _new(content: str, size: int = 10) -> NewFile:
+    return NewFile(content * 64, f"{content}.wav", "audio/wav", size)
+
+
+def test_an_owner_s_files_stay_within_their_quota_and_deleting_one_frees_room(store: Store) -> None:
+    first, _ = store.add_files([_new("a")], owner_id="alice", quota_bytes=25)[0]
+    store.add_files([_new("b")], owner_id="alice", quota_bytes=25)
+    with pytest.raises(StorageQuotaExceeded, match="quota of 25 bytes: your files take 20 bytes"):
+        store.add_files([_new("c")], owner_id="alice", quota_bytes=25)
+    assert store.add_files([_new("a")], owner_id="alice", quota_bytes=25) == [(first, True)]
+    store.delete_file(first.id)
+    assert store.add_files([_new("c")], owner_id="alice", quota_bytes=25)[0][1] is False
+    assert store.storage_used("alice") == 20
+
+
+def test_content_another_owner_has_counts_in_full_against_one_s_own_quota(store: Store) -> None:
+    store.add_files([_new("a", 20)], owner_id="alice")
+    store.add_files([_new("a", 20)], owner_id="bob", quota_bytes=25)
+    with pytest.raises(StorageQuotaExceeded):
+        store.check_room([_new("b")], owner_id="bob", quota_bytes=25)
+    assert (store.storage_used("alice"), store.storage_used("bob")) == (20, 20)
+
+
+def test_files_added_together_are_all_refused_when_only_some_fit(store: Store) -> None:
+    with pytest.raises(StorageQuotaExceeded):
+        store.add_files([_new("a"), _new("b")], owner_id="alice", quota_bytes=15)
+    assert store.storage_used("alice") == 0
+
+
+def test_uploads_at_once_on_two_replicas_never_take_an_owner_past_their_quota(
+    store: Store, database_url: str
+) -> None:
+    replica = Store(database_url)
+    uploads = 8
+    start = threading.Barrier(uploads)
+    outcomes: list[bool] = []
+
+    def upload(target: Store, content: str) -> None:
+        start.wait()
+        try:
+            target.add_files([_new(content)], owner_id="alice", quota_bytes=35)
+            outcomes.append(True)
+        except StorageQuotaExceeded:
+            outcomes.append(False)
+
+    threads = [
+        threading.Thread(target=upload, args=(replica if n % 2 else store, "0123456789abcdef"[n]))
+        for n in range(uploads)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    replica.close()
+    assert outcomes.count(True) == 3 and store.storage_used("alice") == 30
 
 
 def test_a_finished_job_with_a_callback_owes_one_delivery(store: Store) -> None:

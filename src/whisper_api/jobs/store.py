@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from whisper_api.accounts.principal import OPERATOR_ID
-from whisper_api.errors import ConflictError
+from whisper_api.errors import ConflictError, TooLargeError
 
 T = TypeVar("T")
 S = TypeVar("S", bound=sa.Select[Any])
@@ -97,6 +97,29 @@ class Conflict(ConflictError):
         super().__init__(message, code=code)
 
 
+class StorageQuotaExceeded(TooLargeError):
+    """The owner's files would take more than their storage quota."""
+
+    param = "file"
+    code = "storage_quota_exceeded"
+
+    def __init__(self, quota_bytes: int, used_bytes: int, adding_bytes: int) -> None:
+        super().__init__(
+            f"Storing {_size(adding_bytes)} more would exceed your storage quota of {_size(quota_bytes)}: "
+            f"your files take {_size(used_bytes)}. Delete files you no longer need to free space."
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewFile:
+    """An upload whose content is stored, as add_files records it."""
+
+    sha256: str
+    filename: str
+    content_type: str
+    size_bytes: int
+
+
 @dataclass(frozen=True, slots=True)
 class FileRecord:
     id: str
@@ -156,6 +179,9 @@ class Page:
 #: that a status read need not queue behind the writers of one process (a claim, a renewal per
 #: running job, a callback claim), which may wait seconds for another process's writer lock.
 _DB_THREADS = 8
+#: PostgreSQL advisory locks (pg_advisory_xact_lock's first key) that serialise one owner's file
+#: additions across processes, so two uploads at once cannot both fit in the room left for one.
+_OWNER_FILES_LOCKS = 8271902
 #: The execution option that makes a SQLite transaction begin IMMEDIATE (see Store._writing).
 _IMMEDIATE = "whisper_api_begin_immediate"
 
@@ -254,28 +280,50 @@ class Store:
         self, sha256: str, filename: str, content_type: str, size_bytes: int, *, owner_id: str = OPERATOR_ID
     ) -> tuple[FileRecord, bool]:
         """The owner's file with this content, added now, or found (True) from their earlier upload."""
-        existing = self._file_with(owner_id, sha256)
-        if existing is not None:
-            return existing, True
-        record = FileRecord(
-            new_id("file-"), owner_id, sha256, filename, content_type, size_bytes, time.time()
-        )
-        try:
-            with self.writing() as connection:
-                connection.execute(files.insert().values(**_as_values(record)))
-        except sa.exc.IntegrityError:  # the same content arrived at the same moment
-            found = self._file_with(owner_id, sha256)
-            if found is None:
-                raise
-            return found, True
-        return record, False
+        [added] = self.add_files([NewFile(sha256, filename, content_type, size_bytes)], owner_id=owner_id)
+        return added
 
-    def _file_with(self, owner_id: str, sha256: str) -> FileRecord | None:
+    def add_files(
+        self, new: Sequence[NewFile], *, owner_id: str = OPERATOR_ID, quota_bytes: int = 0
+    ) -> list[tuple[FileRecord, bool]]:
+        """Each file, added now or found (True) among the owner's earlier uploads: all of them in one
+        transaction, or none (StorageQuotaExceeded) if what is new would take the owner's files past
+        `quota_bytes` (0: no limit)."""
+        added: list[tuple[FileRecord, bool]] = []
+        with self.writing() as connection:
+            _lock_owner_files(connection, owner_id)
+            held = _held_files(connection, owner_id, new)
+            _check_room(connection, owner_id, new, held, quota_bytes)
+            for item in new:
+                if item.sha256 in held:
+                    added.append((held[item.sha256], True))
+                    continue
+                record = FileRecord(
+                    new_id("file-"),
+                    owner_id,
+                    item.sha256,
+                    item.filename,
+                    item.content_type,
+                    item.size_bytes,
+                    time.time(),
+                )
+                connection.execute(files.insert().values(**_as_values(record)))
+                held[item.sha256] = record
+                added.append((record, False))
+        return added
+
+    def check_room(self, new: Sequence[NewFile], *, owner_id: str, quota_bytes: int) -> None:
+        """StorageQuotaExceeded if adding `new` now would take the owner past `quota_bytes` (0: no limit);
+        a check before the bytes are stored, which add_files makes again as it adds them."""
+        if not quota_bytes:
+            return
         with self.reading() as connection:
-            row = connection.execute(
-                sa.select(files).where(files.c.owner_id == owner_id, files.c.sha256 == sha256)
-            ).first()
-        return None if row is None else _file(row)
+            _check_room(connection, owner_id, new, _held_files(connection, owner_id, new), quota_bytes)
+
+    def storage_used(self, owner_id: str) -> int:
+        """Bytes of the owner's files, each counted in full even where its content is shared."""
+        with self.reading() as connection:
+            return _storage_used(connection, owner_id)
 
     def file(self, file_id: str, *, owner: str | None = None) -> FileRecord | None:
         """The file, if it exists and `owner` (None: anyone) owns it."""
@@ -636,6 +684,52 @@ def _callback_due(now: float) -> dict[str, Any]:
         "callback_state": sa.case((has_callback, "pending"), else_="none"),
         "callback_next_at": sa.case((has_callback, now), else_=None),
     }
+
+
+def _lock_owner_files(connection: Connection, owner_id: str) -> None:
+    # SQLite's IMMEDIATE transaction already holds the one writer lock.
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            sa.select(sa.func.pg_advisory_xact_lock(_OWNER_FILES_LOCKS, sa.func.hashtext(owner_id)))
+        )
+
+
+def _held_files(connection: Connection, owner_id: str, new: Sequence[NewFile]) -> dict[str, FileRecord]:
+    """The owner's files with the content of any of `new`, by sha256."""
+    contents = {item.sha256 for item in new}
+    rows = connection.execute(
+        sa.select(files).where(files.c.owner_id == owner_id, files.c.sha256.in_(contents))
+    ).all()
+    return {row.sha256: _file(row) for row in rows}
+
+
+def _storage_used(connection: Connection, owner_id: str) -> int:
+    total = sa.func.coalesce(sa.func.sum(files.c.size_bytes), 0)
+    return int(connection.execute(sa.select(total).where(files.c.owner_id == owner_id)).scalar_one())
+
+
+def _check_room(
+    connection: Connection,
+    owner_id: str,
+    new: Sequence[NewFile],
+    held: dict[str, FileRecord],
+    quota_bytes: int,
+) -> None:
+    # Content the owner already has is found, not added again: a re-upload fits even at the quota.
+    adding = sum({item.sha256: item.size_bytes for item in new if item.sha256 not in held}.values())
+    if not quota_bytes or not adding:
+        return
+    used = _storage_used(connection, owner_id)
+    if used + adding > quota_bytes:
+        raise StorageQuotaExceeded(quota_bytes, used, adding)
+
+
+def _size(size_bytes: int) -> str:
+    """Bytes as people read them: a small quota's numbers must not round to the same few tenths."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size_bytes >= scale:
+            return f"{size_bytes / scale:.1f} {unit}"
+    return f"{size_bytes} bytes"
 
 
 def _as_values(record: FileRecord) -> dict[str, Any]:
