@@ -205,6 +205,7 @@ def build_jobs(settings: Settings, transcription: TranscriptionService, *, runne
         callbacks_signed=bool(settings.callback_secret),
         on_submit=None if runner is None else runner.wake,
         accounts=accounts,
+        max_user_storage_bytes=settings.max_user_storage_bytes,
     )
     return Jobs(store, service, runner, accounts)
 

@@ -183,6 +183,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_file_mb: Annotated[
         float, msgspec.Meta(gt=0, description="Largest file accepted by /v1/files and jobs, MiB.")
     ] = 200
+    max_user_storage_mb: Annotated[
+        float,
+        msgspec.Meta(
+            ge=0,
+            description="Most that one user's files (/v1/files, /api/v1/file, job uploads) may take in all, "
+            "MiB; 0 = no limit. Each upload counts in full, even when its bytes are shared. The default is "
+            "a few of the largest files (--max-file-mb) or hours of compressed audio each: enough to "
+            "work with, while no one tenant can fill a disk others share.",
+        ),
+    ] = 1024
     job_max_audio_seconds: Annotated[
         float, msgspec.Meta(gt=0, description="Longest audio an asynchronous job may have, seconds.")
     ] = 4 * 3600
@@ -259,6 +269,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)
+
+    @property
+    def max_user_storage_bytes(self) -> int:
+        return int(self.max_user_storage_mb * 1024 * 1024)
 
     @property
     def jobs_database_url(self) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import openai
 import pytest
 import websockets
 from websockets.typing import Subprotocol
@@ -35,6 +36,9 @@ from whisper_api.settings import Settings
 ONE_SECOND = pcm_wav((0.1 * np.sin(np.arange(16_000) * 2 * np.pi * 440 / 16_000))[None], 16_000)
 #: Synthetic weights never pass whisper's fallback checks; without this each window decodes 6 times.
 NO_FALLBACK = {"temperature_increment_on_fallback": "0"}
+#: What the tenants' server lets each user's files take (its --max-user-storage-mb 1), and one byte more.
+STORAGE_QUOTA = 2**20
+OVER_QUOTA = b"\0" * (STORAGE_QUOTA + 1)
 
 
 @contextlib.contextmanager
@@ -94,7 +98,8 @@ def tenants(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     server = start_server(
         models_dir,
         directory / "server.log",
-        f"--default-model mini.en --contexts 2 --threads 1 --balances --max-queue 32 --data-dir {data_dir}",
+        "--default-model mini.en --contexts 2 --threads 1 --balances --max-queue 32 --max-user-storage-mb 1 "
+        f"--data-dir {data_dir}",
         env={"WHISPER_API_API_KEYS": API_KEY},
     )
     try:
@@ -154,6 +159,28 @@ def test_the_same_bytes_from_two_users_are_two_files(tenants: Tenants) -> None:
     upload = {"file": ("mine.wav", ONE_SECOND, "audio/wav")}
     bobs = tenants.http(tenants.bob).post("/v1/files", files=upload).json()
     assert bobs["id"] != tenants.file_id and bobs.get("existed") is not True
+
+
+def test_an_upload_past_the_storage_quota_is_refused_in_openais_shape_and_stores_nothing(
+    tenants: Tenants,
+) -> None:
+    client = tenants.server.client(tenants.tight)
+    held = tenants.http(tenants.tight).get("/v1/usage").json()["storage_bytes"]
+    with pytest.raises(openai.APIStatusError) as refused:
+        client.files.create(file=("big.wav", OVER_QUOTA), purpose="user_data")
+    assert (refused.value.status_code, refused.value.code) == (413, "storage_quota_exceeded")
+    assert "storage quota of 1.0 MiB" in refused.value.message and "Delete files" in refused.value.message
+    usage = tenants.http(tenants.tight).get("/v1/usage").json()
+    assert (usage["storage_bytes"], usage["storage_quota_bytes"]) == (held, STORAGE_QUOTA)
+
+
+def test_a_job_upload_past_the_storage_quota_queues_nothing_and_charges_nothing(tenants: Tenants) -> None:
+    http = tenants.http(tenants.tight)
+    jobs, balance = http.get("/v1/transcription-jobs").json()["data"], http.get("/v1/usage").json()["balance"]
+    answer = http.post("/v1/transcription-jobs", files={"file": ("big.wav", OVER_QUOTA, "audio/wav")})
+    assert answer.status_code == 413 and answer.json()["error"]["code"] == "storage_quota_exceeded"
+    assert http.get("/v1/transcription-jobs").json()["data"] == jobs
+    assert http.get("/v1/usage").json()["balance"] == balance
 
 
 def test_twenty_concurrent_requests_against_a_balance_for_ten_charge_exactly_ten(tenants: Tenants) -> None:

@@ -34,6 +34,10 @@ PODCAST, AUDIO = CLIPS["en-1"], CLIPS["en-2"]
 MISSING_CREDENTIALS = "Missing valid Authorization header with session or API key"
 
 
+#: What the seed server lets each user's files take.
+STORAGE_QUOTA_MB = 1
+
+
 @pytest.fixture(scope="module")
 def seed_server(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     models = tmp_path_factory.mktemp("seed-models")
@@ -65,7 +69,7 @@ def seed_server(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -
         models,
         log_path,
         f"--data-dir {data} --default-model base.en --contexts 2 --threads 1 --job-runners 2 --no-flash-attn "
-        "--allow-registration --balances --initial-balance 1000",
+        f"--allow-registration --balances --initial-balance 1000 --max-user-storage-mb {STORAGE_QUOTA_MB}",
     )
     yield running
     stop_server(running)
@@ -618,6 +622,25 @@ def test_an_upload_answers_for_each_file(api_base: str, media: Path) -> None:
         "filename": "notes.pdf",
         "status": {"existed": False, "uploaded": False, "error": "unsupported_content_type"},
     }
+
+
+def test_an_upload_past_the_storage_quota_is_refused_as_plain_text_until_files_are_deleted(
+    api_base: str, media: Path
+) -> None:
+    session = session_of(api_base, "hoarder")
+    audio = (media / "audio.mp3").read_bytes()
+    kept = httpx.post(f"{api_base}/file", headers=session, files={"file": ("a.mp3", audio)}).json()
+    # The room left and one byte more; the quota is checked before the bytes are looked at.
+    filler = {"file": ("big.mp3", b"\0" * (STORAGE_QUOTA_MB * 2**20 - len(audio) + 1))}
+    refused = httpx.post(f"{api_base}/file", headers=session, files=filler)
+    assert refused.status_code == 413 and refused.headers["content-type"].startswith("text/plain")
+    assert "storage quota of 1.0 MiB" in refused.text and "Delete files" in refused.text
+    assert [f["uuid"] for f in httpx.get(f"{api_base}/file", headers=session).json()["files"]] == [
+        kept["files"][0]["uuid"]
+    ]
+    httpx.delete(f"{api_base}/file/{kept['files'][0]['uuid']}", headers=session)
+    retried = httpx.post(f"{api_base}/file", headers=session, files=filler)
+    assert retried.json()["files"][0]["status"]["error"] == "unsupported_content_type"
 
 
 def test_files_are_paged_renamed_and_deleted(api_base: str, media: Path) -> None:

@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def digest(data: bytes) -> str:
+    """The content's address."""
+    return hashlib.sha256(data).hexdigest()
+
+
 @dataclass(frozen=True)
 class StoredMedia:
     sha256: str
@@ -28,8 +33,8 @@ class MediaStore:
         return self.root / sha256[:2] / sha256
 
     def put(self, data: bytes) -> StoredMedia:
-        digest = hashlib.sha256(data).hexdigest()
-        target = self.path(digest)
+        address = digest(data)
+        target = self.path(address)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".upload-", delete=False) as partial:
@@ -37,7 +42,7 @@ class MediaStore:
                 partial.flush()
                 os.fsync(partial.fileno())
             os.replace(partial.name, target)
-        return StoredMedia(digest, len(data))
+        return StoredMedia(address, len(data))
 
     def read(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()

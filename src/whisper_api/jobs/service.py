@@ -23,8 +23,16 @@ from whisper_api.audio import AudioError, probe_audio
 from whisper_api.engine.types import DecodeOptions, Transcript
 from whisper_api.errors import NotFoundError
 from whisper_api.jobs.codec import decode_transcript, encode_options
-from whisper_api.jobs.media import MediaStore
-from whisper_api.jobs.store import Conflict, FileRecord, JobRecord, Page, Store
+from whisper_api.jobs.media import MediaStore, digest
+from whisper_api.jobs.store import (
+    Conflict,
+    FileRecord,
+    JobRecord,
+    NewFile,
+    Page,
+    StorageQuotaExceeded,
+    Store,
+)
 from whisper_api.service.fetch import FetchError, FetchPolicy, check_destination
 from whisper_api.service.transcription import InvalidRequest, TranscriptionService
 
@@ -72,8 +80,11 @@ class JobService:
         callbacks_signed: bool = False,
         on_submit: Callable[[], None] | None = None,
         accounts: AccountService | None = None,
+        max_user_storage_bytes: int = 0,
     ) -> None:
         self.store = store
+        #: What one owner's files may take in all (0: no limit), so no tenant can fill the shared disk.
+        self.max_user_storage_bytes = max_user_storage_bytes
         #: Refuses a job whose audio its owner's balance cannot pay for (it is charged when it runs).
         self.accounts = accounts
         self.media = media
@@ -104,6 +115,8 @@ class JobService:
         Each is probed, not decoded: its length is the container's word, or counted frame by frame where
         the container gives none, so checking hours of audio holds none of it as samples. The runner
         decodes it once, when it runs, under the same limit."""
+        new = await asyncio.to_thread(_new_files, uploads)
+        await self._check_room(new, owner)
         durations = []
         for upload in uploads:
             try:
@@ -115,19 +128,34 @@ class JobService:
                     raise
                 # The kind of error stays (its code); the message names the file at fault.
                 raise AudioError(f"{upload.filename!r}: {error.message}", code=error.code) from None
-        added = []
-        for upload, seconds in zip(uploads, durations, strict=True):
-            stored = await asyncio.to_thread(self.media.put, upload.data)
-            record, existed = await self.store.call(
-                self.store.add_file,
-                stored.sha256,
-                upload.filename[:_MAX_FILENAME] or "upload",
-                _media_type(upload.content_type, upload.filename),
-                stored.size_bytes,
-                owner_id=owner.user_id,
+        for upload in uploads:
+            await asyncio.to_thread(self.media.put, upload.data)
+        try:
+            added = await self.store.call(
+                self.store.add_files, new, owner_id=owner.user_id, quota_bytes=self.max_user_storage_bytes
             )
-            added.append((record, existed, seconds))
-        return added
+        except StorageQuotaExceeded:
+            # Another upload of the owner's took the room meanwhile: drop the bytes no record points at.
+            for item in new:
+                if not await self.store.call(self.store.file_in_use, item.sha256):
+                    await asyncio.to_thread(self.media.remove, item.sha256)
+            raise
+        return [(*pair, seconds) for pair, seconds in zip(added, durations, strict=True)]
+
+    async def check_room(self, uploads: Sequence[Upload], *, owner: Principal) -> None:
+        """StorageQuotaExceeded if the owner's files cannot take all of `uploads` (what they hold
+        already costs nothing), before anything is stored."""
+        await self._check_room(await asyncio.to_thread(_new_files, uploads), owner)
+
+    async def _check_room(self, new: Sequence[NewFile], owner: Principal) -> None:
+        await self.store.call(
+            self.store.check_room, new, owner_id=owner.user_id, quota_bytes=self.max_user_storage_bytes
+        )
+
+    async def storage(self, owner: Principal) -> tuple[int, int]:
+        """What the owner's files take, and their quota (0: none), in bytes."""
+        used = await self.store.call(self.store.storage_used, owner.user_id)
+        return used, self.max_user_storage_bytes
 
     async def file(self, file_id: str, *, owner: Principal | None) -> FileRecord:
         return await self._found("file", file_id, self.store.file, owner)
@@ -294,6 +322,18 @@ def _check_formats(formats: Sequence[Any]) -> None:
             param="formats",
             code="unsupported_value",
         )
+
+
+def _new_files(uploads: Sequence[Upload]) -> list[NewFile]:
+    return [
+        NewFile(
+            digest(upload.data),
+            upload.filename[:_MAX_FILENAME] or "upload",
+            _media_type(upload.content_type, upload.filename),
+            len(upload.data),
+        )
+        for upload in uploads
+    ]
 
 
 def _media_type(declared: str, filename: str) -> str:

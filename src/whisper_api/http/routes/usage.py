@@ -12,6 +12,7 @@ from whisper_api.accounts.principal import Principal
 from whisper_api.accounts.service import AccountService, UsageRecord
 from whisper_api.http.auth import require_api_key
 from whisper_api.http.responses import errors
+from whisper_api.jobs.service import JobService
 
 
 class UsageObject(msgspec.Struct):
@@ -34,6 +35,10 @@ class UsageList(msgspec.Struct):
     #: Whether that balance is never drawn on (balances off, or the operator): what a client shows as
     #: "unlimited" rather than a number (their own listing only).
     unlimited: bool | None = None
+    #: What the asking user's files take, and what they may take (0: no limit), in bytes (their own
+    #: listing only): uploads beyond it are refused until files are deleted.
+    storage_bytes: int | None = None
+    storage_quota_bytes: int | None = None
 
 
 def _usage_object(record: UsageRecord) -> UsageObject:
@@ -58,6 +63,7 @@ def _usage_object(record: UsageRecord) -> UsageObject:
 )
 async def list_usage(
     accounts: AccountService,
+    jobs: JobService,
     principal: Principal,
     limit: Annotated[int, Parameter(ge=1, le=1000, description="Items per page.")] = 100,
     after: Annotated[str | None, Parameter(description="Return items after (older than) this id.")] = None,
@@ -65,10 +71,13 @@ async def list_usage(
 ) -> UsageList:
     page = await accounts.usage(principal, user_id=user_id, limit=limit, after=after)
     own = user_id in (None, principal.user_id)
+    storage, quota = await jobs.storage(principal) if own else (None, None)
     return UsageList(
         object="list",
         data=[_usage_object(record) for record in page.items],
         has_more=page.has_more,
         balance=(await accounts.user(principal)).balance if own else None,
         unlimited=not accounts.pays(principal.user_id) if own else None,
+        storage_bytes=storage,
+        storage_quota_bytes=quota,
     )

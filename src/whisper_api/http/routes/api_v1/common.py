@@ -47,7 +47,7 @@ _MEANINGS = {
     403: "Admin privileges required, or registration closed.",
     404: "No such thing, or it is not yours.",
     409: "Already exists (a username), or in use.",
-    413: "The upload is over the server's size limit.",
+    413: "The upload is over the server's size limit, or over the user's storage quota.",
     416: "The byte range asked for starts past the end of the file.",
 }
 

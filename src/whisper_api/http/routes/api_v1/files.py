@@ -38,7 +38,7 @@ from whisper_api.http.routes.api_v1.common import (
 from whisper_api.http.routes.files import content_disposition
 from whisper_api.http.uploads import read_multipart
 from whisper_api.jobs.service import JobService, Upload
-from whisper_api.jobs.store import Conflict, FileRecord
+from whisper_api.jobs.store import Conflict, FileRecord, StorageQuotaExceeded
 
 _MAX_FILENAME = 255
 
@@ -99,17 +99,21 @@ async def upload(request: Request, jobs: JobService, principal: Principal) -> Up
     _, parts = await read_multipart(request, request.app.state.max_file_bytes)
     if not parts:
         raise fail(400, "No files provided")
+    uploads = [Upload(part.data, part.filename, part.content_type) for part in parts]
+    # All of them must fit in the user's storage quota, or none is stored (a 413).
+    await jobs.check_room(uploads, owner=principal)
     # Each file on its own: one that is not audio is reported in its entry, and the others are stored.
     results = []
-    for part in parts:
+    for upload in uploads:
         try:
-            [(record, existed)] = await jobs.add_files(
-                [Upload(part.data, part.filename, part.content_type)], owner=principal
-            )
+            [(record, existed)] = await jobs.add_files([upload], owner=principal)
         except AudioError as error:
             refused = "audio_too_long" if isinstance(error, AudioTooLong) else "unsupported_content_type"
             message = error.message if isinstance(error, AudioTooLong) else "Unsupported content type"
-            results.append(Uploaded(message, part.filename, UploadStatus(False, False, refused)))
+            results.append(Uploaded(message, upload.filename, UploadStatus(False, False, refused)))
+            continue
+        except StorageQuotaExceeded as error:  # another upload of the user's took the room meanwhile
+            results.append(Uploaded(error.message, upload.filename, UploadStatus(False, False, error.code)))
             continue
         results.append(
             Uploaded(
