@@ -32,8 +32,10 @@ class MediaStore:
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
 
-    def put(self, data: bytes) -> StoredMedia:
-        address = digest(data)
+    def put(self, data: bytes, sha256: str | None = None) -> StoredMedia:
+        """Store `data` under its address; `sha256` is that address when the caller has already taken it
+        (an upload's, for its owner's quota), so hundreds of megabytes are not hashed twice."""
+        address = sha256 or digest(data)
         target = self.path(address)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -128,8 +128,8 @@ class JobService:
                     raise
                 # The kind of error stays (its code); the message names the file at fault.
                 raise AudioError(f"{upload.filename!r}: {error.message}", code=error.code) from None
-        for upload in uploads:
-            await asyncio.to_thread(self.media.put, upload.data)
+        for upload, item in zip(uploads, new, strict=True):
+            await asyncio.to_thread(self.media.put, upload.data, item.sha256)
         try:
             added = await self.store.call(
                 self.store.add_files, new, owner_id=owner.user_id, quota_bytes=self.max_user_storage_bytes
